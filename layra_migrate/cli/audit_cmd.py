@@ -1,0 +1,87 @@
+"""`layra-migrate audit`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from layra_migrate.cli.app import app
+from layra_migrate.cli.common import (
+    DbOpt,
+    DebugOpt,
+    EnvFileOpt,
+    JsonOpt,
+    MongoUriOpt,
+    TimeoutOpt,
+    VerboseOpt,
+    run,
+    show_settings,
+)
+from layra_migrate.render import Output
+
+
+@app.command()
+def audit(
+    litellm_config: Annotated[Path | None, typer.Option(
+        "--litellm-config", help="LiteLLM's config.yaml [env: LAYRA_MIGRATE_LITELLM_CONFIG]",
+        show_default=False)] = None,
+    proxy_url: Annotated[list[str] | None, typer.Option(
+        "--proxy-url", help="Another URL that means the proxy (repeatable); the defaults "
+        "(litellm-proxy, localhost, 127.0.0.1, 172.17.0.1, host.docker.internal on :4000) stay.",
+        show_default=False)] = None,
+    plan_out: Annotated[Path | None, typer.Option(
+        "--plan-out", help="Write the reviewable plan (YAML) here.", show_default=False)] = None,
+    mongo_uri: MongoUriOpt = None,
+    db: DbOpt = None,
+    env_file: EnvFileOpt = None,
+    timeout: TimeoutOpt = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Report where every model configuration points; read-only.
+
+    Counts references in all four places (model_config, conversations,
+    workflows, custom nodes), finds the ones that go through the LiteLLM proxy,
+    resolves each proxied name to a direct provider through config.yaml, and
+    lists anomalies. Writes nothing to the database.
+
+    Example:
+
+        layra-migrate audit --env-file /srv/layra/.env --litellm-config /srv/litellm/config.yaml --plan-out plan.yaml
+
+    Exit codes: 0 done, 2 bad input, 3 MongoDB unreachable.
+    """
+    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+
+    async def body() -> int:
+        from layra_migrate.audit import run_audit
+        from layra_migrate.litellm.config import load_config
+        from layra_migrate.mongo import connect
+        from layra_migrate.plan import plan_from_report, write_plan
+        from layra_migrate.proxy import ProxySet
+        from layra_migrate.settings import load_settings
+
+        settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file, timeout_s=timeout,
+                                 litellm_config=str(litellm_config) if litellm_config else None)
+        show_settings(output, settings)
+        proxies = ProxySet.build(proxy_url or [])
+        config = load_config(settings.litellm_config.value) if settings.litellm_config.value else None
+        if config is None:
+            output.warn("no --litellm-config: proxied names are listed but not resolved")
+        async with connect(settings) as conn:
+            report = await run_audit(conn.db, proxies, config, settings.env)
+        written = write_plan(plan_from_report(report), plan_out) if plan_out else None
+        if output.json_mode:
+            data = report.as_json()
+            data["plan"] = str(written) if written else None
+            output.emit_json(data)
+        else:
+            from layra_migrate.views.audit import render_audit
+
+            render_audit(report, output, str(written) if written else None)
+        return 0
+
+    run("audit", output, body)

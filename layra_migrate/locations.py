@@ -1,0 +1,230 @@
+"""The four places a Layra model configuration lives, and both key spellings.
+
+This module is the one place that knows collection names, paths and the
+snake_case / camelCase field names. The audit's aggregation pipelines and the
+Python-side reference extraction used by rewrite and verify are both built
+here, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+MODEL_CONFIG = "model_config"
+CONVERSATIONS = "conversations"
+WORKFLOWS = "workflows"
+CUSTOM_NODES = "custom_nodes"
+
+LOCATION_NAMES = (MODEL_CONFIG, CONVERSATIONS, WORKFLOWS, CUSTOM_NODES)
+
+
+@dataclass(frozen=True)
+class Spelling:
+    model_id: str
+    model_name: str
+    model_url: str
+    api_key: str
+
+
+SNAKE = Spelling("model_id", "model_name", "model_url", "api_key")
+CAMEL = Spelling("modelId", "modelName", "modelURL", "apiKey")
+
+# Fields a rewrite may change, by logical name.
+FIELD_URL = "model_url"
+FIELD_KEY = "api_key"
+FIELD_NAME = "model_name"
+
+
+def spelling_of(cfg: dict[str, Any]) -> Spelling:
+    """The spelling a copy already uses (camelCase when any camel key is present)."""
+    if any(k in cfg for k in (CAMEL.model_url, CAMEL.model_name, CAMEL.api_key, CAMEL.model_id)):
+        if not any(k in cfg for k in (SNAKE.model_url, SNAKE.model_name, SNAKE.api_key)):
+            return CAMEL
+    return SNAKE
+
+
+def field_name(cfg: dict[str, Any], logical: str) -> str:
+    """The concrete key for a logical field in this copy, preferring the key present."""
+    camel = getattr(CAMEL, logical)
+    snake = getattr(SNAKE, logical)
+    if camel in cfg:
+        return camel
+    if snake in cfg:
+        return snake
+    return getattr(spelling_of(cfg), logical)
+
+
+def read_field(cfg: dict[str, Any], logical: str) -> Any:
+    camel = getattr(CAMEL, logical)
+    snake = getattr(SNAKE, logical)
+    if cfg.get(camel) is not None:
+        return cfg[camel]
+    return cfg.get(snake, cfg.get(camel))
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One model configuration inside one document."""
+
+    location: str
+    collection: str
+    doc_id: Any
+    path: str  # dotted path of the config object, e.g. "models.3" or "nodes.0.data.modelConfig"
+    username: str | None
+    config: dict[str, Any]
+
+    @property
+    def spelling(self) -> Spelling:
+        return spelling_of(self.config)
+
+    @property
+    def model_name(self) -> Any:
+        return read_field(self.config, "model_name")
+
+    @property
+    def model_url(self) -> Any:
+        return read_field(self.config, "model_url")
+
+    @property
+    def api_key(self) -> Any:
+        return read_field(self.config, "api_key")
+
+    def field_path(self, logical: str) -> str:
+        return f"{self.path}.{field_name(self.config, logical)}"
+
+
+def _cfg_expr(var: str) -> dict[str, Any]:
+    """Aggregation fields for a config object held in ``$$var`` or ``$path``."""
+    return {
+        "name": {"$ifNull": [f"{var}.{CAMEL.model_name}", f"{var}.{SNAKE.model_name}"]},
+        "url": {"$ifNull": [f"{var}.{CAMEL.model_url}", f"{var}.{SNAKE.model_url}"]},
+        "camel": {
+            "$or": [
+                {"$ne": [{"$type": f"{var}.{CAMEL.model_url}"}, "missing"]},
+                {"$ne": [{"$type": f"{var}.{CAMEL.model_name}"}, "missing"]},
+            ]
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Location:
+    name: str
+    collection: str
+    description: str
+    candidate_filter: dict[str, Any]  # documents that can hold a reference
+
+    def reference_pipeline(self) -> list[dict[str, Any]]:
+        """Stages that turn documents into one row per reference:
+        ``{user, name, url, camel, deleted}``."""
+        if self.name == MODEL_CONFIG:
+            return [
+                {"$match": {"models": {"$type": "array"}}},
+                {"$unwind": "$models"},
+                {"$match": {"models": {"$type": "object"}}},
+                {"$project": {"_id": 0, "user": "$username", "deleted": "$is_delete",
+                              **_cfg_expr("$models")}},
+            ]
+        if self.name == CONVERSATIONS:
+            return [
+                {"$match": {"model_config": {"$type": "object"}}},
+                {"$project": {"_id": 0, "user": "$username", "deleted": "$is_delete",
+                              **_cfg_expr("$model_config")}},
+            ]
+        if self.name == WORKFLOWS:
+            return [
+                {"$match": {"nodes": {"$type": "array"}}},
+                {"$project": {"user": "$username", "deleted": "$is_delete", "nodes": 1}},
+                {"$unwind": "$nodes"},
+                {"$match": {"nodes.data.modelConfig": {"$type": "object"}}},
+                {"$project": {"_id": 0, "user": 1, "deleted": 1,
+                              **_cfg_expr("$nodes.data.modelConfig")}},
+            ]
+        if self.name == CUSTOM_NODES:
+            return [
+                {"$match": {"custom_nodes": {"$type": "object"}}},
+                {"$project": {"user": "$username", "deleted": "$is_delete",
+                              "kv": {"$objectToArray": "$custom_nodes"}}},
+                {"$unwind": "$kv"},
+                {"$match": {"kv.v.data.modelConfig": {"$type": "object"}}},
+                {"$project": {"_id": 0, "user": 1, "deleted": 1,
+                              **_cfg_expr("$kv.v.data.modelConfig")}},
+            ]
+        raise ValueError(self.name)
+
+    def projection(self) -> dict[str, Any]:
+        """Fields a Python-side scan needs (never the whole document)."""
+        base = {"username": 1}
+        if self.name == MODEL_CONFIG:
+            return {**base, "models": 1}
+        if self.name == CONVERSATIONS:
+            return {**base, "model_config": 1, "conversation_id": 1}
+        if self.name == WORKFLOWS:
+            return {**base, "nodes": 1}
+        return {**base, "custom_nodes": 1}
+
+    def references(self, doc: dict[str, Any]) -> Iterator[Reference]:
+        """Every model configuration inside one fetched document, with its path."""
+        user = doc.get("username")
+        doc_id = doc.get("_id")
+
+        def ref(path: str, cfg: dict[str, Any]) -> Reference:
+            return Reference(self.name, self.collection, doc_id, path, user, cfg)
+
+        if self.name == MODEL_CONFIG:
+            models = doc.get("models")
+            if isinstance(models, list):
+                for i, m in enumerate(models):
+                    if isinstance(m, dict):
+                        yield ref(f"models.{i}", m)
+        elif self.name == CONVERSATIONS:
+            cfg = doc.get("model_config")
+            if isinstance(cfg, dict):
+                yield ref("model_config", cfg)
+        elif self.name == WORKFLOWS:
+            nodes = doc.get("nodes")
+            if isinstance(nodes, list):
+                for i, node in enumerate(nodes):
+                    data = node.get("data") if isinstance(node, dict) else None
+                    cfg = data.get("modelConfig") if isinstance(data, dict) else None
+                    if isinstance(cfg, dict):
+                        yield ref(f"nodes.{i}.data.modelConfig", cfg)
+        elif self.name == CUSTOM_NODES:
+            custom = doc.get("custom_nodes")
+            if isinstance(custom, dict):
+                for key, node in custom.items():
+                    data = node.get("data") if isinstance(node, dict) else None
+                    cfg = data.get("modelConfig") if isinstance(data, dict) else None
+                    if isinstance(cfg, dict) and "." not in key and not key.startswith("$"):
+                        yield ref(f"custom_nodes.{key}.data.modelConfig", cfg)
+
+
+LOCATIONS: dict[str, Location] = {
+    MODEL_CONFIG: Location(
+        MODEL_CONFIG, "model_config", "user model lists (models[])",
+        {"models": {"$type": "array"}},
+    ),
+    CONVERSATIONS: Location(
+        CONVERSATIONS, "conversations", "conversation snapshots (model_config)",
+        {"model_config": {"$type": "object"}},
+    ),
+    WORKFLOWS: Location(
+        WORKFLOWS, "workflows", "workflow nodes (nodes[].data.modelConfig)",
+        {"nodes": {"$type": "array"}},
+    ),
+    CUSTOM_NODES: Location(
+        CUSTOM_NODES, "nodes", "saved custom nodes (custom_nodes.<name>.data.modelConfig)",
+        {"custom_nodes": {"$type": "object"}},
+    ),
+}
+
+
+def redis_keys_for(location: str, doc: dict[str, Any]) -> list[str]:
+    """Layra's Redis cache keys that hold a copy of this document's model config."""
+    if location == CONVERSATIONS and doc.get("conversation_id"):
+        return [f"conv_model_config:{doc['conversation_id']}"]
+    if location == MODEL_CONFIG and doc.get("username"):
+        return [f"model_config:{doc['username']}"]
+    return []

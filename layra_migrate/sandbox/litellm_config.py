@@ -1,0 +1,109 @@
+"""A realistic LiteLLM proxy config (thesis deployment shape) written to disk.
+
+It exercises what real configs hold: ``include:``, ``os.environ/`` references,
+default key variables, a ``model_group_alias``, wildcards, a load-balanced group,
+embedding and rerank entries, an anthropic entry, fallbacks, ``drop_params``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAIN = """\
+# LiteLLM proxy config of the thesis deployment (shape of /LAB/@litellm/config.yaml)
+include:
+  - models/embeddings.yaml
+
+model_list:
+  - model_name: deepseek-reasoner
+    litellm_params:
+      model: deepseek/deepseek-reasoner
+      api_key: os.environ/DEEPSEEK_API_KEY{deepseek_base}
+  - model_name: deepseek-chat
+    litellm_params:
+      model: deepseek/deepseek-chat{deepseek_base}
+  - model_name: gemini-2.5-flash
+    litellm_params:
+      model: gemini/gemini-2.5-flash
+      api_key: os.environ/GEMINI_API_KEY{gemini_base}
+  - model_name: kimi-k2
+    litellm_params:
+      model: ollama_chat/kimi-k2:1t
+      api_base: {ollama_base}
+      api_key: os.environ/OLLAMA_API_KEY
+  - model_name: gpt-oss-120b
+    litellm_params:
+      model: ollama_chat/gpt-oss:120b
+      api_base: {ollama_base}
+      api_key: os.environ/OLLAMA_API_KEY
+  - model_name: gpt-oss-120b
+    litellm_params:
+      model: openai/gpt-oss-120b
+      api_base: os.environ/VLLM_API_BASE
+      api_key: os.environ/VLLM_API_KEY
+  - model_name: claude-sonnet-4
+    litellm_params:
+      model: anthropic/claude-sonnet-4-20250514
+      api_key: os.environ/ANTHROPIC_API_KEY
+  - model_name: "openai/*"
+    litellm_params:
+      model: "openai/*"
+      api_key: os.environ/OPENAI_API_KEY{openai_base}
+
+router_settings:
+  routing_strategy: simple-shuffle
+  model_group_alias:
+    thesis-default: deepseek-reasoner
+  fallbacks:
+    - deepseek-reasoner: ["deepseek-chat"]
+  redis_host: litellm-redis
+  redis_port: 6379
+
+litellm_settings:
+  drop_params: true
+  cache: true
+  request_timeout: 600
+
+general_settings:
+  master_key: os.environ/LITELLM_MASTER_KEY
+  database_url: os.environ/DATABASE_URL
+"""
+
+EMBEDDINGS = """\
+model_list:
+  - model_name: voyage-3
+    litellm_params:
+      model: voyage/voyage-3
+      api_key: os.environ/VOYAGE_API_KEY
+    model_info:
+      mode: embedding
+  - model_name: rerank-english
+    litellm_params:
+      model: cohere/rerank-english-v3.0
+    model_info:
+      mode: rerank
+"""
+
+
+def write_litellm_config(folder: Path, provider_base: str | None = None) -> Path:
+    """Write config.yaml (+ models/embeddings.yaml) and return its path.
+
+    ``provider_base``: when given (the sandbox's provider stub), every chat
+    route gets that ``api_base``, standing in for the real providers.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "models").mkdir(exist_ok=True)
+
+    def base(url: str | None) -> str:
+        return f"\n      api_base: {url}" if url else ""
+
+    text = MAIN.format(
+        deepseek_base=base(provider_base),
+        gemini_base=base(provider_base),
+        openai_base=base(provider_base),
+        ollama_base=provider_base or "https://ollama.com",
+    )
+    path = folder / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    (folder / "models" / "embeddings.yaml").write_text(EMBEDDINGS, encoding="utf-8")
+    return path

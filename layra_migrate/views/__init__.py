@@ -1,0 +1,1 @@
+"""Rich renderings of result objects, one module per command."""

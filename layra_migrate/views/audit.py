@@ -1,0 +1,91 @@
+"""Rich rendering of an AuditReport."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+from layra_migrate.audit import AuditReport
+from layra_migrate.render import Output
+
+
+def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> None:
+    c = out.out
+    c.print(Text.assemble(("Audit of database ", "bold"), (report.database, "bold cyan")))
+    c.print("Proxy URLs (normalised, with or without /v1): " + ", ".join(report.proxy.urls))
+    if report.config_path:
+        c.print(f"LiteLLM config: {report.config_path}")
+
+    t = Table(title="Model configurations by location", title_justify="left")
+    t.add_column("location")
+    t.add_column("documents", justify="right")
+    t.add_column("references", justify="right")
+    t.add_column("via proxy", justify="right")
+    for name, counts in report.locations.items():
+        t.add_row(name, str(counts.documents), str(counts.references),
+                  Text(str(counts.via_proxy), style="yellow" if counts.via_proxy else ""))
+    c.print(t)
+
+    if report.proxy_url_spellings:
+        s = Table(title="Proxy URL spellings found", title_justify="left")
+        s.add_column("stored URL")
+        s.add_column("references", justify="right")
+        for url, n in sorted(report.proxy_url_spellings.items(), key=lambda kv: -kv[1]):
+            s.add_row(url, str(n))
+        c.print(s)
+
+    m = Table(title="Proxied model names and their direct targets", title_justify="left")
+    m.add_column("model name")
+    m.add_column("refs", justify="right")
+    m.add_column("users", justify="right")
+    m.add_column("where")
+    m.add_column("status")
+    m.add_column("target / reason")
+    for model in report.models:
+        r = model.resolution_dict()
+        where = ", ".join(f"{k}:{v}" for k, v in model.by_location.items())
+        if r["status"] == "resolved" and not model.blocking:
+            status = Text("resolved", style="green")
+            detail = f"{r['provider']}  {r['base_url']}  {r['model']}  key ${r['api_key_env']} set"
+        elif r["status"] == "resolved":
+            status = Text("key missing", style="red")
+            detail = f"{r['provider']}  {r['base_url']}  {r['model']}  ${r['api_key_env']} NOT set"
+        else:
+            status = Text("unresolved", style="red")
+            detail = r["reason"] or ""
+            for choice in r.get("choices", []):
+                detail += f"\n  choice: {choice['provider']} {choice['base_url']} {choice['model']}"
+        m.add_row(model.model_name, str(model.via_proxy), str(model.users), where, status, detail)
+    if report.models:
+        c.print(m)
+    else:
+        c.print("[green]No model configuration points at the proxy.[/]")
+
+    if report.anomalies:
+        a = Table(title="Anomalies (reported, never changed silently)", title_justify="left")
+        a.add_column("kind")
+        a.add_column("location")
+        a.add_column("count", justify="right")
+        a.add_column("meaning")
+        for an in report.anomalies:
+            a.add_row(an.kind, an.location, str(an.count), an.detail)
+        c.print(a)
+    for note in report.config_notes:
+        c.print(f"[yellow]note:[/] {note}")
+
+    blocking = report.blocking
+    c.print(Text.assemble(
+        ("via proxy: ", "bold"), str(report.via_proxy), ("   blocking: ", "bold"),
+        (str(blocking), "red" if blocking else "green"),
+    ))
+    if plan_path:
+        c.print(f"Plan written to {plan_path}")
+    if report.via_proxy == 0:
+        out.next_step("layra-migrate decommission --dry-run")
+    elif plan_path and blocking:
+        out.next_step(f"edit {plan_path} to resolve the blocking names (or export the missing keys), "
+                      f"then layra-migrate verify --plan {plan_path}")
+    elif plan_path:
+        out.next_step(f"layra-migrate verify --plan {plan_path}")
+    else:
+        out.next_step("layra-migrate audit --litellm-config config.yaml --plan-out plan.yaml")

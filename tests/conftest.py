@@ -1,0 +1,149 @@
+"""Shared fixtures: a real MongoDB wire-protocol server, one database per test,
+realistic Layra data and LiteLLM config, and a CLI runner.
+
+``LAYRA_MIGRATE_TEST_MONGO_URI`` points the suite at a real mongod instead of
+the SecantusDB process started here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from layra_migrate import redact
+from layra_migrate.sandbox.layra_data import Dataset, build_dataset, seed_database
+from layra_migrate.sandbox.litellm_config import write_litellm_config
+from layra_migrate.sandbox.servers import Server, start_mongo
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    uri = os.environ.get("LAYRA_MIGRATE_TEST_MONGO_URI")
+    return f"mongo: {'external ' + redact.mask_url(uri) if uri else 'SecantusDB (started per session)'}"
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server | None]:
+    if os.environ.get("LAYRA_MIGRATE_TEST_MONGO_URI"):
+        yield None
+        return
+    server = start_mongo(tmp_path_factory.mktemp("secantus") / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(mongo_server: Server | None) -> str:
+    return os.environ.get("LAYRA_MIGRATE_TEST_MONGO_URI") or (mongo_server.uri if mongo_server else "")
+
+
+@pytest.fixture(scope="session")
+def sync_client(mongo_uri: str) -> Iterator[Any]:
+    from pymongo import MongoClient
+
+    client: Any = MongoClient(mongo_uri, serverSelectionTimeoutMS=10_000)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def db_name(sync_client: Any) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield name
+    sync_client.drop_database(name)
+
+
+@pytest.fixture
+def db(sync_client: Any, db_name: str) -> Any:
+    return sync_client[db_name]
+
+
+@pytest.fixture(scope="session")
+def dataset() -> Dataset:
+    return build_dataset(users=40, seed=11)
+
+
+@pytest.fixture
+def seeded_db(db: Any, dataset: Dataset) -> Any:
+    seed_database(db, dataset)
+    return db
+
+
+@pytest.fixture
+def litellm_config(tmp_path: Path) -> Path:
+    return write_litellm_config(tmp_path / "litellm")
+
+
+KEY_ENV = {
+    "DEEPSEEK_API_KEY": "sk-CANARYenvDEEPSEEKkey000000000000000",
+    "GEMINI_API_KEY": "CANARYenvGEMINIkey0000000000000000",
+    "OLLAMA_API_KEY": "CANARYenvOLLAMAkey0000000000000000",
+    "OPENAI_API_KEY": "sk-proj-CANARYenvOPENAIkey00000000000",
+    "LITELLM_MASTER_KEY": "sk-litellm-master-CANARYmasterKEY00000000001",
+}
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> dict[str, Any]:
+        return json.loads(self.stdout)
+
+
+def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LAYRA_MIGRATE_", "MONGODB_", "REDIS_URL"))}
+    env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
+    env.update(extra or {})
+    return env
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
+            timeout: float = 120, input: str | None = None) -> CliResult:
+    """Run the real console entry point in a subprocess, as an operator would."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "layra_migrate", *args],
+        capture_output=True, text=True, env=base_env(env), cwd=cwd or REPO, timeout=timeout,
+        input=input,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli(mongo_uri: str, db_name: str, tmp_path: Path) -> Any:
+    """``cli("audit", "--json")`` against this test's database, from an empty cwd."""
+
+    def _run(*args: str, env: dict[str, str] | None = None, mongo: bool = True,
+             **kw: Any) -> CliResult:
+        extra = {"LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": db_name} if mongo else {}
+        extra.update(env or {})
+        return run_cli(*args, env=extra, cwd=kw.pop("cwd", tmp_path), **kw)
+
+    return _run
+
+
+ALL_CANARIES = (
+    list(KEY_ENV.values())
+    + ["CANARYvirtualKEY", "CANARYmasterKEY", "CANARYdirect", "CANARYenv", "CANARYpass"]
+)
+
+
+def assert_no_canary(*texts: str) -> None:
+    for text in texts:
+        for canary in ALL_CANARIES:
+            assert canary not in text, f"secret canary {canary[:12]}... leaked"
