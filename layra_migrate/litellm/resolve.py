@@ -164,11 +164,12 @@ def resolve_name(config: LiteLLMConfig, name: str, env: EnvLookup) -> Resolution
         if t not in distinct:
             distinct.append(t)
     if len(distinct) > 1 or (len(deps) > 1 and distinct and len(targets) < len(deps)):
-        return Resolution(
-            name, None, AMBIGUOUS,
-            f"load-balanced group of {len(deps)} deployments; choose one in the plan",
-            route=route, choices=distinct, notes=notes,
-        )
+        reason = f"load-balanced group of {len(deps)} deployments; choose one in the plan"
+        failed = [r[2] for r in results if r[0] is None]
+        if failed:
+            reason += f" ({len(failed)} cannot be resolved: {failed[0]})"
+        return Resolution(name, None, AMBIGUOUS, reason, route=route, choices=distinct,
+                          notes=notes)
     if not distinct:
         _t, code, reason, _n = results[0]
         return Resolution(name, None, code, reason, route=route, notes=notes)

@@ -35,26 +35,25 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
         c.print(s)
 
     m = Table(title="Proxied model names and their direct targets", title_justify="left")
-    m.add_column("model name")
+    m.add_column("model name", overflow="fold")
     m.add_column("refs", justify="right")
     m.add_column("users", justify="right")
-    m.add_column("where")
+    m.add_column("where (mc/conv/wf/nodes)")
     m.add_column("status")
-    m.add_column("target / reason")
+    m.add_column("direct target, or why none", overflow="fold")
     for model in report.models:
         r = model.resolution_dict()
-        where = ", ".join(f"{k}:{v}" for k, v in model.by_location.items())
-        if r["status"] == "resolved" and not model.blocking:
-            status = Text("resolved", style="green")
-            detail = f"{r['provider']}  {r['base_url']}  {r['model']}  key ${r['api_key_env']} set"
-        elif r["status"] == "resolved":
-            status = Text("key missing", style="red")
-            detail = f"{r['provider']}  {r['base_url']}  {r['model']}  ${r['api_key_env']} NOT set"
+        where = "/".join(str(model.by_location.get(k, 0)) for k in report.locations)
+        if r["status"] == "resolved":
+            ok = not model.blocking
+            status = Text("resolved" if ok else "key missing", style="green" if ok else "red")
+            detail = (f"{r['provider']}: {r['model']} at {r['base_url']}\n"
+                      f"key ${r['api_key_env']} {'set' if r['api_key_present'] else 'NOT set'}")
         else:
             status = Text("unresolved", style="red")
             detail = r["reason"] or ""
             for choice in r.get("choices", []):
-                detail += f"\n  choice: {choice['provider']} {choice['base_url']} {choice['model']}"
+                detail += f"\n  choice: {choice['provider']}: {choice['model']} at {choice['base_url']}"
         m.add_row(model.model_name, str(model.via_proxy), str(model.users), where, status, detail)
     if report.models:
         c.print(m)
