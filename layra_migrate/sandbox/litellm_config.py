@@ -88,8 +88,10 @@ model_list:
 def write_litellm_config(folder: Path, provider_base: str | None = None) -> Path:
     """Write config.yaml (+ models/embeddings.yaml) and return its path.
 
-    ``provider_base``: when given (the sandbox's provider stub), every chat
-    route gets that ``api_base``, standing in for the real providers.
+    ``provider_base``: when given (the root URL of the sandbox's provider stub,
+    without ``/v1``), every chat route gets it as ``api_base``, standing in for
+    the real providers (``<root>/v1`` for OpenAI-style routes, ``<root>`` for
+    Ollama routes, as LiteLLM configs spell them).
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "models").mkdir(exist_ok=True)
@@ -97,10 +99,11 @@ def write_litellm_config(folder: Path, provider_base: str | None = None) -> Path
     def base(url: str | None) -> str:
         return f"\n      api_base: {url}" if url else ""
 
+    openai_style = f"{provider_base.rstrip('/')}/v1" if provider_base else None
     text = MAIN.format(
-        deepseek_base=base(provider_base),
-        gemini_base=base(provider_base),
-        openai_base=base(provider_base),
+        deepseek_base=base(openai_style),
+        gemini_base=base(openai_style),
+        openai_base=base(openai_style),
         ollama_base=provider_base or "https://ollama.com",
     )
     path = folder / "config.yaml"

@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from layra_migrate.sandbox.run import main
+
+raise SystemExit(main())

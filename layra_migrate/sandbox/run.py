@@ -1,0 +1,233 @@
+"""The whole four-phase job, for real, against a sandbox it starts itself.
+
+    python -m layra_migrate.sandbox [--users N] [--keep] [--workdir DIR]
+    python -m layra_migrate.sandbox --mongo-uri URI --db NAME   # rehearse on a restored dump
+
+It starts SecantusDB (a MongoDB wire-protocol server, separate process) seeded
+with realistic Layra data, Redis when ``redis-server`` is installed, and an
+OpenAI-compatible provider stub on loopback standing in for the direct
+providers; writes a realistic LiteLLM config whose routes point at the stub;
+then runs the real CLI commands an operator runs, showing each one's output.
+It leaves nothing running. With ``--mongo-uri`` it seeds nothing and works on
+that database (take a copy first: the job rolls back at the end, but rehearse on a
+restored dump, never on production).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.rule import Rule
+from rich.table import Table
+
+# Sandbox keys: obviously fake; the stub accepts exactly these.
+SANDBOX_KEYS = {
+    "DEEPSEEK_API_KEY": "sk-sandbox-deepseek-000000000000000000",
+    "GEMINI_API_KEY": "sandbox-gemini-0000000000000000000000",
+    "OLLAMA_API_KEY": "sandbox-ollama-0000000000000000000000",
+    "OPENAI_API_KEY": "sk-sandbox-openai-0000000000000000000000",
+}
+
+
+@dataclass
+class StepResult:
+    title: str
+    command: list[str]
+    expected: tuple[int, ...]
+    code: int
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.code in self.expected
+
+
+class Job:
+    def __init__(self, console: Console, workdir: Path, env: dict[str, str]) -> None:
+        self.console = console
+        self.workdir = workdir
+        self.env = env
+        self.results: list[StepResult] = []
+
+    def run(self, title: str, *args: str, expect: tuple[int, ...] = (0,), why: str = "") -> int:
+        cmd = ["layra-migrate", *args]
+        self.console.print(Rule(f"[bold]{title}"))
+        if why:
+            self.console.print(f"[dim]{why}[/]")
+        self.console.print(f"[bold cyan]$ {shlex.join(cmd)}[/]")
+        sys.stdout.flush()
+        t = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "layra_migrate", *args], cwd=self.workdir,
+                              env=self.env, check=False)
+        seconds = time.monotonic() - t
+        result = StepResult(title, cmd, expect, proc.returncode, seconds)
+        self.results.append(result)
+        style = "green" if result.ok else "bold red"
+        self.console.print(f"[{style}]exit {proc.returncode}[/] "
+                           f"(expected {' or '.join(map(str, expect))}, {seconds:.1f}s)")
+        return proc.returncode
+
+
+def edit_plan_like_an_operator(plan_path: Path, stub_v1: str, console: Console) -> None:
+    """What an operator does after reading the audit: pick one member of the
+    load-balanced group, and route the name the proxy never knew (gpt-4o)."""
+    plan = yaml.safe_load(plan_path.read_text())
+    models = plan.get("models", {})
+    edits = []
+    for name, entry in models.items():
+        if entry.get("target") is None and entry.get("choices"):
+            entry["target"] = entry["choices"][0]
+            edits.append(f"{name}: chose {entry['target']['provider']} {entry['target']['model']}")
+        elif name == "gpt-4o" and entry.get("target") is None:
+            entry["target"] = {"provider": "openai", "base_url": stub_v1, "model": "gpt-4o",
+                               "api_key_env": "OPENAI_API_KEY"}
+            edits.append("gpt-4o: routed to openai (the proxy never defined it)")
+    header = "".join(line + "\n" for line in plan_path.read_text().splitlines()
+                     if line.startswith("#"))
+    plan_path.write_text(header + yaml.safe_dump(plan, sort_keys=False))
+    for e in edits:
+        console.print(f"  plan edit: {e}")
+    left = [n for n, e in models.items() if e.get("target") is None]
+    if left:
+        console.print(f"  left unresolved on purpose (no OpenAI-compatible chat endpoint): "
+                      f"{', '.join(left)}; rewrite runs with --skip-unresolved")
+
+
+def docker_reachable() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        client.ping()
+        client.close()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m layra_migrate.sandbox",
+                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=12, help="users in the seeded data (default 12)")
+    ap.add_argument("--mongo-uri", help="use this MongoDB (e.g. a restored dump) instead of seeding")
+    ap.add_argument("--db", default="layra", help="database name (default layra)")
+    ap.add_argument("--litellm-config", help="your LiteLLM config.yaml instead of the sandbox one")
+    ap.add_argument("--workdir", help="keep plan and outputs here (default: a temporary folder)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = ap.parse_args(argv)
+
+    console = Console(highlight=False)
+    from layra_migrate.sandbox.layra_data import build_dataset, seed_database
+    from layra_migrate.sandbox.litellm_config import write_litellm_config
+    from layra_migrate.sandbox.provider_stub import ProviderStub
+    from layra_migrate.sandbox.servers import start_mongo, start_redis
+
+    tmp = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="layra-sandbox-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as stack:
+        console.print(Rule("[bold]Sandbox"))
+        if args.mongo_uri:
+            mongo_uri = args.mongo_uri
+            console.print(f"MongoDB: {args.mongo_uri.split('@')[-1]} (your data, not seeded)")
+        else:
+            mongo = start_mongo(tmp / "mongo")
+            stack.callback(mongo.stop)
+            mongo_uri = mongo.uri
+            from pymongo import MongoClient
+
+            client: Any = MongoClient(mongo_uri)
+            data = build_dataset(users=args.users, seed=2026)
+            seed_database(client[args.db], data)
+            client.close()
+            exp = data.expected
+            console.print(f"MongoDB: SecantusDB on 127.0.0.1:{mongo.port}, database {args.db!r}, "
+                          f"{args.users} users, {sum(exp.references.values())} model configurations "
+                          f"({exp.proxied_total()} via the proxy) in 4 places")
+        redis = start_redis(tmp / "redis")
+        if redis:
+            stack.callback(redis.stop)
+            console.print(f"Redis: redis-server on 127.0.0.1:{redis.port}")
+        else:
+            console.print("Redis: redis-server not installed; cache clearing is skipped")
+        stub = ProviderStub(valid_keys=frozenset(SANDBOX_KEYS.values()),
+                            behaviours={"deepseek-reasoner": "reasoning"}).start()
+        stack.callback(stub.stop)
+        stub_root = stub.base_url.removesuffix("/v1")
+        console.print(f"Providers: OpenAI-compatible stub at {stub.base_url} "
+                      "(stands in for DeepSeek, Gemini, Ollama Cloud, OpenAI)")
+        config = Path(args.litellm_config) if args.litellm_config else \
+            write_litellm_config(tmp / "litellm", provider_base=stub_root)
+        console.print(f"LiteLLM config: {config}")
+        console.print(f"Work folder: {tmp}")
+
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LAYRA_MIGRATE_")}
+        env.update(SANDBOX_KEYS)
+        env.update({"LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": args.db,
+                    "LAYRA_MIGRATE_LITELLM_CONFIG": str(config)})
+        if redis:
+            env["LAYRA_MIGRATE_REDIS_URL"] = redis.uri
+        job = Job(console, tmp, env)
+        plan = "plan.yaml"
+
+        job.run("Phase 1: audit (read-only)", "audit", "--plan-out", plan)
+        console.print(Rule("[bold]Review the plan"))
+        edit_plan_like_an_operator(tmp / plan, stub.base_url, console)
+        job.run("Phase 3 first: verify the plan's targets before touching data",
+                "verify", "--plan", plan)
+        job.run("Phase 2: rewrite, dry run (writes nothing)", "rewrite", "--plan", plan,
+                "--dry-run", "--skip-unresolved")
+        job.run("Phase 2: rewrite", "rewrite", "--plan", plan, "--skip-unresolved", "--yes")
+        job.run("Phase 2: a second rewrite is a no-op", "rewrite", "--plan", plan,
+                "--skip-unresolved", "--yes")
+        job.run("Phase 3: verify what the database now holds", "verify")
+        job.run("status", "status")
+        job.run("check: reversibility proof on a scratch copy", "check", "--plan", plan)
+        job.run("audit again: what still points at the proxy", "audit")
+        job.run("Phase 4: decommission refuses while references remain",
+                "decommission", "--dry-run", expect=(4, 3),
+                why="voyage-3 and claude-sonnet-4 were left on the proxy on purpose")
+        if docker_reachable():
+            job.run("Phase 4: decommission (dry run, forced past the interlock)",
+                    "decommission", "--dry-run", "--force", "--reason",
+                    "sandbox: embeddings and anthropic handled separately", expect=(0, 4))
+        else:
+            console.print(Rule("[bold]Phase 4: decommission"))
+            console.print("[yellow]Docker is not reachable here: decommission was shown as a "
+                          "dry run only (its interlock above); no stack was stopped.[/]")
+        job.run("rollback: back to the exact original", "rollback", "--yes")
+        job.run("audit after rollback: every proxied reference is back", "audit", "--json",
+                why="(JSON on stdout, for scripts)")
+
+        console.print(Rule("[bold]Summary"))
+        table = Table()
+        table.add_column("step")
+        table.add_column("exit", justify="right")
+        table.add_column("result")
+        for r in job.results:
+            table.add_row(r.title, str(r.code), "[green]as expected[/]" if r.ok else "[red]UNEXPECTED[/]")
+        console.print(table)
+        failed = [r for r in job.results if not r.ok]
+        if not args.keep and not args.workdir:
+            stack.callback(shutil.rmtree, tmp, True)
+        if failed:
+            console.print(f"[bold red]{len(failed)} step(s) did not end as expected[/]")
+            return 1
+        console.print("[bold green]All four phases ran against the sandbox; nothing is left running.[/]")
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
