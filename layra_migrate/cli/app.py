@@ -16,7 +16,7 @@ app = typer.Typer(
         "Phases, in order: audit -> verify --plan -> rewrite -> verify -> decommission."
     ),
     no_args_is_help=True,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

@@ -16,10 +16,10 @@ from layra_migrate.cli.common import (
     MongoUriOpt,
     TimeoutOpt,
     VerboseOpt,
+    make_output,
     run,
     show_settings,
 )
-from layra_migrate.render import Output
 
 
 @app.command()
@@ -48,13 +48,14 @@ def audit(
     resolves each proxied name to a direct provider through config.yaml, and
     lists anomalies. Writes nothing to the database.
 
+    \b
     Example:
-
-        layra-migrate audit --env-file /srv/layra/.env --litellm-config /srv/litellm/config.yaml --plan-out plan.yaml
+      layra-migrate audit --env-file /srv/layra/.env \\
+          --litellm-config /srv/litellm/config.yaml --plan-out plan.yaml
 
     Exit codes: 0 done, 2 bad input, 3 MongoDB unreachable.
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.audit import run_audit

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from layra_migrate import redact
 from layra_migrate.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, LayraMigrateError
-from layra_migrate.render import Output, dumps
+
+if TYPE_CHECKING:
+    from layra_migrate.render import Output
+
+# Start-up time matters (`--help` must stay close to bare `import typer, rich`):
+# asyncio, Rich consoles and every driver are imported inside the commands.
 
 T = TypeVar("T")
 
@@ -47,6 +50,12 @@ PlanOpt = Annotated[Path | None, typer.Option("--plan", help="Plan file written 
 MigrationsDirOpt = Annotated[Path | None, typer.Option(
     "--migrations-dir", help="Folder of migration files [env: LAYRA_MIGRATE_MIGRATIONS_DIR; "
     "default: the bundled migrations]", show_default=False)]
+
+
+def make_output(json_mode: bool = False, verbose: bool = False, debug: bool = False) -> Output:
+    from layra_migrate.render import Output
+
+    return Output(json_mode=json_mode, verbose=verbose, debug=debug)
 
 
 class _ScrubFilter(logging.Filter):
@@ -91,6 +100,8 @@ def run(
     The body returns an exit code (or None for 0). Errors print one scrubbed
     line on stderr (and, with --json, an error object on stdout).
     """
+    import asyncio
+
     setup_logging(output)
     code = 0
     try:
@@ -106,6 +117,8 @@ def run(
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         code = EXIT_INTERNAL
         if output.debug:
+            import traceback
+
             sys.stderr.write(redact.scrub(traceback.format_exc()))
         _report_error(
             command, output,
@@ -121,6 +134,8 @@ def _report_error(command: str, output: Output, exc: object, code: int) -> None:
     message = redact.scrub(str(exc)).replace("\n", " ")
     output.err.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
     if output.json_mode:
+        from layra_migrate.render import dumps
+
         sys.stdout.write(dumps({"schema": f"layra-migrate/{command}/v1",
                                 "error": message, "exit_code": code}) + "\n")
         sys.stdout.flush()
