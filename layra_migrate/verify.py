@@ -460,6 +460,10 @@ def _hint(status: str, target: VerifyTarget, http_status: int | None, detail: st
         return "no complete answer in time: raise --timeout or check network/proxy egress"
     if status == UNREACHABLE:
         return "cannot connect: check the host name, port, DNS, TLS and firewall from this host"
+    if status == PROTOCOL_ERROR and ("mid-stream" in detail or "cut off" in detail):
+        return "the stream broke off: check proxies or load balancers between here and the provider"
+    if status == PROTOCOL_ERROR and "ignored stream=True" in detail:
+        return "the endpoint does not stream: Layra needs streaming chat completions"
     if status == PROTOCOL_ERROR:
         return "not an OpenAI chat stream: point base_url at the API endpoint (often .../v1)"
     if status == BAD_REQUEST:
@@ -499,8 +503,8 @@ def _classify(exc: BaseException, progress: _Progress, timeout_s: float) -> tupl
             where = f"stream stalled after {progress.chunks} chunk(s); not finished in {timeout_s:g}s"
         return TIMEOUT, where, None
     if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        text = _short(f"{cause.__class__.__name__}: {cause}" if cause else str(exc))
+        cause = _root_cause(exc)
+        text = _short(f"{cause.__class__.__name__}: {cause}" if cause is not exc else str(exc))
         if progress.phase != "connect":
             return PROTOCOL_ERROR, _short(
                 f"connection closed mid-stream after {progress.chunks} chunk(s) ({text})"), 200
@@ -520,6 +524,19 @@ def _classify(exc: BaseException, progress: _Progress, timeout_s: float) -> tupl
     if isinstance(exc, json.JSONDecodeError):
         return PROTOCOL_ERROR, "malformed stream event: data is not JSON", 200
     return PROTOCOL_ERROR, _short(f"unexpected {exc.__class__.__name__}: {exc}"), 200
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The deepest cause with a message (``ConnectionRefusedError``, ``gaierror``, ``SSLError``)."""
+    best = exc
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        if str(cur):
+            best = cur
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return best
 
 
 def _retry_delay(exc: BaseException) -> float:
@@ -598,8 +615,13 @@ async def _attempt(client: Any, kwargs: dict[str, Any], progress: _Progress,
     return _Outcome(OK, "", 200, first_ms, usage)
 
 
-async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S) -> ProbeResult:
-    """Probe one target: at most two attempts (one retry on 429/5xx), one overall deadline."""
+async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
+                http_client: Any = None) -> ProbeResult:
+    """Probe one target: at most two attempts (one retry on 429/5xx), one overall deadline.
+
+    ``http_client`` (an ``openai.DefaultAsyncHttpxClient``) is shared by :func:`probe_all`:
+    building one TLS context per target would cost more CPU than the probes themselves.
+    """
     kwargs = request_kwargs(target.model, target.params)
     sent = {k: kwargs[k] for k in ("temperature", "top_p", "max_tokens") if k in kwargs}
     if target.skip_reason:
@@ -610,11 +632,11 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S) -> P
                            _hint(target.precheck_status, target, None, detail), request=sent)
     import openai
 
+    client = openai.AsyncOpenAI(api_key=target.api_key or PLACEHOLDER_KEY,
+                                base_url=target.base_url, max_retries=0, http_client=http_client,
+                                timeout=openai.Timeout(timeout_s + 1, connect=min(timeout_s, 10.0)))
     started = time.monotonic()
     deadline = started + timeout_s
-    client = openai.AsyncOpenAI(api_key=target.api_key or PLACEHOLDER_KEY,
-                                base_url=target.base_url, max_retries=0,
-                                timeout=openai.Timeout(timeout_s + 1, connect=min(timeout_s, 10.0)))
     attempts = 0
     notes: list[str] = []
     try:
@@ -634,17 +656,18 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S) -> P
                 status, detail, http = _classify(exc, progress, timeout_s)
                 left = deadline - time.monotonic()
                 delay = _retry_delay(exc)
-                if attempts == 1 and _retryable(exc) and left > delay + 1.0:
+                if attempts == 1 and _retryable(exc) and left > delay + 0.5:
                     notes.append(f"first attempt: {detail}")
                     await asyncio.sleep(delay)
                     continue
                 outcome = _Outcome(status, detail, http)
             break
     finally:
-        try:
-            await client.close()
-        except Exception:  # noqa: BLE001 - closing must not mask the outcome
-            pass
+        if http_client is None:  # a shared client is closed by its owner
+            try:
+                await client.close()
+            except Exception:  # noqa: BLE001 - closing must not mask the outcome
+                pass
     detail = outcome.detail
     if attempts > 1:
         detail = (f"{detail} (after 1 retry)" if detail else "ok after 1 retry") + \
@@ -661,18 +684,35 @@ async def probe_all(targets: list[VerifyTarget], *, concurrency: int = DEFAULT_C
                     on_result: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
     """Probe every target, at most ``concurrency`` at a time; results in target order."""
     semaphore = asyncio.Semaphore(max(1, concurrency))
+    http_client: Any = None
+    if any(not (t.skip_reason or t.precheck_status) for t in targets):
+        import openai
+
+        limit = max(1, concurrency)
+        http_client = openai.DefaultAsyncHttpxClient(
+            limits=_limits(limit), timeout=timeout_s + 1)
 
     async def one(t: VerifyTarget) -> ProbeResult:
         if t.skip_reason or t.precheck_status:
             result = await probe(t, timeout_s)
         else:
             async with semaphore:
-                result = await probe(t, timeout_s)
+                result = await probe(t, timeout_s, http_client)
         if on_result is not None:
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(t) for t in targets)))
+    try:
+        return list(await asyncio.gather(*(one(t) for t in targets)))
+    finally:
+        if http_client is not None:
+            await http_client.aclose()
+
+
+def _limits(n: int) -> Any:
+    import httpx2
+
+    return httpx2.Limits(max_connections=n * 2, max_keepalive_connections=n)
 
 
 # -- the run ---------------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""`layra-migrate verify`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from layra_migrate.cli.app import app
+from layra_migrate.cli.common import (
+    DbOpt,
+    DebugOpt,
+    EnvFileOpt,
+    JsonOpt,
+    MongoUriOpt,
+    PlanOpt,
+    VerboseOpt,
+    run,
+    show_settings,
+)
+from layra_migrate.render import Output
+
+
+@app.command()
+def verify(
+    plan: PlanOpt = None,
+    concurrency: Annotated[int, typer.Option(
+        "--concurrency", help="Probes in flight at once.", min=1, max=64)] = 8,
+    timeout: Annotated[float, typer.Option(
+        "--timeout", help="Seconds per probe, covering connect, first token and the end of "
+        "the stream.")] = 30.0,
+    only: Annotated[str | None, typer.Option(
+        "--only", help="Probe only the targets of this provider (e.g. deepseek).",
+        show_default=False)] = None,
+    allow_skipped: Annotated[bool, typer.Option(
+        "--allow-skipped", help="Exit 0 even when some targets were skipped (not OpenAI-"
+        "compatible chat targets, unresolved plan entries).")] = False,
+    proxy_url: Annotated[list[str] | None, typer.Option(
+        "--proxy-url", help="Another URL that means the proxy (repeatable); references to it "
+        "are counted as not migrated. Ignored with --plan (the plan lists its proxy URLs).",
+        show_default=False)] = None,
+    mongo_uri: MongoUriOpt = None,
+    db: DbOpt = None,
+    env_file: EnvFileOpt = None,
+    mongo_timeout: Annotated[float | None, typer.Option(
+        "--mongo-timeout", help="Seconds to wait for MongoDB before giving up [default: 5]",
+        show_default=False, rich_help_panel="Connection")] = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Send one real test chat to every provider target; read-only for Layra's data.
+
+    With --plan, probes the targets the plan would write (keys from the
+    environment or --env-file), before anything is rewritten. Without it,
+    probes the distinct (base URL, model, key) targets the database holds now in
+    all four places; references still pointing at the proxy are counted as not
+    migrated. Each probe is the request Layra sends: stream=True,
+    stream_options.include_usage, and temperature / max_tokens / top_p only
+    when a referencing configuration sets them. Every run is recorded in the
+    layra_migrate_verify collection (never keys).
+
+    Example:
+
+        layra-migrate verify --plan plan.yaml --env-file /srv/layra/.env --timeout 20
+
+    Exit codes: 0 every target ok (or skipped, with --allow-skipped), 2 bad
+    input, 3 MongoDB unreachable, 5 a target failed or was skipped.
+    """
+    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+
+    async def body() -> int:
+        from layra_migrate.errors import EXIT_OK, EXIT_VERIFY_FAILED, UsageError
+        from layra_migrate.mongo import connect
+        from layra_migrate.plan import read_plan
+        from layra_migrate.proxy import ProxySet
+        from layra_migrate.settings import load_settings
+        from layra_migrate.verify import run_verify
+
+        if not timeout > 0:
+            raise UsageError("--timeout must be a positive number of seconds")
+        settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file,
+                                 timeout_s=mongo_timeout)
+        show_settings(output, settings)
+        the_plan = read_plan(plan) if plan is not None else None
+        proxies = the_plan.proxy if the_plan is not None else ProxySet.build(proxy_url or [])
+        with output.progress() as bar:
+            task: dict[str, Any] = {}
+
+            def on_targets(targets: list[Any]) -> None:
+                task["id"] = bar.add_task("probing", total=len(targets), rate="")
+
+            def on_result(_result: Any) -> None:
+                if "id" in task:
+                    bar.advance(task["id"])
+
+            async with connect(settings) as conn:
+                report = await run_verify(
+                    conn.db, settings.db.value or "", proxies=proxies, env=settings.env,
+                    plan=the_plan, only=only, concurrency=concurrency, timeout_s=timeout,
+                    allow_skipped=allow_skipped, on_targets=on_targets, on_result=on_result)
+        if output.json_mode:
+            output.emit_json(report.as_json())
+        else:
+            from layra_migrate.views.verify import render_verify
+
+            render_verify(report, output, allow_skipped=allow_skipped)
+        return EXIT_OK if report.passed(allow_skipped) else EXIT_VERIFY_FAILED
+
+    run("verify", output, body)

@@ -1,0 +1,210 @@
+"""verify's probes: the real OpenAI SDK over real HTTP to the loopback provider stub.
+
+No MongoDB here: targets are built directly, so these tests are fast and pin the
+classification, the request shape, retries, deadlines and concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from layra_migrate import redact
+from layra_migrate.sandbox.provider_stub import ProviderStub
+from layra_migrate.sandbox.servers import free_port
+from layra_migrate.verify import (
+    PROBE_MAX_TOKENS,
+    REASONING_MAX_TOKENS,
+    ProbeParams,
+    VerifyTarget,
+    config_params,
+    probe,
+    probe_all,
+    request_kwargs,
+)
+from tests.conftest import ALL_CANARIES, assert_no_canary
+
+KEY = "sk-CANARYdirectDEEPSEEK000000000000"
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[ProviderStub]:
+    with ProviderStub(behaviours={"deepseek-reasoner": "reasoning", "deepseek-chat": "ok",
+                                  "o3-mini": "ok"}, stall_s=15) as s:
+        yield s
+
+
+@pytest.fixture(autouse=True)
+def _secrets() -> None:
+    redact.register_secret(KEY)
+
+
+def target(stub: ProviderStub, model: str, params: ProbeParams | None = None,
+           key: str = KEY) -> VerifyTarget:
+    return VerifyTarget("stub", stub.base_url, model, references=1,
+                        params=params or ProbeParams(), api_key=key)
+
+
+EXPECTED = {
+    "stub-ok": "ok",
+    "stub-reasoning": "ok",
+    "stub-empty": "ok",  # a well-formed stream without text is success
+    "stub-json": "protocol_error",
+    "stub-400": "bad_request",
+    "stub-400-model": "model_not_found",
+    "stub-401": "auth_failed",
+    "stub-401-echo": "auth_failed",
+    "stub-402": "auth_failed",
+    "stub-403": "auth_failed",
+    "stub-404": "model_not_found",
+    "stub-404-html": "model_not_found",
+    "stub-429": "rate_limited",
+    "stub-500": "server_error",
+    "stub-503": "server_error",
+    "stub-429-once": "ok",
+    "stub-503-once": "ok",
+    "stub-stall": "timeout",
+    "stub-stall-stream": "timeout",
+    "stub-close": "protocol_error",
+    "stub-truncated": "protocol_error",
+    "stub-html": "protocol_error",
+    "stub-blank": "protocol_error",
+    "stub-malformed": "protocol_error",
+    "stub-foreign": "protocol_error",
+    "stub-stream-error": "server_error",
+}
+
+
+async def test_every_outcome_is_classified_within_one_timeout(stub: ProviderStub) -> None:
+    stub.clear()
+    targets = [target(stub, m) for m in EXPECTED]
+    started = time.monotonic()
+    results = await probe_all(targets, concurrency=len(targets), timeout_s=3.0)
+    wall = time.monotonic() - started
+    got = {r.target.model: r.status for r in results}
+    assert got == EXPECTED
+    assert wall < 3.0 * 1.8, f"{len(targets)} probes took {wall:.1f}s"
+    for r in results:
+        text = repr(r.as_dict())
+        assert_no_canary(text)
+        assert "api_key" not in r.as_dict() or r.as_dict().get("api_key") is None
+        if r.status != "ok":
+            assert r.detail and r.hint, r.target.model
+        else:
+            assert r.latency_ms is not None and r.first_token_ms is not None
+    by = {r.target.model: r for r in results}
+    assert by["stub-ok"].usage == {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
+    assert by["stub-401"].hint.startswith("key rejected")
+    assert "mid-stream" in by["stub-close"].detail
+    assert "ignored stream=True" in by["stub-json"].detail
+    assert "HTML" in by["stub-html"].detail
+    # retried once on 429/5xx, never more
+    assert by["stub-429"].attempts == 2 and len(stub.requests_for("stub-429")) == 2
+    assert by["stub-429-once"].attempts == 2 and "after 1 retry" in by["stub-429-once"].detail
+    assert len(stub.requests_for("stub-401")) == 1
+    assert len(stub.requests_for("stub-stall")) == 1
+
+
+async def test_sdk_message_echoing_the_key_is_scrubbed(stub: ProviderStub) -> None:
+    r = await probe(target(stub, "stub-401-echo"), 5.0)
+    assert r.status == "auth_failed"
+    assert KEY not in r.detail and "CANARY" not in r.detail
+    assert "your api key" in r.detail  # the provider's message is kept, masked
+
+
+async def test_request_has_the_shape_layra_sends(stub: ProviderStub) -> None:
+    stub.clear()
+    params = ProbeParams(temperature=0.3, max_tokens=None, top_p=None)
+    r = await probe(target(stub, "deepseek-chat", params), 5.0)
+    assert r.status == "ok", r.detail
+    [req] = stub.requests_for("deepseek-chat")
+    assert req.method == "POST" and req.path == "/v1/chat/completions"
+    assert req.api_key == KEY
+    body = req.body
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["temperature"] == 0.3
+    assert "top_p" not in body
+    assert body["max_tokens"] == PROBE_MAX_TOKENS
+    assert body["messages"][0]["role"] == "user"
+
+
+async def test_configured_parameters_are_sent_verbatim(stub: ProviderStub) -> None:
+    stub.clear()
+    params = ProbeParams(temperature=0.7, max_tokens=4096, top_p=0.9)
+    await probe(target(stub, "deepseek-chat", params), 5.0)
+    [req] = stub.requests_for("deepseek-chat")
+    assert (req.body["temperature"], req.body["max_tokens"], req.body["top_p"]) == (0.7, 4096, 0.9)
+
+
+async def test_reasoning_models_get_a_larger_budget(stub: ProviderStub) -> None:
+    stub.clear()
+    r = await probe(target(stub, "deepseek-reasoner"), 5.0)
+    assert r.status == "ok" and r.first_token_ms is not None
+    [req] = stub.requests_for("deepseek-reasoner")
+    assert req.body["max_tokens"] == REASONING_MAX_TOKENS > PROBE_MAX_TOKENS
+    assert "temperature" not in req.body and "top_p" not in req.body
+    for name in ("gpt-oss-120b", "qwen3-thinking", "deepseek-r1:14b"):
+        assert request_kwargs(name, ProbeParams())["max_tokens"] == REASONING_MAX_TOKENS
+    # o-series rejects max_tokens: the probe adds none of its own
+    assert "max_tokens" not in request_kwargs("o3-mini", ProbeParams())
+    assert request_kwargs("o3-mini", ProbeParams(max_tokens=100))["max_tokens"] == 100
+
+
+def test_config_params_read_both_spellings_and_ignore_minus_one() -> None:
+    snake = {"temperature": 0.3, "max_length": 2048, "top_P": -1, "top_K": 5}
+    camel = {"temperature": -1, "maxLength": -1, "topP": 0.8, "useTemperatureDefault": True}
+    assert config_params(snake) == ProbeParams(0.3, 2048, None)
+    assert config_params(camel) == ProbeParams(None, None, 0.8)
+    assert config_params({"temperature": True, "max_length": "4096"}) == ProbeParams()
+    assert config_params({}) == ProbeParams()
+
+
+async def test_unreachable_port_fails_fast() -> None:
+    port = free_port()
+    t = VerifyTarget("local", f"http://127.0.0.1:{port}/v1", "m", api_key=KEY)
+    started = time.monotonic()
+    r = await probe(t, 10.0)
+    assert r.status == "unreachable"
+    assert "refused" in r.detail.lower() or "connect" in r.detail.lower()
+    assert time.monotonic() - started < 5
+
+
+async def test_stalled_targets_finish_in_about_one_timeout(stub: ProviderStub) -> None:
+    timeout = 1.5
+    targets = [target(stub, "stub-stall") for _ in range(8)]
+    started = time.monotonic()
+    results = await probe_all(targets, concurrency=8, timeout_s=timeout)
+    wall = time.monotonic() - started
+    assert [r.status for r in results] == ["timeout"] * 8
+    assert wall < timeout * 1.8, f"8 stalled probes took {wall:.1f}s, not about {timeout}s"
+    assert all(r.latency_ms is not None and r.latency_ms < timeout * 1000 + 500 for r in results)
+
+
+async def test_concurrency_is_bounded(stub: ProviderStub) -> None:
+    targets = [target(stub, "stub-ok@300") for _ in range(6)]
+    started = time.monotonic()
+    results = await probe_all(targets, concurrency=2, timeout_s=10)
+    wall = time.monotonic() - started
+    assert all(r.status == "ok" for r in results)
+    assert wall >= 0.3 * 3 - 0.05, f"concurrency 2 let 6 probes finish in {wall:.2f}s"
+
+
+async def test_skipped_and_precheck_targets_send_nothing(stub: ProviderStub) -> None:
+    stub.clear()
+    skipped = VerifyTarget("anthropic", stub.base_url, "stub-ok", skip_reason="not chat")
+    nokey = VerifyTarget("stub", stub.base_url, "stub-ok", precheck_status="auth_failed",
+                         precheck_detail="key variable X_API_KEY is not set; nothing was sent",
+                         api_key_env="X_API_KEY")
+    a, b = await probe_all([skipped, nokey], timeout_s=5)
+    assert (a.status, b.status) == ("skipped", "auth_failed")
+    assert "X_API_KEY" in b.hint
+    await asyncio.sleep(0.05)
+    assert stub.requests == []
+
+
+def test_canaries_cover_the_probe_key() -> None:
+    assert any(c in KEY for c in ALL_CANARIES)
