@@ -1,0 +1,230 @@
+"""The context a migration's ``up(ctx)`` / ``down(ctx)`` receives: its only way to write.
+
+``await ctx.set_fields(collection, doc_id, {path: new}, expect={path: old})``
+journals the before-image of exactly those paths, then writes them guarded by
+``expect``. Writes are buffered and flushed in batches; before each batch the
+lease lock is checked, and after each batch a Ctrl-C request stops the run.
+In a dry run nothing is written: each change is recorded (keys masked).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from layra_migrate import redact
+from layra_migrate.engine.journal import Write, id_key, write_batch
+from layra_migrate.engine.paths import MISSING, get_path, same_value, top_fields
+from layra_migrate.errors import Interrupted
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+    from layra_migrate.engine.discovery import Migration
+    from layra_migrate.engine.lock import LeaseLock
+    from layra_migrate.plan import KeyValues, Plan
+
+DEFAULT_BATCH = 500
+
+
+class Progress(Protocol):
+    def start(self, task: str, total: int | None) -> None: ...
+    def advance(self, task: str, n: int = 1) -> None: ...
+    def finish(self, task: str) -> None: ...
+
+
+class NullProgress:
+    def start(self, task: str, total: int | None) -> None:
+        pass
+
+    def advance(self, task: str, n: int = 1) -> None:
+        pass
+
+    def finish(self, task: str) -> None:
+        pass
+
+
+class StopFlag:
+    """Set by the CLI's signal handler; checked after every batch."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def set(self) -> None:
+        self.requested = True
+
+
+def shown_value(path: str, value: Any) -> Any:
+    """A value as it may be displayed: keys masked, URL credentials masked."""
+    if value is MISSING:
+        return "(absent)"
+    last = path.rsplit(".", 1)[-1]
+    if last in redact.KEY_FIELDS:
+        return redact.mask_secret(value) if value is not None else None
+    if isinstance(value, str):
+        return redact.scrub(str(redact.mask_url(value)))
+    return redact.scrub_obj(redact.mask_fields(value))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field of one document in a dry run, masked for display."""
+
+    migration: str
+    collection: str
+    doc_id: Any
+    path: str
+    before: Any
+    after: Any
+    label: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"migration": self.migration, "collection": self.collection,
+                "doc_id": str(self.doc_id), "field": self.path, "before": self.before,
+                "after": self.after, **self.label}
+
+
+@dataclass
+class WriteStats:
+    documents: int = 0
+    fields: int = 0
+    skipped: int = 0  # changed concurrently between read and write: left alone
+    batches: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {"documents": self.documents, "fields": self.fields, "skipped": self.skipped,
+                "batches": self.batches}
+
+
+class MigrationContext:
+    """What a migration sees. Attributes: ``db``, ``plan``, ``keys``, ``logger``,
+    ``progress``, ``dry_run``, ``migration``; ``MISSING`` stands for an absent field."""
+
+    MISSING = MISSING
+
+    def __init__(self, *, db: AsyncDatabase[dict[str, Any]], migration: Migration,
+                 plan: Plan | None, keys: KeyValues | None, dry_run: bool,
+                 progress: Progress | None = None, lock: LeaseLock | None = None,
+                 run_id: str = "", run_no: int = 0, batch_size: int = DEFAULT_BATCH,
+                 stop: StopFlag | None = None, client: Any = None, transactions: bool = False,
+                 on_batch: Callable[[WriteStats], None] | None = None) -> None:
+        self.db = db
+        self.migration = migration
+        self.plan = plan
+        self.keys = keys
+        self.dry_run = dry_run
+        self.progress: Progress = progress or NullProgress()
+        self.logger = logging.getLogger(f"layra_migrate.migrations.{migration.id}")
+        self.batch_size = max(1, batch_size)
+        self.stats = WriteStats()
+        self.changes: list[Change] = []
+        self.cache_keys: set[str] = set()
+        self.skipped_docs: list[tuple[str, Any]] = []
+        self._lock = lock
+        self._run_id = run_id
+        self._run_no = run_no
+        self._seq = 0
+        self._buffer: list[Write] = []
+        self._buffered_ids: set[tuple[str, bytes]] = set()
+        self._stop = stop or StopFlag()
+        self._client = client
+        self._transactions = transactions
+        self._on_batch = on_batch
+
+    # -- reading --------------------------------------------------------------------------
+    async def stream(self, collection: str, filter: Mapping[str, Any] | None = None,
+                     projection: Mapping[str, Any] | None = None, *,
+                     task: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Documents in ``_id`` order, fetched in batches (bounded memory), with progress."""
+        name = task or collection
+        total = await self.db[collection].estimated_document_count()
+        self.progress.start(name, total)
+        cursor = self.db[collection].find(dict(filter or {}), dict(projection) if projection
+                                          else None, batch_size=self.batch_size).sort("_id", 1)
+        async for doc in cursor:
+            if self._stop.requested:
+                await self.flush()  # writes the batch in hand, then raises Interrupted
+            yield doc
+            self.progress.advance(name)
+        self.progress.finish(name)
+
+    # -- writing --------------------------------------------------------------------------
+    async def set_fields(self, collection: str, doc_id: Any, changes: Mapping[str, Any],
+                         expect: Mapping[str, Any] | None = None, *,
+                         cache_keys: list[str] | tuple[str, ...] = (),
+                         label: Mapping[str, str] | None = None) -> bool:
+        """Change some fields of one document, journaled and reversible.
+
+        ``changes`` maps dotted paths to new values (``MISSING`` removes a field);
+        ``expect`` maps the same paths to the values they hold now (read from the
+        document you streamed). Without ``expect`` the current values are read.
+        Paths whose value would not change are ignored. Returns whether anything
+        will be written.
+        """
+        if not changes:
+            return False
+        if expect is None:
+            doc = await self.db[collection].find_one({"_id": doc_id}, top_fields(changes))
+            expect = {p: get_path(doc, p) if doc else MISSING for p in changes}
+        missing = [p for p in changes if p not in expect]
+        if missing:
+            raise ValueError(f"set_fields: expect lacks {', '.join(missing)}")
+        before = {p: expect[p] for p in changes if not same_value(expect[p], changes[p])}
+        if not before:
+            return False
+        after = {p: changes[p] for p in before}
+        key = (collection, id_key(doc_id))
+        if key in self._buffered_ids:
+            await self.flush()
+        write = Write(collection, doc_id, before, after, list(cache_keys), dict(label or {}))
+        if self.dry_run:
+            for p in before:
+                self.changes.append(Change(self.migration.id, collection, doc_id, p,
+                                           shown_value(p, before[p]), shown_value(p, after[p]),
+                                           dict(label or {})))
+            self.stats.documents += 1
+            self.stats.fields += len(before)
+            self.cache_keys.update(cache_keys)
+            return True
+        self._buffer.append(write)
+        self._buffered_ids.add(key)
+        if len(self._buffer) >= self.batch_size:
+            await self.flush()
+        return True
+
+    async def flush(self) -> None:
+        """Write the buffered batch now (the runner also calls it after ``up`` returns)."""
+        if self._buffer:
+            writes, self._buffer = self._buffer, []
+            self._buffered_ids.clear()
+            if self._lock is not None:
+                await self._lock.ensure()
+            if self._transactions and self._client is not None:
+                async with self._client.start_session() as session:
+                    async with await session.start_transaction():
+                        outcome = await write_batch(
+                            self.db, writes, migration=self.migration.id, run_id=self._run_id,
+                            run_no=self._run_no, seq_start=self._seq, session=session)
+            else:
+                outcome = await write_batch(self.db, writes, migration=self.migration.id,
+                                            run_id=self._run_id, run_no=self._run_no,
+                                            seq_start=self._seq)
+            self._seq += len(writes)
+            self.stats.batches += 1
+            self.stats.documents += len(outcome.written)
+            self.stats.fields += sum(len(w.before) for w in outcome.written)
+            self.stats.skipped += len(outcome.skipped)
+            for w in outcome.written:
+                self.cache_keys.update(w.cache_keys)
+            for w in outcome.skipped:
+                self.skipped_docs.append((w.collection, w.doc_id))
+                self.logger.warning("%s %s changed while migrating; left alone", w.collection,
+                                    w.doc_id)
+            if self._on_batch is not None:
+                self._on_batch(self.stats)
+        if self._stop.requested:
+            raise Interrupted("interrupted: stopped after the current batch; the run is "
+                              "resumable", hint="re-run `layra-migrate rewrite` to finish, or "
+                              "`layra-migrate rollback` to undo what was written")

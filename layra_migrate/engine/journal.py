@@ -1,0 +1,201 @@
+"""The journal: before-images of exactly the fields a migration changes.
+
+Order of a batch without transactions (safe to kill at any point):
+
+1. insert the journal entries, state ``pending``: before-image of every
+   changed path, a hash of the after-image, the Redis keys of the document;
+2. write the documents, each update guarded by a filter that matches only
+   while the fields still hold their before-image (no lost updates);
+3. mark the entries ``applied``.
+
+A crash between 1 and 3 leaves ``pending`` entries; :func:`settle` decides each
+from the document itself: fields equal the after-image -> applied; equal the
+before-image -> never written (entry dropped, the re-run writes it again);
+anything else -> kept as applied, so rollback sees the conflict instead of
+silently losing a before-image. With a replica set the three steps run in one
+transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from layra_migrate import toolstate
+from layra_migrate.engine.lock import now
+from layra_migrate.engine.paths import (
+    MISSING,
+    cas_filter,
+    get_path,
+    same_value,
+    set_unset,
+    top_fields,
+    values_hash,
+)
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.client_session import AsyncClientSession
+    from pymongo.asynchronous.database import AsyncDatabase
+
+PENDING = "pending"
+APPLIED = "applied"
+RESTORED = "restored"
+CONFLICT = "conflict"
+ABANDONED = "abandoned"  # the document disappeared before anything could be restored
+
+
+@dataclass
+class Write:
+    """One document's change, as a migration asked for it."""
+
+    collection: str
+    doc_id: Any
+    before: dict[str, Any]  # path -> value (MISSING when absent)
+    after: dict[str, Any]
+    cache_keys: list[str] = field(default_factory=list)
+    label: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def after_hash(self) -> str:
+        return values_hash(self.after.items())
+
+
+def encode_image(values: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"p": p, "m": True} if v is MISSING else {"p": p, "v": v} for p, v in values.items()]
+
+
+def decode_image(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    return {i["p"]: MISSING if i.get("m") else i.get("v") for i in items}
+
+
+def entry_doc(w: Write, migration: str, run_no: int, seq: int, run_id: str,
+              state: str) -> dict[str, Any]:
+    return {"migration": migration, "run": run_id, "run_no": run_no, "seq": seq,
+            "collection": w.collection, "doc_id": w.doc_id, "before": encode_image(w.before),
+            "after_hash": w.after_hash, "cache_keys": w.cache_keys, "label": w.label,
+            "state": state, "at": now()}
+
+
+async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
+    await db[toolstate.JOURNAL].create_index(
+        [("migration", 1), ("run_no", 1), ("seq", 1)], name="replay_order")
+    await db[toolstate.JOURNAL].create_index([("migration", 1), ("state", 1)], name="by_state")
+
+
+def current_values(doc: dict[str, Any] | None, paths: Sequence[str]) -> dict[str, Any] | None:
+    if doc is None:
+        return None
+    return {p: get_path(doc, p) for p in paths}
+
+
+def equal_images(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(same_value(a[p], b[p]) for p in a)
+
+
+async def fetch_docs(db: AsyncDatabase[dict[str, Any]], collection: str, ids: list[Any],
+                     paths: set[str], session: AsyncClientSession | None = None
+                     ) -> dict[Any, dict[str, Any]]:
+    """The documents (only the top-level fields the paths need), keyed by a hashable id."""
+    from bson import encode
+
+    out: dict[Any, dict[str, Any]] = {}
+    cursor = db[collection].find({"_id": {"$in": ids}}, top_fields(paths) or {"_id": 1},
+                                 session=session)
+    async for d in cursor:
+        out[encode({"_id": d["_id"]})] = d
+    return out
+
+
+def id_key(doc_id: Any) -> bytes:
+    from bson import encode
+
+    return encode({"_id": doc_id})
+
+
+async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]],
+                 session: AsyncClientSession | None = None) -> tuple[int, int]:
+    """Decide ``pending`` entries from the documents. Returns (applied, dropped)."""
+    from pymongo import DeleteOne, UpdateOne
+
+    journal = db[toolstate.JOURNAL]
+    ops: list[Any] = []
+    applied = dropped = 0
+    by_coll: dict[str, list[dict[str, Any]]] = {}
+    for e in entries:
+        by_coll.setdefault(e["collection"], []).append(e)
+    for coll, group in by_coll.items():
+        paths = {i["p"] for e in group for i in e["before"]}
+        docs = await fetch_docs(db, coll, [e["doc_id"] for e in group], paths, session)
+        for e in group:
+            before = decode_image(e["before"])
+            cur = current_values(docs.get(id_key(e["doc_id"])), list(before))
+            if cur is None:
+                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": ABANDONED}}))
+                dropped += 1
+            elif values_hash(cur.items()) == e["after_hash"]:
+                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": APPLIED}}))
+                applied += 1
+            elif equal_images(cur, before):
+                ops.append(DeleteOne({"_id": e["_id"]}))
+                dropped += 1
+            else:
+                # Changed by someone else after (or instead of) our write: keep the
+                # before-image; rollback will report the document as a conflict.
+                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": APPLIED,
+                                                                    "unsure": True}}))
+                applied += 1
+    if ops:
+        await journal.bulk_write(ops, ordered=True, session=session)
+    return applied, dropped
+
+
+async def recover(db: AsyncDatabase[dict[str, Any]], migration: str, batch: int = 500) -> int:
+    """Settle every ``pending`` entry a crashed run left. Returns how many there were."""
+    journal = db[toolstate.JOURNAL]
+    total = 0
+    while True:
+        entries = await journal.find({"migration": migration, "state": PENDING}).limit(batch) \
+            .to_list()
+        if not entries:
+            return total
+        total += len(entries)
+        await settle(db, entries)
+
+
+@dataclass
+class BatchOutcome:
+    written: list[Write]
+    skipped: list[Write]  # the document changed between read and write: not written
+
+
+async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *, migration: str,
+                      run_id: str, run_no: int, seq_start: int,
+                      session: AsyncClientSession | None = None) -> BatchOutcome:
+    """Journal first, then the guarded document writes, then mark applied."""
+    from pymongo import UpdateOne
+
+    journal = db[toolstate.JOURNAL]
+    docs = [entry_doc(w, migration, run_no, seq_start + i, run_id, PENDING)
+            for i, w in enumerate(writes)]
+    await journal.insert_many(docs, ordered=True, session=session)
+    matched = 0
+    by_coll: dict[str, list[Write]] = {}
+    for w in writes:
+        by_coll.setdefault(w.collection, []).append(w)
+    for coll, group in by_coll.items():
+        ops = [UpdateOne(cas_filter(w.doc_id, w.before), set_unset(w.after)) for w in group]
+        res = await db[coll].bulk_write(ops, ordered=False, session=session)
+        matched += res.matched_count
+    ids = [d["_id"] for d in docs]
+    if matched == len(writes):
+        await journal.update_many({"_id": {"$in": ids}}, {"$set": {"state": APPLIED}},
+                                  session=session)
+        return BatchOutcome(list(writes), [])
+    # Some guarded writes did not match: decide each from the document.
+    await settle(db, docs, session)
+    kept = {d["_id"] async for d in journal.find({"_id": {"$in": ids}}, {"_id": 1},
+                                                 session=session)}
+    written = [w for w, d in zip(writes, docs, strict=True) if d["_id"] in kept]
+    skipped = [w for w, d in zip(writes, docs, strict=True) if d["_id"] not in kept]
+    return BatchOutcome(written, skipped)

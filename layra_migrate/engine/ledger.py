@@ -1,0 +1,148 @@
+"""The ledger: one record per migration run, and per accepted file change.
+
+A migration's state is read from its newest ``up``/``down`` run. The file
+checksum recorded by the last successful ``up`` (or by the last
+``--accept-changed``) is the one an applied migration's file must still have.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from layra_migrate import redact, toolstate
+from layra_migrate.engine.lock import now, whoami
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+# Migration states.
+PENDING = "pending"
+APPLIED = "applied"
+INTERRUPTED = "interrupted"  # an up run stopped (Ctrl-C, crash, error): rewrite resumes it
+ROLLED_BACK = "rolled_back"
+PARTIALLY_ROLLED_BACK = "partially_rolled_back"
+ROLLBACK_INTERRUPTED = "rollback_interrupted"
+
+NEEDS_UP = frozenset({PENDING, INTERRUPTED, ROLLED_BACK, PARTIALLY_ROLLED_BACK,
+                      ROLLBACK_INTERRUPTED})
+CAN_ROLL_BACK = frozenset({APPLIED, INTERRUPTED, PARTIALLY_ROLLED_BACK, ROLLBACK_INTERRUPTED})
+
+
+@dataclass
+class RunRecord:
+    id: str
+    migration: str
+    direction: str  # up | down | accept_changed
+    status: str  # running | applied | interrupted | failed | rolled_back | partially_rolled_back
+    run_no: int
+    checksum: str | None
+    started_at: datetime
+    by: str
+    finished_at: datetime | None = None
+    duration_s: float | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    reason: str | None = None
+    previous_checksum: str | None = None
+
+    @classmethod
+    def from_doc(cls, d: dict[str, Any]) -> RunRecord:
+        return cls(str(d["_id"]), d["migration"], d["direction"], d["status"],
+                   int(d.get("run_no") or 0), d.get("checksum"), d["started_at"],
+                   d.get("by", "?"), d.get("finished_at"), d.get("duration_s"),
+                   dict(d.get("counts") or {}), d.get("error"), d.get("reason"),
+                   d.get("previous_checksum"))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"run": self.id, "migration": self.migration, "direction": self.direction,
+                "status": self.status, "run_no": self.run_no, "checksum": self.checksum,
+                "started_at": self.started_at, "finished_at": self.finished_at,
+                "duration_s": self.duration_s, "by": self.by, "counts": self.counts,
+                "error": self.error, "reason": self.reason}
+
+
+@dataclass
+class MigrationState:
+    migration: str
+    state: str
+    last_up: RunRecord | None
+    last_run: RunRecord | None
+    accepted_checksum: str | None  # the checksum the file must have while applied
+
+    @property
+    def checksum(self) -> str | None:
+        return self.accepted_checksum
+
+
+class Ledger:
+    def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
+        self.coll = db[toolstate.LEDGER]
+
+    async def runs(self, migration: str | None = None) -> list[RunRecord]:
+        flt = {"migration": migration} if migration else {}
+        cursor = self.coll.find(flt).sort([("started_at", 1), ("run_no", 1)])
+        return [RunRecord.from_doc(d) async for d in cursor]
+
+    async def states(self) -> dict[str, MigrationState]:
+        out: dict[str, MigrationState] = {}
+        for r in await self.runs():
+            st = out.setdefault(r.migration, MigrationState(r.migration, PENDING, None, None, None))
+            if r.direction == "accept_changed":
+                st.accepted_checksum = r.checksum
+                continue
+            st.last_run = r
+            if r.direction == "up":
+                if r.status == "applied":
+                    st.state = APPLIED
+                    st.last_up = r
+                    st.accepted_checksum = r.checksum
+                elif r.status == "running" or r.status in ("interrupted", "failed"):
+                    st.state = INTERRUPTED
+            elif r.direction == "down":
+                if r.status == "rolled_back":
+                    st.state = ROLLED_BACK
+                    st.accepted_checksum = None
+                elif r.status == "partially_rolled_back":
+                    st.state = PARTIALLY_ROLLED_BACK
+                else:
+                    st.state = ROLLBACK_INTERRUPTED
+        return out
+
+    async def next_run_no(self, migration: str) -> int:
+        last = await self.coll.find_one({"migration": migration}, sort=[("run_no", -1)])
+        return int(last.get("run_no") or 0) + 1 if last else 1
+
+    async def start(self, migration: str, direction: str, checksum: str | None) -> RunRecord:
+        rec = RunRecord(uuid.uuid4().hex, migration, direction, "running",
+                        await self.next_run_no(migration), checksum, now(), whoami())
+        doc = rec.as_dict()
+        doc["_id"] = doc.pop("run")
+        doc["pid"] = os.getpid()
+        await self.coll.insert_one(doc)
+        return rec
+
+    async def finish(self, rec: RunRecord, status: str, counts: dict[str, int],
+                     error: str | None = None) -> None:
+        rec.status = status
+        rec.finished_at = now()
+        rec.duration_s = round((rec.finished_at - rec.started_at).total_seconds(), 3)
+        rec.counts = counts
+        rec.error = redact.scrub(error) if error else None
+        await self.coll.update_one({"_id": rec.id}, {"$set": {
+            "status": status, "finished_at": rec.finished_at, "duration_s": rec.duration_s,
+            "counts": counts, "error": rec.error}})
+
+    async def accept_changed(self, migration: str, previous: str | None, checksum: str,
+                             reason: str) -> RunRecord:
+        rec = RunRecord(uuid.uuid4().hex, migration, "accept_changed", "accepted",
+                        await self.next_run_no(migration), checksum, now(), whoami(),
+                        reason=redact.scrub(reason), previous_checksum=previous)
+        doc = rec.as_dict()
+        doc["_id"] = doc.pop("run")
+        doc["previous_checksum"] = previous
+        await self.coll.insert_one(doc)
+        return rec

@@ -1,0 +1,200 @@
+"""The lease lock: at most one rewrite/rollback at a time, per database.
+
+Acquired by an atomic unique insert on a fixed ``_id``; it carries owner,
+user@host, pid, command and an expiry. A heartbeat task extends the expiry
+while the run lives; every batch write first checks the lock is still ours
+and unexpired. A crashed holder's lease simply expires: a later run takes over
+an expired lock (atomically, only if it is still expired), and
+``unlock --if-stale`` deletes an expired one. A live lock is never taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from layra_migrate import toolstate
+from layra_migrate.errors import RefusedError
+
+if TYPE_CHECKING:
+    from pymongo.asynchronous.database import AsyncDatabase
+
+LOCK_ID = "layra-migrate"
+DEFAULT_TTL_S = 60.0
+TTL_ENV = "LAYRA_MIGRATE_LOCK_TTL"
+
+
+def now() -> datetime:
+    # Millisecond precision, naive UTC: what the server stores and returns.
+    t = datetime.now(UTC).replace(tzinfo=None)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def whoami() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    owner: str
+    holder: str  # user@host
+    pid: int
+    command: str
+    acquired_at: datetime
+    expires_at: datetime
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> LockInfo:
+        return cls(str(doc.get("owner")), str(doc.get("holder")), int(doc.get("pid") or 0),
+                   str(doc.get("command")), doc["acquired_at"], doc["expires_at"])
+
+    def expired(self, at: datetime | None = None) -> bool:
+        return self.expires_at <= (at or now())
+
+    def age_s(self) -> float:
+        return max(0.0, (now() - self.acquired_at).total_seconds())
+
+    def describe(self) -> str:
+        state = "expired" if self.expired() else "live"
+        return (f"{self.holder} pid {self.pid} ({self.command}, held {self.age_s():.0f}s, "
+                f"{state}, expires {self.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"holder": self.holder, "pid": self.pid, "command": self.command,
+                "acquired_at": self.acquired_at, "expires_at": self.expires_at,
+                "age_s": round(self.age_s(), 1), "expired": self.expired()}
+
+
+def ttl_from_env(value: str | None) -> float:
+    try:
+        ttl = float(value) if value else DEFAULT_TTL_S
+    except ValueError:
+        ttl = DEFAULT_TTL_S
+    return max(ttl, 0.5)
+
+
+async def read_lock(db: AsyncDatabase[dict[str, Any]]) -> LockInfo | None:
+    doc = await db[toolstate.LOCK].find_one({"_id": LOCK_ID})
+    return LockInfo.from_doc(doc) if doc else None
+
+
+class LeaseLock:
+    """Use as ``async with LeaseLock(db, "rewrite") as lock: ... await lock.ensure()``."""
+
+    def __init__(self, db: AsyncDatabase[dict[str, Any]], command: str, *,
+                 ttl_s: float = DEFAULT_TTL_S) -> None:
+        self.db = db
+        self.coll = db[toolstate.LOCK]
+        self.command = command
+        self.ttl = timedelta(seconds=ttl_s)
+        self.owner = uuid.uuid4().hex
+        self.took_over: LockInfo | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._lost = False
+
+    def _doc(self) -> dict[str, Any]:
+        t = now()
+        return {"_id": LOCK_ID, "owner": self.owner, "holder": whoami(), "pid": os.getpid(),
+                "command": self.command, "acquired_at": t, "heartbeat_at": t,
+                "expires_at": t + self.ttl}
+
+    async def acquire(self) -> None:
+        from pymongo.errors import DuplicateKeyError
+
+        try:
+            await self.coll.insert_one(self._doc())
+        except DuplicateKeyError:
+            held = await read_lock(self.db)
+            if held is None:  # released between our insert and our read: try once more
+                await self.coll.insert_one(self._doc())
+            elif held.expired():
+                replaced = await self.coll.find_one_and_replace(
+                    {"_id": LOCK_ID, "owner": held.owner, "expires_at": {"$lte": now()}},
+                    self._doc())
+                if replaced is None:
+                    raise self._refusal(await read_lock(self.db)) from None
+                self.took_over = held
+            else:
+                raise self._refusal(held) from None
+        self._task = asyncio.create_task(self._heartbeat())
+
+    @staticmethod
+    def _refusal(held: LockInfo | None) -> RefusedError:
+        shown = held.describe() if held else "another run"
+        return RefusedError(f"another migration run holds the lock: {shown}",
+                            hint="wait for it to finish; a crashed run's lock expires, then "
+                                 "`layra-migrate unlock --if-stale` releases it")
+
+    async def _heartbeat(self) -> None:
+        interval = max(self.ttl.total_seconds() / 4, 0.1)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                t = now()
+                res = await self.coll.update_one(
+                    {"_id": LOCK_ID, "owner": self.owner},
+                    {"$set": {"heartbeat_at": t, "expires_at": t + self.ttl}})
+                if res.matched_count == 0:
+                    self._lost = True
+                    return
+            except Exception:  # noqa: BLE001 - ensure() reports it at the next batch
+                continue
+
+    async def ensure(self) -> None:
+        """Raise unless we still hold an unexpired lock. Called before every batch write."""
+        doc = await self.coll.find_one({"_id": LOCK_ID, "owner": self.owner})
+        if self._lost or doc is None or doc["expires_at"] <= now():
+            raise RefusedError("lost the migration lock (the lease expired or was released); "
+                               "stopped before the next write",
+                               hint="re-run to resume; the journal makes the run resumable")
+
+    async def release(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self.coll.delete_one({"_id": LOCK_ID, "owner": self.owner})
+
+    async def __aenter__(self) -> LeaseLock:
+        await self.acquire()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.release()
+
+
+@dataclass(frozen=True)
+class UnlockResult:
+    released: LockInfo | None
+    held: LockInfo | None  # a live lock that was left alone
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"released": self.released.as_dict() if self.released else None,
+                "live_lock": self.held.as_dict() if self.held else None}
+
+
+async def unlock_if_stale(db: AsyncDatabase[dict[str, Any]]) -> UnlockResult:
+    """Delete the lock only if it is expired; a live lock is never touched."""
+    held = await read_lock(db)
+    if held is None:
+        return UnlockResult(None, None)
+    if not held.expired():
+        return UnlockResult(None, held)
+    res = await db[toolstate.LOCK].delete_one(
+        {"_id": LOCK_ID, "owner": held.owner, "expires_at": {"$lte": now()}})
+    if res.deleted_count:
+        return UnlockResult(held, None)
+    return UnlockResult(None, await read_lock(db))

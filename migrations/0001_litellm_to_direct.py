@@ -1,0 +1,107 @@
+"""Point every proxied model configuration straight at its provider.
+
+For each reference (all four places: model_config.models[], conversation
+snapshots, workflow nodes, saved custom nodes) whose normalised URL is a proxy
+URL and whose model name the plan resolves, set the URL, the key and, when the
+proxy alias differs from the upstream id, the model name, in the spelling the
+copy already uses. Nothing else changes. Unresolved names are left alone (the
+runner refuses them unless --skip-unresolved).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from layra_migrate.locations import (
+    CAMEL,
+    CONVERSATIONS,
+    LOCATION_NAMES,
+    LOCATIONS,
+    MODEL_CONFIG,
+    SNAKE,
+    Reference,
+    field_name,
+    redis_keys_for,
+)
+
+id = "0001_litellm_to_direct"
+description = "LiteLLM proxy -> direct provider: model URL, key and model id in all four places"
+
+
+def _source_field(cfg: dict[str, Any], logical: str) -> str:
+    """The key that holds the value the app reads (the one read_field returns)."""
+    camel, snake = getattr(CAMEL, logical), getattr(SNAKE, logical)
+    if cfg.get(camel) is not None:
+        return camel
+    if snake in cfg:
+        return snake
+    return field_name(cfg, logical)
+
+
+def _changes(ctx: Any, ref: Reference) -> tuple[dict[str, Any], dict[str, Any]]:
+    changes: dict[str, Any] = {}
+    expect: dict[str, Any] = {}
+    if not ctx.plan.proxy.matches(ref.model_url):
+        return changes, expect
+    target = ctx.plan.target(ref.model_name)
+    if target is None:
+        return changes, expect
+    cfg = ref.config
+
+    def put(logical: str, value: Any, *, only_if_present: bool = False) -> None:
+        key = _source_field(cfg, logical)
+        if only_if_present and key not in cfg:
+            return  # never add a field the copy does not have
+        changes[f"{ref.path}.{key}"] = value
+        expect[f"{ref.path}.{key}"] = cfg[key] if key in cfg else ctx.MISSING
+
+    put("model_url", target.base_url)
+    put("api_key", ctx.keys.for_target(target), only_if_present=True)
+    if target.model != ref.model_name:
+        put("model_name", target.model)
+    return changes, expect
+
+
+async def up(ctx: Any) -> None:
+    for name in LOCATION_NAMES:
+        loc = LOCATIONS[name]
+        async for doc in ctx.stream(loc.collection, loc.candidate_filter, loc.projection(),
+                                    task=f"{name}"):
+            changes: dict[str, Any] = {}
+            expect: dict[str, Any] = {}
+            models: dict[str, str] = {}
+            for ref in loc.references(doc):
+                c, e = _changes(ctx, ref)
+                changes.update(c)
+                expect.update(e)
+                if c:
+                    models[str(ref.model_name)] = ""
+            if not changes:
+                continue
+            keys = redis_keys_for(name, doc) if name in (CONVERSATIONS, MODEL_CONFIG) else []
+            await ctx.set_fields(loc.collection, doc["_id"], changes, expect, cache_keys=keys,
+                                 label={"location": name, "model": ", ".join(sorted(models))})
+    await ctx.flush()
+    if not ctx.dry_run:
+        await _postcondition(ctx)
+
+
+async def _postcondition(ctx: Any) -> None:
+    """No reference that the plan resolves may still point at the proxy."""
+    from layra_migrate.audit import url_name_counts
+    from layra_migrate.errors import VerificationFailed
+
+    left: dict[str, int] = {}
+    for name in LOCATION_NAMES:
+        for row in await url_name_counts(ctx.db, name):
+            key = row["_id"]
+            if ctx.plan.proxy.matches(key.get("url")) and ctx.plan.target(key.get("name")):
+                left[name] = left.get(name, 0) + int(row["n"])
+    skipped = ctx.stats.skipped
+    if left and not skipped:
+        shown = ", ".join(f"{k}: {v}" for k, v in left.items())
+        raise VerificationFailed(f"post-condition failed: resolvable references still point at "
+                                 f"the proxy ({shown})")
+    if left:
+        ctx.logger.warning("%d document(s) changed during the run were left alone; re-run "
+                           "`rewrite` to migrate them", skipped)
