@@ -1,0 +1,248 @@
+"""`layra-migrate verify` end to end: real CLI subprocess, real MongoDB wire protocol,
+the real OpenAI SDK against the loopback provider stub."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from layra_migrate.sandbox.provider_stub import ProviderStub
+from layra_migrate.sandbox.servers import free_port
+from layra_migrate.toolstate import VERIFY_RUNS
+from tests.conftest import KEY_ENV, assert_no_canary
+
+DIRECT_KEY = "sk-CANARYdirectDEEPSEEK000000000000"
+OTHER_KEY = "sk-proj-CANARYdirectOPENAI0000000000000"
+PROXY = "http://litellm-proxy:4000/v1"
+MASTER = "sk-litellm-master-CANARYmasterKEY00000000001"
+
+
+@pytest.fixture(scope="module")
+def stub() -> Iterator[ProviderStub]:
+    # Accepts only the two "direct" keys and the DeepSeek env key: any other key gets 401.
+    with ProviderStub(behaviours={"deepseek-chat": "ok", "deepseek-reasoner": "reasoning",
+                                  "gpt-4o": "404", "gemini-2.5-flash": "429",
+                                  "kimi-k2:1t": "stall"},
+                      valid_keys=frozenset({DIRECT_KEY, OTHER_KEY,
+                                            KEY_ENV["DEEPSEEK_API_KEY"]}),
+                      stall_s=15) as s:
+        yield s
+
+
+def snake(name: str, url: Any, key: Any, **params: Any) -> dict[str, Any]:
+    cfg = {"model_id": f"thesis_{name}", "model_name": name, "model_url": url, "api_key": key,
+           "temperature": -1, "max_length": -1, "top_P": -1, "top_K": -1}
+    cfg.update(params)
+    return cfg
+
+
+def camel(name: str, url: Any, key: Any, **params: Any) -> dict[str, Any]:
+    cfg = {"modelId": f"thesis_{name}", "modelName": name, "modelURL": url, "apiKey": key,
+           "temperature": -1, "maxLength": -1, "topP": -1, "topK": -1}
+    cfg.update(params)
+    return cfg
+
+
+def seed(db: Any, *, model_config: list[dict[str, Any]] = (), conversations: list[Any] = (),
+         workflows: list[Any] = (), custom: list[Any] = ()) -> None:  # type: ignore[assignment]
+    if model_config:
+        db.model_config.insert_one({"username": "thesis", "selected_model": "x",
+                                    "models": list(model_config)})
+    for i, cfg in enumerate(conversations):
+        db.conversations.insert_one({"conversation_id": f"c{i}", "username": "thesis",
+                                     "model_config": cfg})
+    if workflows:
+        db.workflows.insert_one({"workflow_id": "wf", "username": "thesis", "nodes": [
+            {"id": f"n{i}", "type": "vlm", "data": {"nodeType": "vlm", "modelConfig": cfg}}
+            for i, cfg in enumerate(workflows)] + [{"id": "code", "type": "code", "data": {}}]})
+    if custom:
+        db.nodes.insert_one({"username": "thesis", "custom_nodes": {
+            f"Node {i}": {"data": {"nodeType": "vlm", "modelConfig": cfg}}
+            for i, cfg in enumerate(custom)}})
+
+
+def targets_by_model(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {t["model"]: t for t in data["targets"]}
+
+
+def test_database_source_dedupes_counts_and_classifies(db: Any, cli: Any,
+                                                       stub: ProviderStub) -> None:
+    url = stub.base_url
+    seed(db,
+         model_config=[snake("deepseek-chat", url, DIRECT_KEY, temperature=0.3),
+                       snake("deepseek-reasoner", url, DIRECT_KEY),
+                       snake("deepseek-chat", PROXY, MASTER),  # not migrated
+                       snake("claude-sonnet-4", "https://api.anthropic.com/v1", OTHER_KEY),
+                       snake("gpt-4o", "", None)],
+         # same target, trailing slash, snake_case snapshot without model_id
+         conversations=[{k: v for k, v in snake("deepseek-chat", url + "/", DIRECT_KEY).items()
+                         if k != "model_id"},
+                        snake("deepseek-chat", "HTTP://LiteLLM-Proxy:4000/v1/", MASTER)],
+         workflows=[camel("deepseek-chat", url, DIRECT_KEY, topP=0.9),
+                    snake("gpt-4o", url, OTHER_KEY)],
+         custom=[camel("deepseek-chat", url, DIRECT_KEY),
+                 camel("deepseek-chat", url, "sk-CANARYvirtualKEY0001abcdefghijklmnop")])
+    stub.clear()
+    r = cli("verify", "--json", "--timeout", "5")
+    assert r.code == 5, r.stderr
+    data = r.json()
+    assert data["schema"] == "layra-migrate/verify/v1" and data["source"] == "database"
+    assert data["not_migrated"] == 2
+    rows = data["targets"]
+    chat = [t for t in rows if t["model"] == "deepseek-chat"]
+    assert len(chat) == 2  # two keys -> two targets
+    good = next(t for t in chat if t["status"] == "ok")
+    bad = next(t for t in chat if t["status"] != "ok")
+    assert good["references"] == 4  # model_config + conversation + workflow + custom node
+    assert bad["references"] == 1 and bad["status"] == "auth_failed"
+    assert bad["hint"].startswith("key rejected")
+    assert good["params"] == {"temperature": 0.3, "top_p": 0.9, "max_tokens": 16}
+    assert good["latency_ms"] >= 0 and good["first_token_ms"] is not None
+    by = {(t["model"], t["status"]) for t in rows}
+    assert ("deepseek-reasoner", "ok") in by
+    assert ("gpt-4o", "model_not_found") in by
+    assert ("gpt-4o", "skipped") in by  # empty model_url
+    assert ("claude-sonnet-4", "skipped") in by  # anthropic, never sent
+    assert data["ok"] == 2 and data["failed"] == 2 and data["skipped"] == 2
+    # request shape of the deduplicated target: sent once, with the configured parameters
+    sent = [q for q in stub.requests_for("deepseek-chat") if q.api_key == DIRECT_KEY]
+    assert len(sent) == 1
+    body = sent[0].body
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["temperature"] == 0.3 and body["top_p"] == 0.9
+    assert not any(q.model == "claude-sonnet-4" for q in stub.requests)
+    assert not any(q.api_key == MASTER for q in stub.requests)
+    assert_no_canary(r.stdout, r.stderr)
+    # the run is recorded, without keys
+    [run] = list(db[VERIFY_RUNS].find({}))
+    assert run["source"] == "database" and run["passed"] is False
+    assert len(run["targets"]) == len(rows)
+    assert {t["status"] for t in run["targets"]} >= {"ok", "auth_failed", "skipped"}
+    assert all("api_key" not in t for t in run["targets"])
+    assert_no_canary(repr(run))
+
+
+def test_database_all_ok_exits_zero_and_skipped_needs_flag(db: Any, cli: Any,
+                                                         stub: ProviderStub) -> None:
+    seed(db, model_config=[snake("deepseek-chat", stub.base_url, DIRECT_KEY),
+                           snake("voyage-3", "https://api.voyageai.com/v1", OTHER_KEY)])
+    r = cli("verify", "--timeout", "5")
+    assert r.code == 5, r.stdout + r.stderr
+    assert "skipped" in r.stdout and "voyage" in r.stdout
+    r = cli("verify", "--timeout", "5", "--allow-skipped")
+    assert r.code == 0, r.stdout + r.stderr
+    r = cli("verify", "--timeout", "5", "--only", "voyage", "--json")
+    assert r.code == 5 and [t["provider"] for t in r.json()["targets"]] == ["voyage"]
+    assert_no_canary(r.stdout, r.stderr)
+    assert db[VERIFY_RUNS].count_documents({}) == 3
+    assert db[VERIFY_RUNS].count_documents({"passed": True}) == 1
+
+
+def write_plan(path: Path, base_url: str) -> Path:
+    def tgt(model: str, env: str, provider: str = "deepseek") -> dict[str, Any]:
+        return {"provider": provider, "base_url": base_url, "model": model, "api_key_env": env}
+
+    plan = {
+        "format": "layra-migrate/plan/v1", "database": None,
+        "proxy_urls": ["http://litellm-proxy:4000/v1", "http://localhost:4000/v1"],
+        "models": {
+            "deepseek-reasoner": {"references": 3, "target": tgt("deepseek-reasoner",
+                                                                 "DEEPSEEK_API_KEY")},
+            "thesis-default": {"references": 1, "target": tgt("deepseek-reasoner",
+                                                              "DEEPSEEK_API_KEY")},
+            "deepseek-chat": {"references": 2, "target": tgt("deepseek-chat",
+                                                             "DEEPSEEK_API_KEY")},
+            # a key the stub rejects
+            "openai/gpt-4.1-mini": {"references": 1, "target": tgt("gpt-4.1-mini",
+                                                                   "OPENAI_API_KEY", "openai")},
+            # key variable not set
+            "gemini-2.5-flash": {"references": 1, "target": tgt("gemini-2.5-flash",
+                                                                "GEMINI_API_KEY", "gemini")},
+            "kimi-k2": {"references": 1, "target": tgt("kimi-k2:1t", "DEEPSEEK_API_KEY",
+                                                       "ollama_chat")},
+            "gpt-4o": {"references": 4, "target": None, "reason": "config.yaml has no route"},
+        },
+    }
+    path.write_text(yaml.safe_dump(plan), encoding="utf-8")
+    return path
+
+
+def test_plan_source_probes_what_the_rewrite_would_write(db: Any, cli: Any, stub: ProviderStub,
+                                                         tmp_path: Path) -> None:
+    seed(db,
+         model_config=[snake("deepseek-reasoner", PROXY, MASTER, max_length=2048),
+                       snake("thesis-default", "http://localhost:4000/v1", MASTER),
+                       snake("deepseek-chat", PROXY, MASTER, temperature=0.2)],
+         workflows=[camel("deepseek-chat", "http://litellm-proxy:4000", MASTER,
+                          temperature=0.2, topP=0.5)])
+    plan = write_plan(tmp_path / "plan.yaml", stub.base_url)
+    env = {k: v for k, v in KEY_ENV.items() if k != "GEMINI_API_KEY"}
+    stub.clear()
+    started = time.monotonic()
+    r = cli("verify", "--plan", str(plan), "--json", "--timeout", "2", env=env)
+    wall = time.monotonic() - started
+    assert r.code == 5, r.stderr
+    data = r.json()
+    assert data["source"] == "plan"
+    t = targets_by_model(data)
+    assert t["deepseek-reasoner"]["status"] == "ok"
+    assert sorted(t["deepseek-reasoner"]["model_names"]) == ["deepseek-reasoner", "thesis-default"]
+    assert t["deepseek-reasoner"]["references"] == 2  # from the database's proxied references
+    assert t["deepseek-chat"]["status"] == "ok" and t["deepseek-chat"]["references"] == 2
+    assert t["gpt-4.1-mini"]["status"] == "auth_failed"
+    assert t["gpt-4.1-mini"]["hint"] == "key rejected: check OPENAI_API_KEY"
+    assert t["gemini-2.5-flash"]["status"] == "auth_failed"
+    assert "GEMINI_API_KEY is not set" in t["gemini-2.5-flash"]["detail"]
+    assert t["kimi-k2:1t"]["status"] == "timeout"
+    assert t["gpt-4o"]["status"] == "skipped"
+    assert wall < 2 * 1.3 + 6, f"verify --plan took {wall:.1f}s"  # one timeout + CLI start-up
+    # keys from the environment, the configured parameters, nothing for the unset key
+    [reasoner] = stub.requests_for("deepseek-reasoner")
+    assert reasoner.api_key == KEY_ENV["DEEPSEEK_API_KEY"]
+    assert reasoner.body["max_tokens"] == 2048
+    [chat] = stub.requests_for("deepseek-chat")
+    assert chat.body["temperature"] == 0.2 and chat.body["top_p"] == 0.5
+    assert stub.requests_for("gemini-2.5-flash") == []
+    assert [q.api_key for q in stub.requests_for("gpt-4.1-mini")] == [KEY_ENV["OPENAI_API_KEY"]]
+    assert_no_canary(r.stdout, r.stderr)
+    # the database was not changed, only the run recorded
+    assert db.model_config.find_one({})["models"][0]["model_url"] == PROXY
+    assert db[VERIFY_RUNS].find_one({})["source"] == "plan"
+
+
+def test_rich_table_shows_hints_and_no_key(db: Any, cli: Any, stub: ProviderStub,
+                                           tmp_path: Path) -> None:
+    plan = write_plan(tmp_path / "plan.yaml", stub.base_url)
+    r = cli("verify", "--plan", str(plan), "--timeout", "2", "--only", "openai", env=KEY_ENV)
+    assert r.code == 5
+    assert "key rejected: check OPENAI_API_KEY" in r.stdout
+    assert "auth_failed" in r.stdout and "gpt-4.1-mini" in r.stdout
+    assert_no_canary(r.stdout, r.stderr)
+
+
+def test_mongo_unreachable_exits_3_quickly(cli: Any, tmp_path: Path) -> None:
+    started = time.monotonic()
+    r = cli("verify", "--json", "--mongo-timeout", "1", "--mongo-uri",
+            f"mongodb://127.0.0.1:{free_port()}/?directConnection=true", mongo=False)
+    assert r.code == 3, r.stderr
+    assert time.monotonic() - started < 15
+    assert r.json()["schema"] == "layra-migrate/verify/v1"
+
+
+@pytest.mark.parametrize("args", [
+    ("--timeout", "0"),
+    ("--concurrency", "0"),
+    ("--plan", "does-not-exist.yaml"),
+    ("--only", "nosuchprovider"),
+    ("--bogus-flag",),
+])
+def test_bad_input_exits_2(db: Any, cli: Any, args: tuple[str, ...]) -> None:
+    seed(db, model_config=[snake("m", "http://127.0.0.1:9/v1", DIRECT_KEY)])
+    r = cli("verify", *args)
+    assert r.code == 2, (args, r.stdout, r.stderr)
+    assert_no_canary(r.stdout, r.stderr)
