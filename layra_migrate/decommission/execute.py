@@ -1,0 +1,574 @@
+"""The decommission run: plan, ordered execution, verification gate, removal, rollback.
+
+Order (see docs/MIGRATION.md): record the pre-state -> stop the proxy -> dump
+the database while it runs -> stop the cache (and other services) -> stop the
+database last -> copy every volume out of the stopped containers -> copy the
+compose directory -> set restart policies to ``no`` -> verify the archive.
+Only a verified archive allows ``--remove``. Any failure (or Ctrl-C) before
+verification undoes what was done: restart policies back, the containers that
+were running started again (database, cache, proxy), the archive kept and
+marked ``INCOMPLETE``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layra_migrate import __version__, redact
+from layra_migrate.decommission import archive as arch
+from layra_migrate.decommission.client import docker_errors
+from layra_migrate.decommission.discovery import (
+    START_ORDER,
+    Stack,
+    StackContainer,
+    directory_size,
+)
+from layra_migrate.decommission.dump import dump_database
+from layra_migrate.decommission.models import (
+    DECOMMISSION_SCHEMA,
+    MANIFEST_SCHEMA,
+    ContainerReport,
+    InterlockReport,
+    RunResult,
+    SecurityReport,
+    Step,
+)
+from layra_migrate.decommission.security import key_names_from_env_file
+from layra_migrate.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_VERIFY_FAILED,
+    LayraMigrateError,
+    UnreachableError,
+)
+
+if TYPE_CHECKING:
+    import docker
+
+HELPER_LABEL = "io.layra-migrate.helper"
+NO_POLICY = {"Name": "no", "MaximumRetryCount": 0}
+
+
+@dataclass
+class Options:
+    project: str
+    archive_dir: Path
+    dry_run: bool = False
+    remove: bool = False
+    remove_volumes: bool = False
+    force: bool = False
+    reason: str | None = None
+    stop_timeouts: dict[str, int] = field(default_factory=lambda: {
+        "proxy": 30, "other": 30, "cache": 30, "database": 120})
+
+
+def _policy_str(policy: dict[str, Any] | None) -> str:
+    if not policy:
+        return "no"
+    name = str(policy.get("Name") or "no")
+    if name == "on-failure" and policy.get("MaximumRetryCount"):
+        return f"on-failure:{policy['MaximumRetryCount']}"
+    return name
+
+
+def plan_steps(stack: Stack, opts: Options, result: RunResult) -> None:
+    """The ordered steps and the resources each touches (all ``pending``)."""
+    order = stack.stop_order()
+    result.step("record pre-state", [c.name for c in stack.containers])
+    for c in (c for c in order if c.role == "proxy"):
+        result.step(f"stop {c.name} (proxy, timeout {opts.stop_timeouts['proxy']}s)", [c.name])
+    for db in stack.by_role("database"):
+        result.step(f"dump {db.name} (pg_dump -Fc, pg_dumpall --globals-only, "
+                    "pg_restore --list)", [db.name])
+    for c in (c for c in order if c.role in ("other", "cache")):
+        result.step(f"stop {c.name} ({c.role}, timeout {opts.stop_timeouts[c.role]}s)", [c.name])
+    for c in (c for c in order if c.role == "database"):
+        result.step(f"stop {c.name} (database, timeout {opts.stop_timeouts['database']}s)",
+                    [c.name])
+    result.step("archive volumes (get_archive from the stopped containers)",
+                [v.name for v in stack.volumes])
+    result.step("archive compose directory and config files (including .env)",
+                [p for p in [stack.working_dir, *stack.config_files] if p])
+    result.step("set restart policies to no", [c.name for c in stack.containers])
+    result.step("verify archive (re-hash every member, read every tar)", [str(opts.archive_dir)])
+    if opts.remove:
+        result.step("remove containers", [c.name for c in stack.containers])
+        result.step("remove networks (project-labelled, no foreign container attached)",
+                    [n.name for n in stack.networks])
+        if opts.remove_volumes:
+            result.step("remove volumes (project-labelled, not used elsewhere)",
+                        [v.name for v in stack.volumes])
+
+
+def estimate_size(stack: Stack) -> int | None:
+    total = directory_size(stack.working_dir)
+    for v in stack.volumes:
+        if v.size is None:
+            return None
+        total += v.size
+    return total
+
+
+def new_result(stack: Stack, opts: Options) -> RunResult:
+    result = RunResult(DECOMMISSION_SCHEMA, stack.project, opts.dry_run,
+                       archive=str(opts.archive_dir))
+    result.containers = [
+        ContainerReport(c.name, c.role, c.status, c.status, _policy_str(c.restart_policy),
+                        _policy_str(c.restart_policy)) for c in stack.containers]
+    result.volumes = [v.as_dict() for v in stack.volumes]
+    result.networks = [n.as_dict() for n in stack.networks]
+    result.estimated_size = estimate_size(stack)
+    plan_steps(stack, opts, result)
+    return result
+
+
+class _Run:
+    """One execution: what changed so far, for the rollback."""
+
+    def __init__(self, client: docker.DockerClient, stack: Stack, opts: Options,
+                 result: RunResult, security: SecurityReport | None,
+                 interlock: InterlockReport | None,
+                 progress: Callable[[str], None] | None) -> None:
+        self.client = client
+        self.api = client.api
+        self.stack = stack
+        self.opts = opts
+        self.result = result
+        self.security = security
+        self.interlock = interlock
+        self.progress = progress or (lambda _s: None)
+        self.stopped: list[StackContainer] = []
+        self.policies_changed: list[StackContainer] = []
+        self.helpers: list[str] = []
+        self.writer: arch.ArchiveWriter | None = None
+        self.started_at = datetime.now(UTC)
+        self.volume_members: dict[str, dict[str, Any]] = {}
+        self.dumps: list[dict[str, Any]] = []
+        self.compose: dict[str, Any] = {"working_dir": stack.working_dir,
+                                        "config_files": list(stack.config_files), "files": []}
+        self.removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+        self._steps: Iterator[Step] = iter(result.steps)
+
+    def next_step(self) -> Step:
+        step = next(self._steps)
+        self.progress(step.name)
+        return step
+
+    # -- the manifest -----------------------------------------------------------------
+    def manifest(self, *, complete: bool, verified: bool) -> dict[str, Any]:
+        try:
+            version = self.api.version()
+            docker_info = {"version": version.get("Version"),
+                           "api_version": version.get("ApiVersion")}
+        except Exception:  # noqa: BLE001 - informative only
+            docker_info = {"version": None, "api_version": None}
+        containers = []
+        for c in self.stack.containers:
+            state = c.pre_state()
+            state["inspect_member"] = f"containers/{c.name}.inspect.json"
+            containers.append(state)
+        volumes = []
+        for v in self.stack.volumes:
+            d = v.as_dict()
+            d.update(self.volume_members.get(v.name, {"member": None}))
+            volumes.append(d)
+        return {
+            "schema": MANIFEST_SCHEMA, "tool": "layra-migrate", "tool_version": __version__,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": datetime.now(UTC).isoformat(),
+            "host": socket.gethostname(), "docker": docker_info,
+            "project": self.stack.project, "complete": complete, "verified": verified,
+            "forced": self.opts.force, "reason": self.opts.reason,
+            "interlock": self.interlock.as_dict() if self.interlock else None,
+            "containers": containers, "volumes": volumes,
+            "networks": [n.as_dict() for n in self.stack.networks],
+            "compose": self.compose, "dumps": self.dumps,
+            "security": self.security.as_dict() if self.security else None,
+            "steps": [s.as_dict() for s in self.result.steps],
+            "removed": self.removed,
+            "note": "members under containers/ and compose/ hold secrets (environment, .env)",
+        }
+
+    # -- steps ---------------------------------------------------------------------------
+    def stop(self, c: StackContainer) -> None:
+        step = self.next_step()
+        if not c.running:
+            step.skipped(f"was {c.status}")
+            return
+        timeout = self.opts.stop_timeouts[c.role]
+        with docker_errors(f"stopping {c.name}"):
+            self.api.stop(c.id, timeout=timeout)
+            state = self.api.inspect_container(c.id).get("State") or {}
+        self.stopped.append(c)
+        if state.get("Running"):
+            raise LayraMigrateError(f"{c.name} is still running after stop")
+        step.done(f"stopped (exit code {state.get('ExitCode')})")
+
+    def dump(self, db: StackContainer) -> None:
+        step = self.next_step()
+        assert self.writer is not None
+        if not db.running:
+            step.skipped("database was not running; the volume copy is the only copy")
+            self.dumps.append({"container": db.name, "status": "skipped",
+                               "detail": step.detail, "members": []})
+            return
+        outcome = dump_database(self.client, db, self.writer)
+        self.dumps.append({"container": db.name, **outcome.as_dict()})
+        if outcome.status == "done":
+            step.done(outcome.detail)
+        else:
+            step.skipped(outcome.detail)
+
+    def archive_volumes(self) -> None:
+        step = self.next_step()
+        assert self.writer is not None
+        names = {c.name: c for c in self.stack.containers}
+        done = []
+        for v in self.stack.volumes:
+            with docker_errors(f"archiving volume {v.name}"):
+                if v.mounted_by:
+                    cname, dest = v.mounted_by[0]
+                    cid = names[cname].id
+                else:
+                    dest = "/volume"
+                    cid = self._helper(v.name, dest)
+                bits, _stat = self.api.get_archive(cid, dest)
+                member = self.writer.write_stream(f"volumes/{v.name}.tar", bits, "volume")
+            self.volume_members[v.name] = {
+                "member": member.path, "archived_from": dest,
+                "tar_root": os.path.basename(dest.rstrip("/")) or "/"}
+            done.append(f"{v.name} ({arch.human_size(member.size)})")
+        self._drop_helpers()
+        step.done(", ".join(done) if done else "no volumes") if done else step.skipped(
+            "the stack mounts no named volume")
+
+    def _helper(self, volume: str, dest: str) -> str:
+        """A created, never started container mounting a volume no stack container mounts."""
+        image = self.stack.containers[0].image_id
+        helper = self.api.create_container(
+            image, command=["true"], labels={HELPER_LABEL: "1"},
+            host_config=self.api.create_host_config(binds={volume: {"bind": dest, "mode": "ro"}},
+                                                    network_mode="none"))
+        self.helpers.append(helper["Id"])
+        return str(helper["Id"])
+
+    def _drop_helpers(self) -> None:
+        for hid in self.helpers:
+            try:
+                self.api.remove_container(hid, force=True)
+            except Exception:  # noqa: BLE001 - best effort
+                pass
+        self.helpers.clear()
+
+    def archive_compose(self) -> None:
+        step = self.next_step()
+        assert self.writer is not None
+        wd = self.stack.working_dir
+        notes: list[str] = []
+        files: list[str] = []
+        if wd and os.path.isdir(wd):
+            root = Path(wd)
+            for dirpath, dirnames, filenames in os.walk(root):
+                dirnames.sort()
+                for fn in sorted(filenames):
+                    src = Path(dirpath) / fn
+                    rel = src.relative_to(root).as_posix()
+                    if src.is_symlink() or not src.is_file():
+                        notes.append(f"{rel} skipped (symlink or special file)")
+                        continue
+                    self.writer.copy_file(f"compose/workdir/{rel}", src, "compose")
+                    files.append(f"compose/workdir/{rel}")
+                for d in list(dirnames):
+                    if (Path(dirpath) / d).is_symlink():
+                        notes.append(f"{(Path(dirpath) / d).relative_to(root)} skipped (symlink)")
+                        dirnames.remove(d)
+            env_file = root / ".env"
+            if env_file.is_file() and self.security is not None:
+                self.security.key_names = sorted(
+                    set(self.security.key_names) | set(key_names_from_env_file(env_file)))
+        elif wd:
+            notes.append(f"working directory {wd} not found on this host")
+        for cf in self.stack.config_files:
+            p = Path(cf)
+            if wd and p.is_absolute() and Path(wd) in p.parents and p.is_file():
+                continue  # already inside the working directory copy
+            if p.is_file() and not p.is_symlink():
+                rel = "compose/external/" + p.as_posix().lstrip("/")
+                self.writer.copy_file(rel, p, "compose")
+                files.append(rel)
+            else:
+                notes.append(f"config file {cf} not found on this host")
+        self.compose["files"] = files
+        self.compose["notes"] = notes
+        if files:
+            step.done(f"{len(files)} files" + (f"; {'; '.join(notes)}" if notes else ""))
+        else:
+            step.skipped("; ".join(notes) or "no compose working directory label")
+
+    def neutralise_policies(self) -> None:
+        step = self.next_step()
+        changed = []
+        for c in self.stack.containers:
+            if c.policy_name == "no":
+                continue
+            with docker_errors(f"updating the restart policy of {c.name}"):
+                self.api.update_container(c.id, restart_policy=dict(NO_POLICY))
+            self.policies_changed.append(c)
+            changed.append(f"{c.name} ({_policy_str(c.restart_policy)} -> no)")
+        step.done(", ".join(changed)) if changed else step.skipped("all policies were already no")
+
+    def verify(self) -> None:
+        step = self.next_step()
+        assert self.writer is not None
+        problems = arch.verify_members(self.writer.root, self.writer.members)
+        if problems:
+            step.failed("; ".join(problems[:3]))
+            from layra_migrate.errors import VerificationFailed
+
+            raise VerificationFailed("archive verification failed: " + "; ".join(problems[:3]))
+        step.done(f"{len(self.writer.members)} members re-hashed, every tar read")
+        self.result.archive_verified = True
+
+    def remove(self) -> None:
+        step = self.next_step()
+        for c in self.stack.containers:
+            with docker_errors(f"removing {c.name}"):
+                self.api.remove_container(c.id, v=False)
+            self.removed["containers"].append(c.name)
+        step.done(", ".join(self.removed["containers"]))
+
+        step = self.next_step()
+        ours = {c.id for c in self.stack.containers}
+        kept = []
+        for n in self.stack.networks:
+            if not n.project_labelled:
+                kept.append(f"{n.name} (not labelled for project {self.stack.project}: "
+                            "external or shared, kept)")
+                continue
+            with docker_errors(f"inspecting network {n.name}"):
+                found = self.client.networks.list(ids=[n.id], greedy=True)
+                attached = set((found[0].attrs.get("Containers") or {}).keys()) if found else set()
+            foreign = attached - ours
+            if foreign:
+                kept.append(f"{n.name} ({len(foreign)} foreign container(s) attached, kept)")
+                continue
+            with docker_errors(f"removing network {n.name}"):
+                self.api.remove_network(n.id)
+            self.removed["networks"].append(n.name)
+        detail = ", ".join(self.removed["networks"]) or "none removed"
+        if kept:
+            detail += "; kept: " + ", ".join(kept)
+        step.done(detail) if self.removed["networks"] else step.skipped(detail)
+
+        if not self.opts.remove_volumes:
+            return
+        step = self.next_step()
+        kept = []
+        for v in self.stack.volumes:
+            if v.labels.get("com.docker.compose.project") != self.stack.project:
+                kept.append(f"{v.name} (not labelled for project {self.stack.project}, kept)")
+                continue
+            with docker_errors(f"checking volume {v.name}"):
+                users = self.api.containers(all=True, filters={"volume": v.name})
+            if users:
+                kept.append(f"{v.name} (used by {len(users)} other container(s), kept)")
+                continue
+            with docker_errors(f"removing volume {v.name}"):
+                self.api.remove_volume(v.name)
+            self.removed["volumes"].append(v.name)
+        detail = ", ".join(self.removed["volumes"]) or "none removed"
+        if kept:
+            detail += "; kept: " + ", ".join(kept)
+        step.done(detail) if self.removed["volumes"] else step.skipped(detail)
+
+    # -- the way back ----------------------------------------------------------------------
+    def rollback(self) -> Step:
+        step = Step("rollback")
+        self.result.steps.append(step)
+        notes: list[str] = []
+        self._drop_helpers()
+        for c in self.policies_changed:
+            try:
+                self.api.update_container(c.id, restart_policy=dict(c.restart_policy))
+                notes.append(f"{c.name} policy {_policy_str(c.restart_policy)}")
+            except Exception as exc:  # noqa: BLE001 - keep undoing the rest
+                notes.append(f"{c.name} policy NOT restored ({exc.__class__.__name__})")
+        started = start_in_order(self.client, [c.pre_state() for c in self.stopped])
+        notes.extend(started)
+        self.result.rolled_back = True
+        failed = any("NOT" in n for n in notes)
+        return step.failed("; ".join(notes)) if failed else step.done("; ".join(notes)
+                                                                      or "nothing to undo")
+
+
+def start_in_order(client: docker.DockerClient, states: list[dict[str, Any]],
+                   health_timeout_s: float = 90.0) -> list[str]:
+    """Start the containers that were running, dependencies first; wait for health."""
+    notes = []
+    api = client.api
+    for state in sorted(states, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2),
+                                                s["name"])):
+        if not state.get("running"):
+            continue
+        try:
+            api.start(state["id"])
+            ok, detail = wait_running(client, state["id"], health_timeout_s)
+            notes.append(f"{state['name']} {detail}" if ok else f"{state['name']} NOT {detail}")
+        except Exception as exc:  # noqa: BLE001 - keep starting the rest
+            notes.append(f"{state['name']} NOT started ({exc.__class__.__name__})")
+    return notes
+
+
+def wait_running(client: docker.DockerClient, cid: str, timeout_s: float) -> tuple[bool, str]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        state = client.api.inspect_container(cid).get("State") or {}
+        health = (state.get("Health") or {}).get("Status")
+        if state.get("Running") and health in (None, "healthy"):
+            return True, "started" + (" (healthy)" if health else "")
+        if not state.get("Running") and state.get("Status") in ("exited", "dead"):
+            return False, f"running (status {state.get('Status')})"
+        if time.monotonic() > deadline:
+            return False, f"healthy within {timeout_s:g}s (status {state.get('Status')}, " \
+                          f"health {health})"
+        time.sleep(0.3)
+
+
+class _SigintGuard:
+    """Keep Ctrl-C from interrupting a rollback half-way."""
+
+    def __enter__(self) -> None:
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: RunResult,
+            *, security: SecurityReport | None = None, interlock: InterlockReport | None = None,
+            progress: Callable[[str], None] | None = None) -> RunResult:
+    """Run the planned steps; on failure before verification, roll back.
+
+    Never raises for a failure it rolled back: the result carries the exit code
+    (5, 3 or 130), the error, every step's status and the archive path.
+    Raises :class:`~layra_migrate.errors.ConfigError` before touching anything
+    when the archive folder cannot be created.
+    """
+    run = _Run(client, stack, opts, result, security, interlock, progress)
+    run.writer = arch.ArchiveWriter.create(opts.archive_dir)
+    writer = run.writer
+    result.archive = str(writer.root)
+    try:
+        step = run.next_step()
+        for c in stack.containers:
+            writer.write_json(f"containers/{c.name}.inspect.json", c.attrs, "inspect")
+        writer.mark_incomplete("run in progress")
+        writer.write_manifest(run.manifest(complete=False, verified=False))
+        step.done(f"{len(stack.containers)} containers")
+        for c in (c for c in stack.stop_order() if c.role == "proxy"):
+            run.stop(c)
+        for db in stack.by_role("database"):
+            run.dump(db)
+        for c in (c for c in stack.stop_order() if c.role in ("other", "cache")):
+            run.stop(c)
+        for c in (c for c in stack.stop_order() if c.role == "database"):
+            run.stop(c)
+        run.archive_volumes()
+        run.archive_compose()
+        run.neutralise_policies()
+        run.verify()
+    except KeyboardInterrupt:
+        _fail_current(result, "interrupted")
+        with _SigintGuard():
+            run.rollback()
+            _finish_incomplete(run, "interrupted (Ctrl-C)")
+        result.error = "interrupted: the stack was rolled back to its pre-state"
+        result.exit_code = EXIT_INTERRUPTED
+        _after_states(client, stack, result)
+        return result
+    except (LayraMigrateError, OSError, Exception) as exc:  # noqa: BLE001
+        message = _describe(exc)
+        _fail_current(result, message)
+        with _SigintGuard():
+            if isinstance(exc, UnreachableError):
+                result.steps.append(Step("rollback").failed("Docker engine unreachable: "
+                                                            "nothing could be undone"))
+            else:
+                run.rollback()
+            _finish_incomplete(run, message)
+        result.error = f"{message}; rolled back, archive kept and marked incomplete"
+        result.exit_code = exc.exit_code if isinstance(exc, UnreachableError) \
+            else EXIT_VERIFY_FAILED
+        _after_states(client, stack, result)
+        return result
+
+    writer.clear_incomplete()
+    writer.write_manifest(run.manifest(complete=True, verified=True))
+    if opts.remove:
+        try:
+            run.remove()
+        except (LayraMigrateError, Exception) as exc:  # noqa: BLE001
+            message = _describe(exc)
+            _fail_current(result, message)
+            result.error = (f"{message}; the archive is verified: `layra-migrate restore "
+                            f"{writer.root}` brings the stack back")
+            result.exit_code = getattr(exc, "exit_code", EXIT_VERIFY_FAILED) \
+                if isinstance(exc, UnreachableError) else EXIT_VERIFY_FAILED
+        writer.write_manifest(run.manifest(complete=True, verified=True))
+    _after_states(client, stack, result)
+    return result
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, LayraMigrateError):
+        return redact.scrub(str(exc))
+    if isinstance(exc, OSError):
+        return f"{exc.__class__.__name__}: {exc.strerror or exc}" + (
+            f" ({exc.filename})" if getattr(exc, "filename", None) else "")
+    return redact.scrub(f"{exc.__class__.__name__}: {exc}")
+
+
+def _fail_current(result: RunResult, message: str) -> None:
+    for s in result.steps:
+        if s.status == "pending":
+            s.failed(message)
+            break
+    for s in result.steps:
+        if s.status == "pending":
+            s.skipped("not run: an earlier step failed")
+
+
+def _finish_incomplete(run: _Run, why: str) -> None:
+    assert run.writer is not None
+    try:
+        run.writer.mark_incomplete(why)
+        run.writer.write_manifest(run.manifest(complete=False, verified=False))
+    except OSError as exc:
+        run.result.warnings.append(f"could not update the incomplete archive's manifest "
+                                   f"({exc.strerror})")
+
+
+def _after_states(client: docker.DockerClient, stack: Stack, result: RunResult) -> None:
+    by_name = {c.name: c for c in stack.containers}
+    for report in result.containers:
+        c = by_name[report.name]
+        try:
+            attrs = client.api.inspect_container(c.id)
+        except Exception:  # noqa: BLE001 - removed (or engine gone)
+            report.state_after = "removed"
+            report.restart_policy_after = "-"
+            continue
+        report.state_after = str((attrs.get("State") or {}).get("Status", "unknown"))
+        report.restart_policy_after = _policy_str((attrs.get("HostConfig") or {})
+                                                  .get("RestartPolicy"))
