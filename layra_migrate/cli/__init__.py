@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from layra_migrate.cli import audit_cmd  # noqa: F401  (registers the command)
 from layra_migrate.cli import decommission_cmd  # noqa: F401  (registers the command)
+from layra_migrate.cli import rewrite_cmd  # noqa: F401  (registers the command)
 from layra_migrate.cli import verify_cmd  # noqa: F401  (registers the command)
 from layra_migrate.cli.app import app
 
