@@ -1,0 +1,73 @@
+"""Benchmark: verify's wall time for 20 targets vs the slowest single target.
+
+20 distinct targets on the loopback provider stub, each answering after 300 ms.
+Each is first probed alone (sequentially) to find the slowest single probe; then
+all 20 are probed together with ``--concurrency 20``. The ratio of the two is
+what "finishes in about the slowest target's time" means; target <= 1.3.
+For comparison, the default concurrency (8) is also timed: three waves.
+
+    .venv/bin/python benchmarks/verify_bench.py [--targets 20] [--latency-ms 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from layra_migrate.sandbox.provider_stub import ProviderStub  # noqa: E402
+from layra_migrate.verify import DEFAULT_CONCURRENCY, VerifyTarget, probe, probe_all  # noqa: E402
+
+
+async def bench(n: int, latency_ms: float, rounds: int) -> float:
+    names = {f"bench-model-{i:02d}": "ok" for i in range(n)}
+    with ProviderStub(behaviours=names, latency_s=latency_ms / 1000) as stub:
+        def targets() -> list[VerifyTarget]:
+            return [VerifyTarget("stub", stub.base_url, name, references=1,
+                                 api_key=f"sk-bench-key-{i:04d}-xxxxxxxx")
+                    for i, name in enumerate(names)]
+
+        await probe(targets()[0], 10)  # warm-up: imports, first TLS context
+        singles = []
+        for t in targets():
+            t0 = time.monotonic()
+            [r] = await probe_all([t], concurrency=1, timeout_s=10)
+            singles.append(time.monotonic() - t0)
+            assert r.status == "ok", r.detail
+        slowest = max(singles)
+        walls = []
+        for _ in range(rounds):
+            t0 = time.monotonic()
+            results = await probe_all(targets(), concurrency=n, timeout_s=10)
+            walls.append(time.monotonic() - t0)
+            assert all(r.status == "ok" for r in results)
+        wall = min(walls)
+        t0 = time.monotonic()
+        await probe_all(targets(), concurrency=DEFAULT_CONCURRENCY, timeout_s=10)
+        default_wall = time.monotonic() - t0
+    ratio = wall / slowest
+    print(f"targets: {n}, latency each: {latency_ms:g} ms")
+    print(f"slowest single probe:         {slowest * 1000:7.0f} ms")
+    print(f"all {n} at --concurrency {n}:   {wall * 1000:7.0f} ms  (best of {rounds})")
+    print(f"ratio wall / slowest single:  {ratio:7.2f}  (target <= 1.3)")
+    print(f"all {n} at --concurrency {DEFAULT_CONCURRENCY} (default): {default_wall * 1000:7.0f} ms "
+          f"({-(-n // DEFAULT_CONCURRENCY)} waves)")
+    return ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--targets", type=int, default=20)
+    parser.add_argument("--latency-ms", type=float, default=300)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    ratio = asyncio.run(bench(args.targets, args.latency_ms, args.rounds))
+    sys.exit(0 if ratio <= 1.3 else 1)
+
+
+if __name__ == "__main__":
+    main()
