@@ -657,7 +657,7 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
                 left = deadline - time.monotonic()
                 delay = _retry_delay(exc)
                 if attempts == 1 and _retryable(exc) and left > delay + 0.5:
-                    notes.append(f"first attempt: {detail}")
+                    notes.append(detail)
                     await asyncio.sleep(delay)
                     continue
                 outcome = _Outcome(status, detail, http)
@@ -670,8 +670,13 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
                 pass
     detail = outcome.detail
     if attempts > 1:
-        detail = (f"{detail} (after 1 retry)" if detail else "ok after 1 retry") + \
-            (f"; {notes[0]}" if notes else "")
+        first = notes[0] if notes else ""
+        if not detail:
+            detail = f"ok after 1 retry (first attempt: {first})"
+        elif detail == first:
+            detail = f"{detail} (twice: retried once)"
+        else:
+            detail = f"{detail} (after 1 retry; first attempt: {first})"
     elapsed = int((time.monotonic() - started) * 1000)
     return ProbeResult(target, outcome.status, _short(detail, 300),
                        _hint(outcome.status, target, outcome.http_status, detail),

@@ -104,6 +104,7 @@ async def test_every_outcome_is_classified_within_one_timeout(stub: ProviderStub
     # retried once on 429/5xx, never more
     assert by["stub-429"].attempts == 2 and len(stub.requests_for("stub-429")) == 2
     assert by["stub-429-once"].attempts == 2 and "after 1 retry" in by["stub-429-once"].detail
+    assert "retried once" in by["stub-429"].detail
     assert len(stub.requests_for("stub-401")) == 1
     assert len(stub.requests_for("stub-stall")) == 1
 
