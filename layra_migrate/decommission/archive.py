@@ -244,7 +244,8 @@ def verify_members(root: Path, members: Iterable[Member]) -> list[str]:
 def parse_sums(root: Path) -> list[tuple[str, str]]:
     path = root / SUMS
     if not path.is_file() or path.is_symlink():
-        raise VerificationFailed(f"{path}: no SHA256SUMS: not a layra-migrate archive or damaged")
+        raise ConfigError("no SHA256SUMS: not a layra-migrate archive", path=str(root),
+                          hint="pass the folder decommission wrote (it holds manifest.json)")
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
