@@ -54,7 +54,8 @@ async def bench(n: int, latency_ms: float, rounds: int) -> float:
     print(f"slowest single probe:         {slowest * 1000:7.0f} ms")
     print(f"all {n} at --concurrency {n}:   {wall * 1000:7.0f} ms  (best of {rounds})")
     print(f"ratio wall / slowest single:  {ratio:7.2f}  (target <= 1.3)")
-    print(f"all {n} at --concurrency {DEFAULT_CONCURRENCY} (default): {default_wall * 1000:7.0f} ms "
+    print(f"all {n} at --concurrency {DEFAULT_CONCURRENCY} (default): "
+          f"{default_wall * 1000:7.0f} ms "
           f"({-(-n // DEFAULT_CONCURRENCY)} waves)")
     return ratio
 

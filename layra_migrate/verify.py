@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from layra_migrate import redact
+from layra_migrate.errors import RefusedError
 from layra_migrate.litellm.providers import PROVIDERS
 from layra_migrate.locations import LOCATION_NAMES, LOCATIONS
 from layra_migrate.plan import PLACEHOLDER_KEY
@@ -162,7 +163,8 @@ def request_kwargs(model: str, params: ProbeParams) -> dict[str, Any]:
     if params.max_tokens is not None:
         kwargs["max_tokens"] = params.max_tokens
     elif not _NO_MAX_TOKENS.search(model):
-        kwargs["max_tokens"] = REASONING_MAX_TOKENS if is_reasoning_model(model) else PROBE_MAX_TOKENS
+        reasoning = is_reasoning_model(model)
+        kwargs["max_tokens"] = REASONING_MAX_TOKENS if reasoning else PROBE_MAX_TOKENS
     return kwargs
 
 
@@ -287,7 +289,8 @@ async def plan_targets(plan: Plan, env: Environment,
     Parameters and reference counts come from a read-only scan of the proxied
     references the rewrite would redirect. A key variable that is not set (and
     required) makes that target ``auth_failed`` without sending anything; the
-    other targets are still probed. Unresolved plan entries are ``skipped``.
+    other targets are still probed. Unresolved plan entries are ``skipped``. A
+    plan that does not cover a proxied name the database holds is stale: refused.
     """
     proxy = plan.proxy
     found: dict[tuple[str, str, str | None], VerifyTarget] = {}
@@ -296,9 +299,9 @@ async def plan_targets(plan: Plan, env: Environment,
     for name, entry in plan.entries.items():
         t = entry.target
         if t is None:
+            reason = f"unresolved in the plan: {entry.reason or 'no target'}"
             skipped.append(VerifyTarget("-", "", name, references=entry.references,
-                                        model_names=[name], skip_reason=(
-                                            f"unresolved in the plan: {entry.reason or 'no target'}")))
+                                        model_names=[name], skip_reason=reason))
             continue
         ident = (_url_key(t.base_url), t.model, t.api_key_env)
         target = found.get(ident)
@@ -327,13 +330,25 @@ async def plan_targets(plan: Plan, env: Environment,
     if db is not None:
         counts: Counter[int] = Counter()
         tallies: dict[int, _ParamTally] = {}
+        uncovered: Counter[str] = Counter()
         async for ref in _scan(db):
             name = ref.model_name
-            if not isinstance(name, str) or name not in by_name or not proxy.matches(ref.model_url):
+            if not proxy.matches(ref.model_url):
+                continue
+            if not isinstance(name, str) or name not in plan.entries:
+                uncovered[str(name)] += 1
+                continue
+            if name not in by_name:
                 continue
             tgt = by_name[name]
             counts[id(tgt)] += 1
             tallies.setdefault(id(tgt), _ParamTally()).add(config_params(ref.config))
+        if uncovered:
+            shown = ", ".join(sorted(uncovered)[:10])
+            raise RefusedError(
+                f"stale plan: the database holds proxied model names the plan does not cover: "
+                f"{shown}",
+                hint="run `layra-migrate audit --plan-out` again and review the new plan")
         for tgt in found.values():
             if counts[id(tgt)]:
                 tgt.references = counts[id(tgt)]
@@ -471,7 +486,8 @@ def _hint(status: str, target: VerifyTarget, http_status: int | None, detail: st
     return ""
 
 
-def _classify(exc: BaseException, progress: _Progress, timeout_s: float) -> tuple[str, str, int | None]:
+def _classify(exc: BaseException, progress: _Progress,
+              timeout_s: float) -> tuple[str, str, int | None]:
     """(status, one-line scrubbed detail, HTTP status) for an exception from one attempt."""
     import json
 
@@ -500,7 +516,8 @@ def _classify(exc: BaseException, progress: _Progress, timeout_s: float) -> tupl
         elif progress.chunks == 0:
             where = f"response headers but no first token within {timeout_s:g}s"
         else:
-            where = f"stream stalled after {progress.chunks} chunk(s); not finished in {timeout_s:g}s"
+            where = (f"stream stalled after {progress.chunks} chunk(s); "
+                     f"not finished in {timeout_s:g}s")
         return TIMEOUT, where, None
     if isinstance(exc, openai.APIConnectionError):
         cause = _root_cause(exc)
@@ -581,8 +598,10 @@ async def _attempt(client: Any, kwargs: dict[str, Any], progress: _Progress,
             progress.chunks += 1
             for choice in choices or []:
                 delta = getattr(choice, "delta", None)
-                text = getattr(delta, "content", None) or getattr(delta, "reasoning_content", None) \
-                    or (getattr(delta, "model_extra", None) or {}).get("reasoning_content")
+                extra = getattr(delta, "model_extra", None) or {}
+                text = (getattr(delta, "content", None)
+                        or getattr(delta, "reasoning_content", None)
+                        or extra.get("reasoning_content"))
                 if text and progress.first_token is None:
                     progress.first_token = time.monotonic()
                 if getattr(choice, "finish_reason", None):
@@ -623,7 +642,8 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
     building one TLS context per target would cost more CPU than the probes themselves.
     """
     kwargs = request_kwargs(target.model, target.params)
-    sent = {k: kwargs[k] for k in ("temperature", "top_p", "max_tokens") if k in kwargs}
+    sent: dict[str, Any] = {k: kwargs[k] for k in ("temperature", "top_p", "max_tokens")
+                            if k in kwargs}
     if target.skip_reason:
         return ProbeResult(target, SKIPPED, target.skip_reason)
     if target.precheck_status:
@@ -808,6 +828,9 @@ async def run_verify(
     report = VerifyReport("plan" if plan is not None else "database", database, [],
                           plan_path=str(plan.path) if plan is not None and plan.path else None,
                           only=only, timeout_s=timeout_s, concurrency=concurrency)
+    if plan is not None and plan.database and plan.database != database:
+        raise RefusedError(f"plan was written for database {plan.database!r}, not {database!r}",
+                           hint="pass --db or write a plan for this database")
     tset = await plan_targets(plan, env, db) if plan is not None else \
         await database_targets(db, proxies)
     report.not_migrated = tset.not_migrated

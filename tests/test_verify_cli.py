@@ -246,3 +246,14 @@ def test_bad_input_exits_2(db: Any, cli: Any, args: tuple[str, ...]) -> None:
     r = cli("verify", *args)
     assert r.code == 2, (args, r.stdout, r.stderr)
     assert_no_canary(r.stdout, r.stderr)
+
+
+def test_stale_plan_is_refused(db: Any, cli: Any, stub: ProviderStub, tmp_path: Path) -> None:
+    seed(db, model_config=[snake("deepseek-chat", PROXY, MASTER),
+                           snake("brand-new-model", PROXY, MASTER)])
+    plan = write_plan(tmp_path / "plan.yaml", stub.base_url)
+    stub.clear()
+    r = cli("verify", "--plan", str(plan), "--timeout", "2", env=KEY_ENV)
+    assert r.code == 4, r.stdout + r.stderr
+    assert "stale plan" in r.stderr and "brand-new-model" in r.stderr
+    assert stub.requests == []

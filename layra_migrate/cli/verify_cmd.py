@@ -65,7 +65,8 @@ def verify(
         layra-migrate verify --plan plan.yaml --env-file /srv/layra/.env --timeout 20
 
     Exit codes: 0 every target ok (or skipped, with --allow-skipped), 2 bad
-    input, 3 MongoDB unreachable, 5 a target failed or was skipped.
+    input, 3 MongoDB unreachable, 4 stale plan (or written for another
+    database), 5 a target failed or was skipped.
     """
     output = Output(json_mode=json_out, verbose=verbose, debug=debug)
 

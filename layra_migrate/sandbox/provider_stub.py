@@ -237,9 +237,8 @@ class ProviderStub:
         stream = bool(body.get("stream"))
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if behaviour == "400":
-            await self._error(w, 400, "invalid_request_error",
-                              "Unsupported parameter: 'max_tokens' is not supported with this model.",
-                              param="max_tokens")
+            await self._error(w, 400, "invalid_request_error", "Unsupported parameter: "
+                              "'max_tokens' is not supported with this model.", param="max_tokens")
         elif behaviour == "400-model":
             await self._error(w, 400, "invalid_request_error", "Model Not Exist")
         elif behaviour == "401":
@@ -255,9 +254,8 @@ class ProviderStub:
             await self._error(w, 403, "permission_denied",
                               "Project does not have access to this model")
         elif behaviour == "404":
-            await self._error(w, 404, "invalid_request_error",
-                              f"The model `{model}` does not exist or you do not have access to it.",
-                              code="model_not_found")
+            await self._error(w, 404, "invalid_request_error", f"The model `{model}` does not "
+                              "exist or you do not have access to it.", code="model_not_found")
         elif behaviour == "404-html":
             await self._send(w, 404, b"<html><body><h1>404 Not Found</h1></body></html>",
                              "text/html")
