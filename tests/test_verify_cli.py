@@ -257,3 +257,42 @@ def test_stale_plan_is_refused(db: Any, cli: Any, stub: ProviderStub, tmp_path: 
     assert r.code == 4, r.stdout + r.stderr
     assert "stale plan" in r.stderr and "brand-new-model" in r.stderr
     assert stub.requests == []
+
+
+def test_audit_plan_then_verify_on_realistic_data(seeded_db: Any, cli: Any, tmp_path: Path,
+                                                  stub: ProviderStub) -> None:
+    """The sandbox's LiteLLM config pointed at the stub: audit writes the plan, verify --plan
+    probes every resolved target once and skips the unresolved names."""
+    from layra_migrate.sandbox.litellm_config import write_litellm_config
+
+    with ProviderStub(behaviours={"gemini-2.5-flash": "503"}) as provider:
+        config = write_litellm_config(tmp_path / "litellm", provider_base=provider.base_url)
+        plan = tmp_path / "plan.yaml"
+        r = cli("audit", "--litellm-config", str(config), "--plan-out", str(plan), "--json",
+                env=KEY_ENV)
+        assert r.code == 0, r.stderr
+        proxied = {m["model_name"]: m["via_proxy"] for m in r.json()["models"]}
+        r = cli("verify", "--plan", str(plan), "--json", "--timeout", "5", env=KEY_ENV)
+        assert r.code == 5, r.stderr
+        data = r.json()
+        rows = {t["model"]: t for t in data["targets"] if t["status"] != "skipped"}
+        assert rows["deepseek-reasoner"]["status"] == "ok"
+        assert sorted(rows["deepseek-reasoner"]["model_names"]) == ["deepseek-reasoner",
+                                                                    "thesis-default"]
+        assert rows["deepseek-reasoner"]["references"] == (proxied["deepseek-reasoner"]
+                                                          + proxied["thesis-default"])
+        assert rows["gemini-2.5-flash"]["status"] == "server_error"
+        assert rows["gemini-2.5-flash"]["attempts"] == 2
+        others = ("deepseek-chat", "kimi-k2:1t", "gpt-4.1-mini")
+        assert {rows[m]["status"] for m in others} == {"ok"}
+        skipped = {t["model"] for t in data["targets"] if t["status"] == "skipped"}
+        assert skipped == {"gpt-4o", "gpt-oss-120b", "voyage-3", "claude-sonnet-4"}
+        # one request per resolved target (plus the one retry), keys from the environment
+        models = [q.model for q in provider.requests]
+        assert sorted(models) == sorted(["deepseek-reasoner", "deepseek-chat", "gemini-2.5-flash",
+                                         "gemini-2.5-flash", "kimi-k2:1t", "gpt-4.1-mini"])
+        keys = {q.model: q.api_key for q in provider.requests}
+        assert keys["deepseek-chat"] == KEY_ENV["DEEPSEEK_API_KEY"]
+        assert keys["gemini-2.5-flash"] == KEY_ENV["GEMINI_API_KEY"]
+        assert all(q.path.endswith("/chat/completions") for q in provider.requests)
+        assert_no_canary(r.stdout, r.stderr)
