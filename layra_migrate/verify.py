@@ -755,6 +755,8 @@ class VerifyReport:
     wall_ms: int = 0
     timeout_s: float = DEFAULT_TIMEOUT_S
     concurrency: int = DEFAULT_CONCURRENCY
+    recorded: bool = False
+    record_error: str | None = None
 
     @property
     def ok(self) -> int:
@@ -779,6 +781,7 @@ class VerifyReport:
             "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
             "not_migrated": self.not_migrated, "timeout_s": self.timeout_s,
             "concurrency": self.concurrency, "wall_ms": self.wall_ms,
+            "recorded": self.recorded,
         }
 
     def record(self, allow_skipped: bool) -> dict[str, Any]:
@@ -801,9 +804,34 @@ class VerifyReport:
 
 async def record_run(db: AsyncDatabase[dict[str, Any]], report: VerifyReport,
                      allow_skipped: bool) -> None:
+    """Insert the run into ``layra_migrate_verify``.
+
+    A server that refuses the write (a read-only user) does not fail the
+    verification: the report carries ``record_error`` and the CLI warns.
+    """
+    from pymongo.errors import OperationFailure
+
     doc = redact.scrub_obj(report.record(allow_skipped))
     doc["at"] = report.started_at.replace(tzinfo=None)
-    await db[VERIFY_RUNS].insert_one(doc)
+    try:
+        await db[VERIFY_RUNS].insert_one(doc)
+    except OperationFailure as exc:
+        report.record_error = redact.scrub(
+            f"run not recorded in {VERIFY_RUNS}: {exc.__class__.__name__} {exc.code}")
+    else:
+        report.recorded = True
+
+
+async def last_verify_run(db: AsyncDatabase[dict[str, Any]],
+                          source: str | None = None) -> dict[str, Any] | None:
+    """The most recent recorded run (optionally of one source), for ``decommission``.
+
+    Fields: ``source``, ``at`` (UTC), ``passed``, ``ok``/``failed``/``skipped``,
+    ``not_migrated``, ``targets`` [{provider, base_url, normalised_url, model,
+    references, status, detail, latency_ms, api_key_env}]. Never keys.
+    """
+    query: dict[str, Any] = {} if source is None else {"source": source}
+    return await db[VERIFY_RUNS].find_one(query, sort=[("at", -1), ("_id", -1)])
 
 
 async def run_verify(

@@ -296,3 +296,27 @@ def test_audit_plan_then_verify_on_realistic_data(seeded_db: Any, cli: Any, tmp_
         assert keys["gemini-2.5-flash"] == KEY_ENV["GEMINI_API_KEY"]
         assert all(q.path.endswith("/chat/completions") for q in provider.requests)
         assert_no_canary(r.stdout, r.stderr)
+
+
+async def test_last_verify_run_is_what_decommission_reads(db: Any, cli: Any, mongo_uri: str,
+                                                          db_name: str,
+                                                          stub: ProviderStub) -> None:
+    from pymongo import AsyncMongoClient
+
+    from layra_migrate.verify import last_verify_run
+
+    seed(db, model_config=[snake("deepseek-chat", stub.base_url, "sk-wrong-key-0000000000")])
+    assert cli("verify", "--timeout", "5").code == 5
+    db.model_config.update_one({}, {"$set": {"models.0.api_key": DIRECT_KEY}})
+    r = cli("verify", "--timeout", "5", "--json")
+    assert r.code == 0 and r.json()["recorded"] is True
+    client: Any = AsyncMongoClient(mongo_uri)
+    try:
+        run = await last_verify_run(client[db_name], "database")
+        assert await last_verify_run(client[db_name], "plan") is None
+    finally:
+        await client.close()
+    assert run is not None and run["passed"] is True
+    [t] = run["targets"]
+    assert (t["model"], t["status"], t["base_url"]) == ("deepseek-chat", "ok", stub.base_url)
+    assert_no_canary(repr(run))

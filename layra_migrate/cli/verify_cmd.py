@@ -101,6 +101,8 @@ def verify(
                     plan=the_plan, only=only, concurrency=concurrency, timeout_s=timeout,
                     allow_skipped=allow_skipped, on_targets=on_targets, on_result=on_result)
         if output.json_mode:
+            if report.record_error:
+                output.warn(report.record_error)
             output.emit_json(report.as_json())
         else:
             from layra_migrate.views.verify import render_verify

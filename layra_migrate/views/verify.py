@@ -55,6 +55,8 @@ def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> 
     if report.not_migrated:
         c.print(f"[yellow]{report.not_migrated} reference(s) still point at the LiteLLM proxy "
                 "(not migrated, not probed).[/]")
+    if report.record_error:
+        out.warn(report.record_error)
     summary = Text.assemble(
         ("ok: ", "bold"), (str(report.ok), "green"),
         ("   failed: ", "bold"), (str(report.failed), "red" if report.failed else "green"),
