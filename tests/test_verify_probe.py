@@ -7,8 +7,12 @@ classification, the request shape, retries, deadlines and concurrency.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +213,30 @@ async def test_skipped_and_precheck_targets_send_nothing(stub: ProviderStub) -> 
 
 def test_canaries_cover_the_probe_key() -> None:
     assert any(c in KEY for c in ALL_CANARIES)
+
+
+def _self_signed(tmp: Path) -> ssl.SSLContext | None:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        return None
+    key, cert = tmp / "key.pem", tmp / "cert.pem"
+    proc = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                           str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
+                          capture_output=True, timeout=60)
+    if proc.returncode != 0:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
+async def test_tls_failure_is_unreachable(tmp_path: Path) -> None:
+    ctx = _self_signed(tmp_path)
+    if ctx is None:
+        pytest.skip("openssl not available to make a self-signed certificate")
+    with ProviderStub(ssl_context=ctx) as tls_stub:
+        assert tls_stub.base_url.startswith("https://")
+        r = await probe(VerifyTarget("local", tls_stub.base_url, "stub-ok", api_key=KEY), 10.0)
+    assert r.status == "unreachable"
+    assert r.detail.startswith("TLS failure"), r.detail
+    assert tls_stub.requests == []

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 import threading
 import time
 import uuid
@@ -86,6 +87,7 @@ class ProviderStub:
     stall_s: float = 120.0
     host: str = "127.0.0.1"
     port: int = 0
+    ssl_context: ssl.SSLContext | None = None  # serve HTTPS (e.g. a self-signed certificate)
     requests: list[RecordedRequest] = field(default_factory=list, init=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
@@ -99,7 +101,8 @@ class ProviderStub:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}/v1"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}/v1"
 
     def start(self) -> ProviderStub:
         ready = threading.Event()
@@ -125,7 +128,8 @@ class ProviderStub:
 
     async def _serve(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port,
+                                                  ssl=self.ssl_context)
         self.port = int(self._server.sockets[0].getsockname()[1])
         ready.set()
         await self._stopping.wait()
@@ -183,7 +187,8 @@ class ProviderStub:
         self._writers.add(writer)
         try:
             await self._handle_one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ssl.SSLError):
             pass
         finally:
             self._writers.discard(writer)
