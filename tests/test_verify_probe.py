@@ -240,3 +240,11 @@ async def test_tls_failure_is_unreachable(tmp_path: Path) -> None:
     assert r.status == "unreachable"
     assert r.detail.startswith("TLS failure"), r.detail
     assert tls_stub.requests == []
+
+
+async def test_dns_failure_is_unreachable() -> None:
+    t = VerifyTarget("nowhere", "http://no-such-host.invalid/v1", "m", api_key=KEY)
+    r = await probe(t, 5.0)
+    assert r.status in ("unreachable", "timeout"), r.detail  # a resolver may stall offline
+    if r.status == "unreachable":
+        assert r.hint.startswith("cannot connect")
