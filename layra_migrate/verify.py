@@ -812,7 +812,8 @@ async def record_run(db: AsyncDatabase[dict[str, Any]], report: VerifyReport,
     from pymongo.errors import OperationFailure
 
     doc = redact.scrub_obj(report.record(allow_skipped))
-    doc["at"] = report.started_at.replace(tzinfo=None)
+    doc["at"] = doc["started_at"] = report.started_at.replace(tzinfo=None)
+    doc["finished_at"] = datetime.now(UTC).replace(tzinfo=None)
     try:
         await db[VERIFY_RUNS].insert_one(doc)
     except OperationFailure as exc:
@@ -826,12 +827,12 @@ async def last_verify_run(db: AsyncDatabase[dict[str, Any]],
                           source: str | None = None) -> dict[str, Any] | None:
     """The most recent recorded run (optionally of one source), for ``decommission``.
 
-    Fields: ``source``, ``at`` (UTC), ``passed``, ``ok``/``failed``/``skipped``,
+    Fields: ``source``, ``at``/``started_at``/``finished_at`` (UTC), ``passed``, ``ok``/``failed``/``skipped``,
     ``not_migrated``, ``targets`` [{provider, base_url, normalised_url, model,
     references, status, detail, latency_ms, api_key_env}]. Never keys.
     """
     query: dict[str, Any] = {} if source is None else {"source": source}
-    return await db[VERIFY_RUNS].find_one(query, sort=[("at", -1), ("_id", -1)])
+    return await db[VERIFY_RUNS].find_one(query, sort=[("finished_at", -1), ("_id", -1)])
 
 
 async def run_verify(
