@@ -204,10 +204,11 @@ class _Run:
             step.skipped(f"was {c.status}")
             return
         timeout = self.opts.stop_timeouts[c.role]
+        # Recorded before the call: a Ctrl-C during it must still restart the container.
+        self.stopped.append(c)
         with docker_errors(f"stopping {c.name}"):
             self.api.stop(c.id, timeout=timeout)
             state = self.api.inspect_container(c.id).get("State") or {}
-        self.stopped.append(c)
         if state.get("Running"):
             raise LayraMigrateError(f"{c.name} is still running after stop")
         step.done(f"stopped (exit code {state.get('ExitCode')})")
@@ -240,8 +241,7 @@ class _Run:
                 else:
                     dest = "/volume"
                     cid = self._helper(v.name, dest)
-                bits, _stat = self.api.get_archive(cid, dest)
-                member = self.writer.write_stream(f"volumes/{v.name}.tar", bits, "volume")
+                member = self._copy_out(cid, dest, f"volumes/{v.name}.tar")
             self.volume_members[v.name] = {
                 "member": member.path, "archived_from": dest,
                 "tar_root": os.path.basename(dest.rstrip("/")) or "/"}
@@ -249,6 +249,20 @@ class _Run:
         self._drop_helpers()
         step.done(", ".join(done) if done else "no volumes") if done else step.skipped(
             "the stack mounts no named volume")
+
+    def _copy_out(self, cid: str, path: str, rel: str) -> arch.Member:
+        """``get_archive`` with a response we can close: the daemon holds the container's
+        lock while it streams, so an abandoned stream would block the rollback's start."""
+        assert self.writer is not None
+        api = self.api
+        res = api._get(api._url("/containers/{0}/archive", cid), params={"path": path},
+                       stream=True)
+        try:
+            api._raise_for_status(res)
+            return self.writer.write_stream(rel, res.iter_content(chunk_size=1 << 20),
+                                            "volume")
+        finally:
+            res.close()
 
     def _helper(self, volume: str, dest: str) -> str:
         """A created, never started container mounting a volume no stack container mounts."""
@@ -319,9 +333,9 @@ class _Run:
         for c in self.stack.containers:
             if c.policy_name == "no":
                 continue
+            self.policies_changed.append(c)
             with docker_errors(f"updating the restart policy of {c.name}"):
                 self.api.update_container(c.id, restart_policy=dict(NO_POLICY))
-            self.policies_changed.append(c)
             changed.append(f"{c.name} ({_policy_str(c.restart_policy)} -> no)")
         step.done(", ".join(changed)) if changed else step.skipped("all policies were already no")
 
