@@ -275,3 +275,59 @@ def test_check_fails_on_a_write_that_bypasses_the_journal(
     assert data["ok"] is False
     assert data["first_difference"].startswith("conversations _id=")
     assert tool_collections(seeded_db) == set()
+
+
+def test_ctrl_c_finishes_the_batch_exits_130_and_resumes(
+    db: Any, db_name: str, mongo_uri: str, cli: Any, litellm_config: Path, tmp_path: Path
+) -> None:
+    seed_database(db, build_dataset(users=120, seed=5))
+    original = raw_fingerprint(db)
+    plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
+    args = ["rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--batch-size", "2"]
+    proc = _popen(args, _env(mongo_uri, db_name), tmp_path)
+    assert wait_for(lambda: db["layra_migrate_journal"].estimated_document_count() >= 20, 60)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    assert db["layra_migrate_ledger"].find_one({"direction": "up"})["status"] == "interrupted"
+    assert db["layra_migrate_journal"].count_documents({"state": "pending"}) == 0
+    assert db["layra_migrate_lock"].find_one() is None  # released on the way out
+    st = cli("status", "--json").json()
+    assert st["migrations"][0]["state"] == "interrupted"
+    r = cli(*args, "--json", env=KEY_ENV)
+    assert r.code == 0, r.stderr
+    assert r.json()["migrations"][0]["resumed"] is True
+    rb = cli("rollback", "--yes")
+    assert rb.code == 0, rb.stderr
+    assert raw_fingerprint(db) == original
+    assert_no_canary(out, err, r.stdout, r.stderr)
+
+
+def test_redis_failure_after_the_write_names_the_keys(
+    db: Any, db_name: str, mongo_uri: str, cli: Any, litellm_config: Path, tmp_path: Path
+) -> None:
+    from layra_migrate.sandbox.servers import start_redis
+
+    server = start_redis(tmp_path / "redis")
+    if server is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is not installed (CI=true)")
+        pytest.skip("redis-server is not installed")
+    try:
+        seed_database(db, build_dataset(users=60, seed=9))
+        plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
+        proc = _popen(["rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json",
+                       "--batch-size", "1", "--redis-url", server.uri],
+                      _env(mongo_uri, db_name), tmp_path)
+        assert wait_for(lambda: db["layra_migrate_journal"].estimated_document_count() >= 5, 60)
+        server.kill()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        server.stop()
+    assert proc.returncode == 3, err
+    data = __import__("json").loads(out)
+    assert data["migrations"][0]["status"] == "applied"
+    assert data["redis"]["failed"] and all(
+        k.startswith(("conv_model_config:", "model_config:")) for k in data["redis"]["failed"])
+    assert data["redis"]["failed"][0] in err

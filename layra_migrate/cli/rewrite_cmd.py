@@ -117,8 +117,14 @@ async def _open_cache(url: str | None, dry_run: bool) -> Any:
     return cache
 
 
-def _cache_exit(cache_result: Any) -> int:
-    return EXIT_UNREACHABLE if cache_result is not None and cache_result.failed else 0
+def _cache_exit(cache_result: Any, output: Output) -> int:
+    """Keys that could not be deleted after the write: named on stderr, exit 3."""
+    if cache_result is None or not cache_result.failed:
+        return 0
+    output.err.print(f"[red]error:[/] the MongoDB write is done, but {len(cache_result.failed)} "
+                     f"cached key(s) could not be deleted from Redis ({cache_result.error}): "
+                     + " ".join(cache_result.failed), soft_wrap=True)
+    return EXIT_UNREACHABLE
 
 
 @app.command()
@@ -214,7 +220,7 @@ def rewrite(
             finally:
                 if cache is not None:
                     await cache.close()
-        code = _cache_exit(result.cache)
+        code = _cache_exit(result.cache, output)
         if output.json_mode:
             output.emit_json({
                 "schema": _schema("rewrite"), "database": settings.db.value,
@@ -316,7 +322,8 @@ def rollback(
             finally:
                 if cache is not None:
                     await cache.close()
-        code = EXIT_CONFLICTS if result.conflict_count else _cache_exit(result.cache)
+        cache_code = _cache_exit(result.cache, output)
+        code = EXIT_CONFLICTS if result.conflict_count else cache_code
         if output.json_mode:
             output.emit_json({
                 "schema": _schema("rollback"), "database": settings.db.value,

@@ -129,10 +129,7 @@ def render_cache(cache: Any, keys: int, out: Output, dry_run: bool) -> None:
             out.warn(f"no --redis-url: {keys} cached model config(s) in Redis may serve the old "
                      "URL for up to 15 minutes (conv_model_config:*, model_config:*)")
         return
-    if cache.failed:
-        out.err.print(f"[red]Redis: failed to delete {len(cache.failed)} key(s):[/] "
-                      + ", ".join(cache.failed[:50]) + (f" ({cache.error})" if cache.error else ""))
-    else:
+    if not cache.failed:
         out.out.print(f"Redis: deleted {cache.deleted} of {cache.requested} cached key(s)")
 
 
