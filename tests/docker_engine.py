@@ -46,7 +46,7 @@ echo "CREATE ROLE $POSTGRES_USER;"
 """
 PG_RESTORE = """#!/bin/sh
 [ "$1" = "--list" ] || exit 2
-head -c 5 "$2" | grep -q PGDMP || { echo "pg_restore: error: input file is not a dump" >&2; exit 1; }
+head -c 5 "$2" | grep -q PGDMP || { echo "pg_restore: input is not a dump" >&2; exit 1; }
 echo ";"
 echo "; Archive created by fake pg_dump"
 echo "215; 1259 16385 TABLE public LiteLLM_SpendLogs llmproxy"

@@ -408,3 +408,35 @@ def test_failure_half_way_rolls_back(
     assert_pre_state(engine, s)
     assert (arch / "INCOMPLETE").exists()
     assert json.loads((arch / "manifest.json").read_text())["complete"] is False
+
+
+def test_ctrl_c_rolls_back_and_exits_130(
+        engine: Engine, make: Callable[..., FakeStack], mongo_uri: str, db_name: str,
+        tmp_path: Path) -> None:
+    import signal
+    import sys
+
+    from tests.conftest import REPO, base_env
+
+    s = make()
+    arch = tmp_path / "arch"
+    env = base_env({"DOCKER_HOST": engine.host, "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+                    "LAYRA_MIGRATE_DB": db_name})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "layra_migrate", "decommission", "--project", s.project, "--yes",
+         "--archive-dir", str(arch)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    seen = []
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("-> dump"):
+            proc.send_signal(signal.SIGINT)
+            break
+    out, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "rolled back" in err
+    assert_no_secret(out, err)
+    assert_pre_state(engine, s)
+    assert (arch / "INCOMPLETE").exists()

@@ -479,6 +479,21 @@ def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: Ru
     Raises :class:`~layra_migrate.errors.ConfigError` before touching anything
     when the archive folder cannot be created.
     """
+    # asyncio.run() turns Ctrl-C into a task cancellation that only lands at the next
+    # await; this synchronous run must see it at once to roll back.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _execute(client, stack, opts, result, security, interlock, progress)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: RunResult,
+             security: SecurityReport | None, interlock: InterlockReport | None,
+             progress: Callable[[str], None] | None) -> RunResult:
     run = _Run(client, stack, opts, result, security, interlock, progress)
     run.writer = arch.ArchiveWriter.create(opts.archive_dir)
     writer = run.writer
