@@ -453,36 +453,37 @@ def _model_missing(exc: Any, message: str) -> bool:
 
 
 def _hint(status: str, target: VerifyTarget, http_status: int | None, detail: str) -> str:
+    """One short line saying what to do (the detail says what happened)."""
     if status == AUTH_FAILED:
         if http_status == 402:
-            return f"account has no balance or quota at {target.provider}: top it up"
+            return "no balance or quota: top up the account"
         if http_status == 403:
-            return f"key lacks access to {target.model}: check {target.key_hint} and its project"
+            return f"key lacks access to this model: check {target.key_hint}"
         if "not set" in detail:
             return f"export {target.api_key_env} (or put it in the --env-file)"
         if "no api_key stored" in detail:
-            return "set the key for this model in Layra or rewrite it from the plan"
+            return "store a key for this model in Layra (or rewrite from the plan)"
         return f"key rejected: check {target.key_hint}"
     if status == MODEL_NOT_FOUND:
         if "HTML" in detail or not detail:
-            return "the base URL path looks wrong (missing /v1?) or the model id is unknown"
-        return f"model id {target.model!r} unknown here: use the provider's own id"
+            return "check the base URL path (missing /v1?) and the model id"
+        return "unknown model id: use the provider's own id"
     if status == RATE_LIMITED:
-        return "rate limited even after one retry: check quota, or run with --concurrency 1"
+        return "rate limited after 1 retry: check quota, lower --concurrency"
     if status == SERVER_ERROR:
-        return "provider-side error: retry later, check the provider's status page"
+        return "provider-side error: retry later, check its status page"
     if status == TIMEOUT:
-        return "no complete answer in time: raise --timeout or check network/proxy egress"
+        return "raise --timeout, or check egress from this host"
     if status == UNREACHABLE:
-        return "cannot connect: check the host name, port, DNS, TLS and firewall from this host"
+        return "cannot connect: check host, port, DNS and TLS from this host"
     if status == PROTOCOL_ERROR and ("mid-stream" in detail or "cut off" in detail):
-        return "the stream broke off: check proxies or load balancers between here and the provider"
+        return "stream broke off: check proxies or load balancers in between"
     if status == PROTOCOL_ERROR and "ignored stream=True" in detail:
-        return "the endpoint does not stream: Layra needs streaming chat completions"
+        return "endpoint does not stream; Layra needs streaming chat"
     if status == PROTOCOL_ERROR:
-        return "not an OpenAI chat stream: point base_url at the API endpoint (often .../v1)"
+        return "not an OpenAI API root: point base_url at it (often .../v1)"
     if status == BAD_REQUEST:
-        return "provider rejected the request: the parameters the app sends are not accepted"
+        return "provider rejects a parameter Layra sends (see detail)"
     return ""
 
 
@@ -827,9 +828,10 @@ async def last_verify_run(db: AsyncDatabase[dict[str, Any]],
                           source: str | None = None) -> dict[str, Any] | None:
     """The most recent recorded run (optionally of one source), for ``decommission``.
 
-    Fields: ``source``, ``at``/``started_at``/``finished_at`` (UTC), ``passed``, ``ok``/``failed``/``skipped``,
-    ``not_migrated``, ``targets`` [{provider, base_url, normalised_url, model,
-    references, status, detail, latency_ms, api_key_env}]. Never keys.
+    Fields: ``source``, ``at``/``started_at``/``finished_at`` (UTC), ``passed``,
+    ``ok``/``failed``/``skipped``, ``not_migrated``, ``targets`` [{provider, base_url,
+    normalised_url, model, references, status, detail, latency_ms, api_key_env}].
+    Never keys.
     """
     query: dict[str, Any] = {} if source is None else {"source": source}
     return await db[VERIFY_RUNS].find_one(query, sort=[("finished_at", -1), ("_id", -1)])

@@ -222,6 +222,14 @@ def test_rich_table_shows_hints_and_no_key(db: Any, cli: Any, stub: ProviderStub
     assert r.code == 5
     assert "key rejected: check OPENAI_API_KEY" in r.stdout
     assert "auth_failed" in r.stdout and "gpt-4.1-mini" in r.stdout
+    assert "Incorrect API key provided" in r.stdout  # the provider's words, key masked
+    assert_no_canary(r.stdout, r.stderr)
+    # a narrow terminal gets one block per target, with the same hint
+    r = cli("verify", "--plan", str(plan), "--timeout", "2", "--only", "openai",
+            env={**KEY_ENV, "COLUMNS": "80"})
+    assert r.code == 5
+    assert "→ key rejected: check OPENAI_API_KEY" in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) <= 80
     assert_no_canary(r.stdout, r.stderr)
 
 

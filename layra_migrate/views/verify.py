@@ -1,20 +1,28 @@
-"""Rich rendering of a VerifyReport."""
+"""Rich rendering of a VerifyReport: a table, then the details of every failure."""
 
 from __future__ import annotations
 
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from layra_migrate.render import Output
-from layra_migrate.verify import OK, SKIPPED, VerifyReport
+from layra_migrate.verify import OK, SKIPPED, ProbeResult, VerifyReport
 
 _STYLE = {OK: "green", SKIPPED: "yellow"}
+_WIDE = 120  # narrower terminals get one block per target instead of a table
 
 
 def _ms(value: int | None) -> str:
     if value is None:
         return "-"
-    return f"{value / 1000:.2f}s" if value >= 1000 else f"{value} ms"
+    return f"{value / 1000:.1f}s" if value >= 1000 else f"{value} ms"
+
+
+def _model(r: ProbeResult) -> str:
+    model = r.target.model or "-"
+    names = [n for n in r.target.model_names if n != model]
+    return model + (f" ({', '.join(names)})" if names else "")
 
 
 def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> None:
@@ -23,47 +31,21 @@ def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> 
     c.print(Text.assemble(("Verify targets from ", "bold"), (source, "bold cyan"),
                           (f"  (database {report.database}, timeout {report.timeout_s:g}s, "
                            f"concurrency {report.concurrency})", "")))
-    t = Table(title="Provider targets", title_justify="left")
-    t.add_column("provider")
-    t.add_column("base URL")
-    t.add_column("model")
-    t.add_column("refs", justify="right")
-    t.add_column("status")
-    t.add_column("latency", justify="right")
-    t.add_column("first token", justify="right")
-    t.add_column("detail / hint")
-    for r in report.results:
-        status = Text(r.status, style=_STYLE.get(r.status, "red"))
-        if r.status == OK:
-            note = "after 1 retry" if r.attempts > 1 else ""
-            if r.usage:
-                note = (note + "; " if note else "") + f"{r.usage.get('total_tokens', '?')} tokens"
-        elif r.status == SKIPPED:
-            note = r.detail
-        else:
-            note = r.detail + (f"\n→ {r.hint}" if r.hint else "")
-        model = r.target.model
-        if r.target.model_names and r.target.model_names != [model]:
-            model += "\n(" + ", ".join(r.target.model_names) + ")"
-        t.add_row(r.target.provider, r.target.base_url or "-", model or "-",
-                  str(r.target.references), status, _ms(r.latency_ms), _ms(r.first_token_ms),
-                  note)
-    if report.results:
-        c.print(t)
+    if c.width < _WIDE:
+        _render_list(report, out)
     else:
-        c.print("[yellow]No target to verify.[/]")
+        _render_table(report, out)
     if report.not_migrated:
         c.print(f"[yellow]{report.not_migrated} reference(s) still point at the LiteLLM proxy "
                 "(not migrated, not probed).[/]")
     if report.record_error:
         out.warn(report.record_error)
-    summary = Text.assemble(
+    c.print(Text.assemble(
         ("ok: ", "bold"), (str(report.ok), "green"),
         ("   failed: ", "bold"), (str(report.failed), "red" if report.failed else "green"),
         ("   skipped: ", "bold"), (str(report.skipped), "yellow" if report.skipped else ""),
         (f"   in {_ms(report.wall_ms)}", ""),
-    )
-    c.print(summary)
+    ))
     if report.failed:
         out.next_step("fix the failing targets (see the hints), then run verify again")
     elif report.skipped and not allow_skipped:
@@ -74,3 +56,57 @@ def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> 
         out.next_step("layra-migrate audit (some references still use the proxy)")
     else:
         out.next_step("layra-migrate decommission --dry-run")
+
+
+def _render_list(report: VerifyReport, out: Output) -> None:
+    """Narrow terminals: one block per target, every field on its own line."""
+    c = out.out
+    if not report.results:
+        c.print("[yellow]No target to verify.[/]")
+    for r in report.results:
+        timing = "" if r.latency_ms is None else f"  {_ms(r.latency_ms)}"
+        if r.first_token_ms is not None:
+            timing += f", first token {_ms(r.first_token_ms)}"
+        c.print(Text.assemble((f"{r.status:<16}", _STYLE.get(r.status, "red")),
+                              (r.target.provider, "bold"), "  ", _model(r),
+                              f"  refs {r.target.references}{timing}"))
+        lines = [r.target.base_url] if r.target.base_url else []
+        if r.status != OK and r.detail:
+            lines.append(r.detail)
+        if r.status not in (OK, SKIPPED) and r.hint:
+            lines.append("→ " + r.hint)
+        for line in lines:
+            c.print(Padding(Text(line), (0, 0, 0, 16)))
+
+
+def _render_table(report: VerifyReport, out: Output) -> None:
+    c = out.out
+    t = Table(title="Provider targets", title_justify="left")
+    t.add_column("provider", overflow="fold")
+    t.add_column("base URL", overflow="fold")
+    t.add_column("model", overflow="fold")
+    t.add_column("refs", justify="right")
+    t.add_column("status", no_wrap=True)
+    t.add_column("latency", justify="right", no_wrap=True)
+    t.add_column("first token", justify="right", no_wrap=True)
+    t.add_column("hint")
+    for r in report.results:
+        hint = r.hint
+        if r.status == OK and r.attempts > 1:
+            hint = "ok after 1 retry"
+        elif r.status == SKIPPED:
+            hint = "not probed (see below)"
+        t.add_row(r.target.provider, r.target.base_url or "-", _model(r),
+                  str(r.target.references), Text(r.status, style=_STYLE.get(r.status, "red")),
+                  _ms(r.latency_ms), _ms(r.first_token_ms), hint)
+    if not report.results:
+        c.print("[yellow]No target to verify.[/]")
+    else:
+        c.print(t)
+    problems = [r for r in report.results if r.status != OK]
+    if problems:
+        c.print(Text("Details", style="bold"))
+        for r in problems:
+            where = f"{_model(r)} @ {r.target.base_url}" if r.target.base_url else _model(r)
+            c.print(Text.assemble("  ", (r.status, _STYLE.get(r.status, "red")), f"  {where}: ",
+                                  r.detail or "-"), soft_wrap=False)
