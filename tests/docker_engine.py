@@ -147,7 +147,7 @@ def start_engine() -> Iterator[Engine]:
     if os.geteuid() != 0:
         _unavailable("starting dockerd needs root (or set LAYRA_MIGRATE_TEST_DOCKER_HOST)")
     dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists(
-        "/usr/sbin/dockerd") else None)
+        "/usr/sbin/dockerd") else "")
     if not dockerd:
         _unavailable("dockerd not installed (scripts/test.sh installs docker.io as root)")
     if not _busybox():

@@ -151,6 +151,21 @@ def test_refuses_while_layra_references_the_proxy(
     r = dcli("decommission", "--project", s.project, "--yes", "--force")
     assert r.code == 2, r.stderr
     assert_pre_state(engine, s)
+    r = dcli("decommission", "--project", s.project, "--dry-run", "--json", "--force",
+             "--reason", "leftover references are archived chats")
+    assert r.code == 0, r.stderr
+    lock = r.json()["interlock"]
+    assert lock["forced"] and lock["via_proxy"] > 0 and lock["by_location"]["model_config"] > 0
+    # MongoDB unreachable: exit 3, unless forced (then recorded as not checked)
+    dead = {"LAYRA_MIGRATE_MONGO_URI": "mongodb://127.0.0.1:1/"}
+    r = dcli("decommission", "--project", s.project, "--dry-run", "--timeout", "1", env=dead)
+    assert r.code == 3, r.stderr
+    r = dcli("decommission", "--project", s.project, "--dry-run", "--json", "--timeout", "1",
+             "--force", "--reason", "Layra is gone too", env=dead)
+    assert r.code == 0, r.stderr
+    assert r.json()["interlock"]["checked"] is False
+    assert "interlock not checked" in r.stderr
+    assert_pre_state(engine, s)
 
 
 def test_dry_run_touches_nothing_and_warns(
@@ -274,8 +289,8 @@ def test_full_run_archive_and_restore_from_stopped(
     assert "checksum mismatch" in r.stderr
     crafted = tmp_path / "crafted"
     shutil.copytree(arch, crafted)
-    with (crafted / "SHA256SUMS").open("a") as fh:
-        fh.write("0" * 64 + "  ../../etc/passwd\n")
+    with (crafted / "SHA256SUMS").open("a") as sums:
+        sums.write("0" * 64 + "  ../../etc/passwd\n")
     r = dcli("restore", str(crafted), "--yes")
     assert r.code == 5, r.stderr
     assert "not a plain relative path" in r.stderr
@@ -332,13 +347,25 @@ def test_remove_keeps_foreign_resources_and_restore_recreates(
     assert "litellm" in attrs["NetworkSettings"]["Networks"][s.network]["Aliases"]
 
 
-def test_remove_without_volumes_removes_network_keeps_volumes(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path) -> None:
+def test_forced_remove_keeps_volumes_and_records_the_reason(
+        engine: Engine, make: Callable[..., FakeStack], dcli: Any, seeded_db: Any,
+        tmp_path: Path) -> None:
     s = make()
-    r = dcli("decommission", "--project", s.project, "--yes", "--remove",
-             "--archive-dir", str(tmp_path / "arch"))
+    seeded_db["layra_migrate_verify"].insert_one(
+        {"source": "database", "finished_at": "2026-11-27T05:00:00+00:00", "ok": 3, "failed": 0,
+         "targets": [{"status": "ok", "base_url": "https://api.openai.com/v1",
+                      "model": "gpt-4o"}]})
+    reason = "archived chats still name the proxy"
+    r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--force",
+             "--reason", reason, "--archive-dir", str(tmp_path / "arch"))
     assert r.code == 0, r.stderr
     assert_no_secret(r.stdout, r.stderr)
+    assert "no verify run" not in r.stderr and "last verify run" not in r.stderr
+    manifest = json.loads((tmp_path / "arch/manifest.json").read_text())
+    assert manifest["reason"] == reason and manifest["forced"] is True
+    assert manifest["removed"]["containers"] == [s.proxy, s.cache, s.db]
+    rec = seeded_db["layra_migrate_decommission"].find_one({"project": s.project})
+    assert rec["reason"] == reason and rec["interlock"]["via_proxy"] > 0
     import docker
 
     with pytest.raises(docker.errors.NotFound):
@@ -352,8 +379,8 @@ def test_remove_without_volumes_removes_network_keeps_volumes(
     assert_pre_state(engine, s)
     assert read_file(engine.client, s.db, "/var/lib/postgresql/data/base.dat") == s.db_data
     # restore refuses when an image is gone, naming it and the compose directory
-    r = dcli("decommission", "--project", s.project, "--yes", "--remove",
-             "--archive-dir", str(tmp_path / "arch2"))
+    r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--force",
+             "--reason", reason, "--archive-dir", str(tmp_path / "arch2"))
     assert r.code == 0, r.stderr
     engine.client.api.tag("layra-test/redis:7", "layra-test/redis-keep", "7")
     engine.client.api.remove_image("layra-test/redis:7")
