@@ -10,7 +10,7 @@ from layra_migrate.render import Output
 from layra_migrate.verify import OK, SKIPPED, ProbeResult, VerifyReport
 
 _STYLE = {OK: "green", SKIPPED: "yellow"}
-_WIDE = 120  # narrower terminals get one block per target instead of a table
+_WIDE = 140  # narrower terminals get one block per target instead of a table
 
 
 def _ms(value: int | None) -> str:
@@ -83,13 +83,16 @@ def _render_table(report: VerifyReport, out: Output) -> None:
     c = out.out
     t = Table(title="Provider targets", title_justify="left")
     t.add_column("provider", overflow="fold")
-    t.add_column("base URL", overflow="fold")
-    t.add_column("model", overflow="fold")
+    # URLs and model ids read best unbroken: give them their width first (within reason).
+    url_w = min(max((len(r.target.base_url) for r in report.results), default=8), 40)
+    model_w = min(max((len(_model(r)) for r in report.results), default=5), 24)
+    t.add_column("base URL", overflow="fold", min_width=url_w)
+    t.add_column("model", overflow="fold", min_width=model_w)
     t.add_column("refs", justify="right")
     t.add_column("status", no_wrap=True)
     t.add_column("latency", justify="right", no_wrap=True)
     t.add_column("first token", justify="right", no_wrap=True)
-    t.add_column("hint")
+    t.add_column("hint", min_width=20)
     for r in report.results:
         hint = r.hint
         if r.status == OK and r.attempts > 1:
