@@ -24,17 +24,24 @@ def _steps_table(result: RunResult, title: str) -> Table:
     return t
 
 
-def _containers_table(result: RunResult) -> Table:
+def _containers_table(result: RunResult, *, plan: bool = False) -> Table:
     t = Table(title="Containers", title_justify="left")
-    t.add_column("container")
+    t.add_column("container", overflow="fold")
     t.add_column("role")
-    t.add_column("state before")
-    t.add_column("state after")
-    t.add_column("restart policy before")
-    t.add_column("restart policy after")
+    if plan:
+        t.add_column("state")
+        t.add_column("restart policy")
+    else:
+        t.add_column("state before")
+        t.add_column("state after")
+        t.add_column("restart policy before")
+        t.add_column("restart policy after")
     for c in result.containers:
-        t.add_row(c.name, c.role, c.state_before, c.state_after, c.restart_policy_before,
-                  c.restart_policy_after)
+        if plan:
+            t.add_row(c.name, c.role, c.state_before, c.restart_policy_before)
+        else:
+            t.add_row(c.name, c.role, c.state_before, c.state_after, c.restart_policy_before,
+                      c.restart_policy_after)
     return t
 
 
@@ -43,7 +50,7 @@ def render_stack(result: RunResult, out: Output) -> None:
     c.print(Text.assemble(("Decommission of compose project ", "bold"),
                           (result.project, "bold cyan"),
                           (" (dry run: nothing is touched)" if result.dry_run else "", "yellow")))
-    c.print(_containers_table(result))
+    c.print(_containers_table(result, plan=True))
     if result.volumes:
         v = Table(title="Volumes", title_justify="left")
         v.add_column("volume")
@@ -83,9 +90,10 @@ def render_result(result: RunResult, out: Output) -> None:
     c.print(_steps_table(result, "Steps"))
     c.print(_containers_table(result))
     if result.archive:
-        state = ("verified" if result.archive_verified else
-                 "INCOMPLETE (kept for inspection)")
-        c.print(f"Archive: {result.archive}  [{state}]  (holds secrets: mode 0700/0600)")
+        state = Text("verified", style="green") if result.archive_verified else Text(
+            "INCOMPLETE (kept for inspection)", style="red")
+        c.print(Text.assemble("Archive: ", result.archive, " (", state,
+                              "; holds secrets: mode 0700/0600)"))
     _render_security(result, out)
     if result.error:
         c.print(f"[red]{result.error}[/]")
