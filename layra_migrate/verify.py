@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from layra_migrate import redact
-from layra_migrate.errors import RefusedError
 from layra_migrate.litellm.providers import PROVIDERS
 from layra_migrate.locations import LOCATION_NAMES, LOCATIONS
 from layra_migrate.plan import PLACEHOLDER_KEY
@@ -289,8 +288,8 @@ async def plan_targets(plan: Plan, env: Environment,
     Parameters and reference counts come from a read-only scan of the proxied
     references the rewrite would redirect. A key variable that is not set (and
     required) makes that target ``auth_failed`` without sending anything; the
-    other targets are still probed. Unresolved plan entries are ``skipped``. A
-    plan that does not cover a proxied name the database holds is stale: refused.
+    other targets are still probed. Unresolved plan entries are ``skipped``.
+    (:func:`run_verify` refuses a stale plan first, as ``rewrite`` does.)
     """
     proxy = plan.proxy
     found: dict[tuple[str, str, str | None], VerifyTarget] = {}
@@ -330,25 +329,13 @@ async def plan_targets(plan: Plan, env: Environment,
     if db is not None:
         counts: Counter[int] = Counter()
         tallies: dict[int, _ParamTally] = {}
-        uncovered: Counter[str] = Counter()
         async for ref in _scan(db):
             name = ref.model_name
-            if not proxy.matches(ref.model_url):
-                continue
-            if not isinstance(name, str) or name not in plan.entries:
-                uncovered[str(name)] += 1
-                continue
-            if name not in by_name:
+            if not isinstance(name, str) or name not in by_name or not proxy.matches(ref.model_url):
                 continue
             tgt = by_name[name]
             counts[id(tgt)] += 1
             tallies.setdefault(id(tgt), _ParamTally()).add(config_params(ref.config))
-        if uncovered:
-            shown = ", ".join(sorted(uncovered)[:10])
-            raise RefusedError(
-                f"stale plan: the database holds proxied model names the plan does not cover: "
-                f"{shown}",
-                hint="run `layra-migrate audit --plan-out` again and review the new plan")
         for tgt in found.values():
             if counts[id(tgt)]:
                 tgt.references = counts[id(tgt)]
@@ -859,9 +846,12 @@ async def run_verify(
     report = VerifyReport("plan" if plan is not None else "database", database, [],
                           plan_path=str(plan.path) if plan is not None and plan.path else None,
                           only=only, timeout_s=timeout_s, concurrency=concurrency)
-    if plan is not None and plan.database and plan.database != database:
-        raise RefusedError(f"plan was written for database {plan.database!r}, not {database!r}",
-                           hint="pass --db or write a plan for this database")
+    if plan is not None:
+        # The same staleness rule as rewrite: the audit's names, the plan module's check.
+        from layra_migrate.audit import run_audit
+        from layra_migrate.plan import check_fresh
+
+        check_fresh(plan, await run_audit(db, plan.proxy, None, env))
     tset = await plan_targets(plan, env, db) if plan is not None else \
         await database_targets(db, proxies)
     report.not_migrated = tset.not_migrated

@@ -328,3 +328,15 @@ async def test_last_verify_run_is_what_decommission_reads(db: Any, cli: Any, mon
     [t] = run["targets"]
     assert (t["model"], t["status"], t["base_url"]) == ("deepseek-chat", "ok", stub.base_url)
     assert_no_canary(repr(run))
+
+
+def test_plan_for_another_database_is_refused(db: Any, cli: Any, stub: ProviderStub,
+                                              tmp_path: Path) -> None:
+    seed(db, model_config=[snake("deepseek-chat", PROXY, MASTER)])
+    plan = write_plan(tmp_path / "plan.yaml", stub.base_url)
+    data = yaml.safe_load(plan.read_text())
+    data["database"] = "some_other_db"
+    plan.write_text(yaml.safe_dump(data))
+    r = cli("verify", "--plan", str(plan), "--json", env=KEY_ENV)
+    assert r.code == 4, r.stdout + r.stderr
+    assert "some_other_db" in r.json()["error"]
