@@ -656,11 +656,7 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
             try:
                 outcome = await asyncio.wait_for(
                     _attempt(client, kwargs, progress, attempt_start), max(remaining, 0.001))
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # noqa: BLE001 - classified below, never re-raised
-                if not isinstance(exc, Exception):
-                    raise
+            except Exception as exc:  # noqa: BLE001 - classified, never re-raised
                 status, detail, http = _classify(exc, progress, timeout_s)
                 left = deadline - time.monotonic()
                 delay = _retry_delay(exc)
@@ -668,7 +664,9 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
                     notes.append(detail)
                     await asyncio.sleep(delay)
                     continue
-                outcome = _Outcome(status, detail, http)
+                first = progress.first_token or progress.first_chunk
+                outcome = _Outcome(status, detail, http,
+                                   None if first is None else int((first - attempt_start) * 1000))
             break
     finally:
         if http_client is None:  # a shared client is closed by its owner

@@ -103,6 +103,9 @@ async def test_every_outcome_is_classified_within_one_timeout(stub: ProviderStub
     assert by["stub-ok"].usage == {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}
     assert by["stub-401"].hint.startswith("key rejected")
     assert "mid-stream" in by["stub-close"].detail
+    assert "stalled after 1 chunk" in by["stub-stall-stream"].detail
+    assert by["stub-stall-stream"].first_token_ms is not None  # it did start streaming
+    assert by["stub-stall"].detail.startswith("no response within")
     assert "ignored stream=True" in by["stub-json"].detail
     assert "HTML" in by["stub-html"].detail
     # retried once on 429/5xx, never more
