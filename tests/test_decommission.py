@@ -467,3 +467,37 @@ def test_ctrl_c_rolls_back_and_exits_130(
     assert_no_secret(out, err)
     assert_pre_state(engine, s)
     assert (arch / "INCOMPLETE").exists()
+
+
+def test_stack_without_compose_found_by_known_names(
+        engine: Engine, dcli: Any, tmp_path: Path) -> None:
+    from tests.docker_engine import IMAGES, LOOP, TEST_LABEL
+
+    api = engine.client.api
+    made = []
+    try:
+        for name, role in (("litellm-proxy", "proxy"), ("litellm_db", "database")):
+            c = api.create_container(IMAGES[role], command=LOOP, name=name,
+                                     labels={TEST_LABEL: "known"},
+                                     host_config=api.create_host_config(network_mode="none"))
+            made.append(c["Id"])
+            api.start(c["Id"])
+        other = api.create_container(IMAGES["cache"], command=LOOP, name="litellm-redis",
+                                     labels={"com.docker.compose.project": "deploy"},
+                                     host_config=api.create_host_config(network_mode="none"))
+        made.append(other["Id"])
+        r = dcli("decommission", "--dry-run", "--json")
+        assert r.code == 0, r.stderr
+        roles = {c["name"]: c["role"] for c in r.json()["containers"]}
+        assert roles == {"litellm-proxy": "proxy", "litellm_db": "database"}
+        for cid in made[:2]:
+            api.remove_container(cid, force=True)
+        r = dcli("decommission", "--dry-run")
+        assert r.code == 4
+        assert "--project deploy" in r.stderr
+    finally:
+        for cid in made:
+            try:
+                api.remove_container(cid, force=True)
+            except Exception:  # noqa: BLE001
+                pass

@@ -206,20 +206,29 @@ def _container(attrs: dict[str, Any]) -> StackContainer:
 def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
              *, with_sizes: bool = False) -> Stack:
     """Find the stack; exit 4 (RefusedError) with what was searched when nothing is found."""
-    searched = (f"containers labelled {PROJECT_LABEL}={project}, "
+    searched = (f"containers labelled {PROJECT_LABEL}={project}, then "
                 f"unlabelled containers named {', '.join(KNOWN_NAMES)}")
     api = client.api
+    elsewhere: set[str] = set()
     with docker_errors("listing containers"):
         labelled = api.containers(all=True, filters={"label": f"{PROJECT_LABEL}={project}"})
         ids = [c["Id"] for c in labelled]
-        for name in KNOWN_NAMES:
-            for c in api.containers(all=True, filters={"name": f"^/{name}$"}):
-                if PROJECT_LABEL not in (c.get("Labels") or {}) and c["Id"] not in ids:
-                    ids.append(c["Id"])
+        if not ids:
+            # A stack started without compose: the well-known names, unlabelled only.
+            for name in KNOWN_NAMES:
+                for c in api.containers(all=True, filters={"name": f"^/{name}$"}):
+                    other = (c.get("Labels") or {}).get(PROJECT_LABEL)
+                    if other:
+                        elsewhere.add(other)
+                    elif c["Id"] not in ids:
+                        ids.append(c["Id"])
         containers = [_container(api.inspect_container(i)) for i in ids]
     if not containers:
-        raise RefusedError(f"no LiteLLM stack found: searched {searched}",
-                           hint="pass --project NAME (the compose project name)")
+        hint = "pass --project NAME (the compose project name)"
+        if elsewhere:
+            hint = (f"containers with LiteLLM's usual names belong to compose project(s) "
+                    f"{', '.join(sorted(elsewhere))}: pass --project {sorted(elsewhere)[0]}")
+        raise RefusedError(f"no LiteLLM stack found: searched {searched}", hint=hint)
     containers.sort(key=lambda c: (STOP_ORDER[c.role], c.name))
     names = {c.name for c in containers}
 
