@@ -305,6 +305,9 @@ async def run_audit(
         if config.store_model_in_db:
             notes.append("store_model_in_db is on: models added in LiteLLM's UI live in Postgres "
                          "(LiteLLM_ProxyModelTable) and are not in config.yaml")
+        if config.drop_params:
+            notes.append("litellm_settings.drop_params was on: parameters a provider does not "
+                         "support now fail with 400 instead of being dropped (verify shows which)")
         if config.cache:
             notes.append("litellm_settings.cache was on: responses were cached by the proxy; "
                          "direct calls are not cached")

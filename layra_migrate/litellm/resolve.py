@@ -156,8 +156,6 @@ def resolve_name(config: LiteLLMConfig, name: str, env: EnvLookup) -> Resolution
     fb = config.fallbacks.get(group_name) or config.fallbacks.get(name)
     if fb:
         notes.append(f"fallbacks {fb} are lost when calling {name} directly")
-    if config.drop_params:
-        notes.append("drop_params was on: unsupported parameters now fail with 400 instead of being dropped")
     targets = [r[0] for r in results if r[0] is not None]
     distinct: list[Target] = []
     for t in targets:

@@ -93,9 +93,12 @@ class Dataset:
 
 
 class _Gen:
-    def __init__(self, seed: int, names: list[str]) -> None:
+    def __init__(self, seed: int, names: list[str], direct_urls: list[str],
+                 direct_keys: list[Any]) -> None:
         self.rng = random.Random(seed)
         self.names = names
+        self.direct_urls = direct_urls
+        self.direct_keys = direct_keys
         self.exp = Expected()
         self.t0 = datetime(2026, 1, 19, 9, 0, 0)
 
@@ -111,7 +114,7 @@ class _Gen:
         if r < 0.70:
             return self.rng.choice(PROXY_SPELLINGS), True, False
         if r < 0.88:
-            return self.rng.choice(DIRECT_URLS), False, False
+            return self.rng.choice(self.direct_urls), False, False
         return self.rng.choice(["", None, ...]), False, True
 
     def key_choice(self, proxied: bool) -> Any:
@@ -122,7 +125,7 @@ class _Gen:
             if r < 0.8:
                 return self.rng.choice(VIRTUAL_KEYS)
             return self.rng.choice(PLACEHOLDER_KEYS)
-        return self.rng.choice(DIRECT_KEYS + [None])
+        return self.rng.choice(self.direct_keys)
 
     def config(self, location: str, user: str, *, camel: bool, with_id: bool = True,
                name: str | None = None) -> dict[str, Any]:
@@ -172,9 +175,16 @@ class _Gen:
 
 
 def build_dataset(users: int = 40, seed: int = 7, names: list[str] | None = None,
-                  conversations_per_user: int = 3, workflows_per_user: int = 1) -> Dataset:
-    """A deterministic realistic dataset for ``users`` users."""
-    g = _Gen(seed, names or PROXIED_NAMES)
+                  conversations_per_user: int = 3, workflows_per_user: int = 1,
+                  direct_urls: list[str] | None = None,
+                  direct_keys: list[Any] | None = None) -> Dataset:
+    """A deterministic realistic dataset for ``users`` users.
+
+    ``direct_urls``/``direct_keys``: what the configurations that already bypass
+    the proxy hold (the sandbox points them at its provider stub).
+    """
+    g = _Gen(seed, names or PROXIED_NAMES, direct_urls or DIRECT_URLS,
+             direct_keys if direct_keys is not None else DIRECT_KEYS + [None])
     mc: list[dict[str, Any]] = []
     convs: list[dict[str, Any]] = []
     wfs: list[dict[str, Any]] = []

@@ -34,6 +34,7 @@ from rich.rule import Rule
 from rich.table import Table
 
 # Sandbox keys: obviously fake; the stub accepts exactly these.
+ALREADY_DIRECT_KEY = "sk-sandbox-already-direct-00000000000000"
 SANDBOX_KEYS = {
     "DEEPSEEK_API_KEY": "sk-sandbox-deepseek-000000000000000000",
     "GEMINI_API_KEY": "sandbox-gemini-0000000000000000000000",
@@ -106,6 +107,45 @@ def edit_plan_like_an_operator(plan_path: Path, stub_v1: str, console: Console) 
                       f"{', '.join(left)}; rewrite runs with --skip-unresolved")
 
 
+def content_digest(mongo_uri: str, db_name: str) -> str:
+    """sha256 over every application document, byte for byte (the engine's own fingerprint)."""
+    import asyncio
+
+    from pymongo import AsyncMongoClient
+
+    from layra_migrate.engine.check import digest, fingerprint
+
+    async def go() -> str:
+        client: Any = AsyncMongoClient(mongo_uri)
+        try:
+            return digest(await fingerprint(client[db_name]))
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
+
+
+def seed_layra_cache(redis_url: str, data: Any) -> int:
+    """Cache some model configs the way Layra does (15-minute TTL), plus a key the
+    tool must never touch, so the rewrite's cache clearing is visible."""
+    import json
+
+    import redis as redis_lib
+
+    r = redis_lib.Redis.from_url(redis_url)
+    n = 0
+    for conv in data.conversations[::2]:
+        r.set(f"conv_model_config:{conv['conversation_id']}",
+              json.dumps({"model_url": conv["model_config"].get("model_url")}), ex=900)
+        n += 1
+    for doc in data.model_config[::3]:
+        r.set(f"model_config:{doc['username']}", "{}", ex=900)
+        n += 1
+    r.set("layra:unrelated", "must survive")
+    r.close()
+    return n
+
+
 def docker_reachable() -> bool:
     try:
         import docker
@@ -139,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
     tmp.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         console.print(Rule("[bold]Sandbox"))
+        stub = ProviderStub(valid_keys=frozenset([*SANDBOX_KEYS.values(), ALREADY_DIRECT_KEY]),
+                            behaviours={"deepseek-reasoner": "reasoning"}).start()
+        stack.callback(stub.stop)
+        stub_root = stub.base_url.removesuffix("/v1")
+        console.print(f"Providers: OpenAI-compatible stub at {stub.base_url} "
+                      "(stands in for DeepSeek, Gemini, Ollama Cloud, OpenAI)")
         if args.mongo_uri:
             mongo_uri = args.mongo_uri
             console.print(f"MongoDB: {args.mongo_uri.split('@')[-1]} (your data, not seeded)")
@@ -149,7 +195,11 @@ def main(argv: list[str] | None = None) -> int:
             from pymongo import MongoClient
 
             client: Any = MongoClient(mongo_uri)
-            data = build_dataset(users=args.users, seed=2026)
+            # Configurations that already bypassed the proxy point at the stub too,
+            # so verify of the database can pass on a machine without internet.
+            data = build_dataset(users=args.users, seed=2026,
+                                 direct_urls=[stub.base_url, stub_root + "/v1/"],
+                                 direct_keys=[ALREADY_DIRECT_KEY])
             seed_database(client[args.db], data)
             client.close()
             exp = data.expected
@@ -159,15 +209,11 @@ def main(argv: list[str] | None = None) -> int:
         redis = start_redis(tmp / "redis")
         if redis:
             stack.callback(redis.stop)
-            console.print(f"Redis: redis-server on 127.0.0.1:{redis.port}")
+            cached = 0 if args.mongo_uri else seed_layra_cache(redis.uri, data)
+            console.print(f"Redis: redis-server on 127.0.0.1:{redis.port}, {cached} model configs "
+                          "cached the way Layra caches them")
         else:
             console.print("Redis: redis-server not installed; cache clearing is skipped")
-        stub = ProviderStub(valid_keys=frozenset(SANDBOX_KEYS.values()),
-                            behaviours={"deepseek-reasoner": "reasoning"}).start()
-        stack.callback(stub.stop)
-        stub_root = stub.base_url.removesuffix("/v1")
-        console.print(f"Providers: OpenAI-compatible stub at {stub.base_url} "
-                      "(stands in for DeepSeek, Gemini, Ollama Cloud, OpenAI)")
         config = Path(args.litellm_config) if args.litellm_config else \
             write_litellm_config(tmp / "litellm", provider_base=stub_root)
         console.print(f"LiteLLM config: {config}")
@@ -181,18 +227,21 @@ def main(argv: list[str] | None = None) -> int:
             env["LAYRA_MIGRATE_REDIS_URL"] = redis.uri
         job = Job(console, tmp, env)
         plan = "plan.yaml"
+        before = content_digest(mongo_uri, args.db)
+        console.print(f"Content hash of the application collections: {before[:16]}...")
 
         job.run("Phase 1: audit (read-only)", "audit", "--plan-out", plan)
         console.print(Rule("[bold]Review the plan"))
         edit_plan_like_an_operator(tmp / plan, stub.base_url, console)
         job.run("Phase 3 first: verify the plan's targets before touching data",
-                "verify", "--plan", plan)
+                "verify", "--plan", plan, "--allow-skipped",
+                why="names left unresolved are skipped; --allow-skipped accepts that")
         job.run("Phase 2: rewrite, dry run (writes nothing)", "rewrite", "--plan", plan,
                 "--dry-run", "--skip-unresolved")
         job.run("Phase 2: rewrite", "rewrite", "--plan", plan, "--skip-unresolved", "--yes")
         job.run("Phase 2: a second rewrite is a no-op", "rewrite", "--plan", plan,
                 "--skip-unresolved", "--yes")
-        job.run("Phase 3: verify what the database now holds", "verify")
+        job.run("Phase 3: verify what the database now holds", "verify", "--allow-skipped")
         job.run("status", "status")
         job.run("check: reversibility proof on a scratch copy", "check", "--plan", plan)
         job.run("audit again: what still points at the proxy", "audit")
@@ -208,8 +257,15 @@ def main(argv: list[str] | None = None) -> int:
             console.print("[yellow]Docker is not reachable here: decommission was shown as a "
                           "dry run only (its interlock above); no stack was stopped.[/]")
         job.run("rollback: back to the exact original", "rollback", "--yes")
-        job.run("audit after rollback: every proxied reference is back", "audit", "--json",
-                why="(JSON on stdout, for scripts)")
+        after = content_digest(mongo_uri, args.db)
+        console.print(Rule("[bold]Exactness"))
+        same = after == before
+        console.print(f"content hash before the job:  {before[:16]}...\n"
+                      f"content hash after rollback: {after[:16]}...  "
+                      + ("[green]identical: every byte restored[/]" if same
+                         else "[red]DIFFERENT[/]"))
+        job.results.append(StepResult("rollback restored the exact original", ["(content hash)"],
+                                      (0,), 0 if same else 1, 0.0))
 
         console.print(Rule("[bold]Summary"))
         table = Table()
