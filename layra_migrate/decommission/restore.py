@@ -120,9 +120,12 @@ def restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) -
             continue
         with docker_errors(f"starting {s['name']}"):
             cur = api.inspect_container(s["id"]).get("State") or {}
-            if not cur.get("Running"):
+            was_running = bool(cur.get("Running"))
+            if not was_running:
                 api.start(s["id"])
             ok, detail = wait_running(client, s["id"], 90.0)
+            if was_running and ok:
+                detail = "already running"
         (started if ok else failed).append(f"{s['name']} {detail}" if ok
                                            else f"{s['name']} not {detail}")
     if failed:
