@@ -676,13 +676,13 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
                 pass
     detail = outcome.detail
     if attempts > 1:
-        first = notes[0] if notes else ""
+        earlier = notes[0] if notes else ""
         if not detail:
-            detail = f"ok after 1 retry (first attempt: {first})"
-        elif detail == first:
+            detail = f"ok after 1 retry (first attempt: {earlier})"
+        elif detail == earlier:
             detail = f"{detail} (twice: retried once)"
         else:
-            detail = f"{detail} (after 1 retry; first attempt: {first})"
+            detail = f"{detail} (after 1 retry; first attempt: {earlier})"
     elapsed = int((time.monotonic() - started) * 1000)
     return ProbeResult(target, outcome.status, _short(detail, 300),
                        _hint(outcome.status, target, outcome.http_status, detail),

@@ -4,7 +4,7 @@ the real OpenAI SDK against the loopback provider stub."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +48,9 @@ def camel(name: str, url: Any, key: Any, **params: Any) -> dict[str, Any]:
     return cfg
 
 
-def seed(db: Any, *, model_config: list[dict[str, Any]] = (), conversations: list[Any] = (),
-         workflows: list[Any] = (), custom: list[Any] = ()) -> None:  # type: ignore[assignment]
+def seed(db: Any, *, model_config: Sequence[dict[str, Any]] = (),
+         conversations: Sequence[dict[str, Any]] = (), workflows: Sequence[dict[str, Any]] = (),
+         custom: Sequence[dict[str, Any]] = ()) -> None:
     if model_config:
         db.model_config.insert_one({"username": "thesis", "selected_model": "x",
                                     "models": list(model_config)})
@@ -296,7 +297,7 @@ def test_audit_plan_then_verify_on_realistic_data(seeded_db: Any, cli: Any, tmp_
         skipped = {t["model"] for t in data["targets"] if t["status"] == "skipped"}
         assert skipped == {"gpt-4o", "gpt-oss-120b", "voyage-3", "claude-sonnet-4"}
         # one request per resolved target (plus the one retry), keys from the environment
-        models = [q.model for q in provider.requests]
+        models = [str(q.model) for q in provider.requests]
         assert sorted(models) == sorted(["deepseek-reasoner", "deepseek-chat", "gemini-2.5-flash",
                                          "gemini-2.5-flash", "kimi-k2:1t", "gpt-4.1-mini"])
         keys = {q.model: q.api_key for q in provider.requests}
