@@ -251,3 +251,55 @@ async def test_dns_failure_is_unreachable() -> None:
     assert r.status in ("unreachable", "timeout"), r.detail  # a resolver may stall offline
     if r.status == "unreachable":
         assert r.hint.startswith("cannot connect")
+
+
+def test_provider_of_known_hosts_and_non_chat_targets() -> None:
+    from layra_migrate.verify import provider_of
+
+    assert provider_of("https://api.deepseek.com") == ("deepseek", None)
+    assert provider_of("https://api.openai.com/v1/") == ("openai", None)
+    assert provider_of("http://localhost:11434/v1")[0] == "ollama"
+    assert provider_of("https://generativelanguage.googleapis.com/v1beta/openai/")[0] == "gemini"
+    name, reason = provider_of("https://api.anthropic.com/v1")
+    assert name == "anthropic" and reason
+    name, reason = provider_of("https://api.voyageai.com/v1")
+    assert name == "voyage" and reason and "embeddings" in reason
+    assert provider_of("http://vllm.internal:8000/v1") == ("vllm.internal", None)
+
+
+async def test_plan_targets_keys_placeholders_and_grouping(tmp_path: Path) -> None:
+    import yaml
+
+    from layra_migrate.plan import PLACEHOLDER_KEY, read_plan
+    from layra_migrate.settings import Environment
+    from layra_migrate.verify import plan_targets
+
+    def tgt(model: str, env: str | None, **extra: object) -> dict[str, object]:
+        return {"provider": "openai", "base_url": "http://h:1/v1", "model": model,
+                "api_key_env": env, **extra}
+
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump({
+        "format": "layra-migrate/plan/v1", "proxy_urls": ["http://litellm-proxy:4000/v1"],
+        "models": {
+            "a": {"references": 2, "target": tgt("m1", "K_ONE")},
+            "a-alias": {"references": 1, "target": tgt("m1", "K_ONE")},
+            "b": {"references": 1, "target": tgt("m2", "K_MISSING")},
+            "local": {"references": 1, "target": tgt("m3", None, key_required=False)},
+            "claude": {"references": 1, "target": {"provider": "anthropic", "base_url":
+                                                   "https://api.anthropic.com/v1", "model": "c",
+                                                   "api_key_env": "ANTHROPIC_API_KEY"}},
+            "none": {"references": 3, "target": None, "reason": "no route"},
+        }}))
+    env = Environment({"K_ONE": "sk-CANARYenvPLANkey0000000000000"}, None)
+    tset = await plan_targets(read_plan(path), env, None)
+    by = {t.model: t for t in tset.targets}
+    assert by["m1"].references == 3 and sorted(by["m1"].model_names) == ["a", "a-alias"]
+    assert by["m1"].api_key == "sk-CANARYenvPLANkey0000000000000"
+    assert "CANARY" not in repr(by["m1"])  # the key is kept out of repr
+    assert by["m2"].precheck_status == "auth_failed" and by["m2"].api_key is None
+    assert "K_MISSING is not set" in (by["m2"].precheck_detail or "")
+    assert by["m3"].api_key == PLACEHOLDER_KEY and by["m3"].precheck_status is None
+    assert by["c"].skip_reason and "Messages API" in by["c"].skip_reason
+    assert by["none"].skip_reason == "unresolved in the plan: no route"
+    assert redact.scrub("x sk-CANARYenvPLANkey0000000000000 y") == "x sk-...0000 y"
