@@ -185,6 +185,14 @@ class VerifyTarget:
     model_names: list[str] = field(default_factory=list)  # plan: the proxied names mapped here
 
     @property
+    def key_label(self) -> str | None:
+        """The stored key, masked (``sk-...abcd``), to tell apart targets that differ only by
+        key (database source). Plan targets are named by their variable instead."""
+        if self.api_key_env or not self.api_key:
+            return None
+        return redact.mask_secret(self.api_key)
+
+    @property
     def key_hint(self) -> str:
         """Where the key comes from, for hints: the variable name, never the value."""
         if self.api_key_env:
@@ -385,6 +393,7 @@ class ProbeResult:
             "hint": redact.scrub(self.hint) or None, "attempts": self.attempts,
             "http_status": self.http_status, "usage": self.usage,
             "params": self.request or None, "api_key_env": t.api_key_env,
+            "key": t.key_label,
         }
         if t.model_names:
             out["model_names"] = list(t.model_names)

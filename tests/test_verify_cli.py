@@ -101,6 +101,8 @@ def test_database_source_dedupes_counts_and_classifies(db: Any, cli: Any,
     bad = next(t for t in chat if t["status"] != "ok")
     assert good["references"] == 4  # model_config + conversation + workflow + custom node
     assert bad["references"] == 1 and bad["status"] == "auth_failed"
+    # told apart by the masked key only (never the key itself)
+    assert (good["key"], bad["key"]) == ("sk-...0000", "sk-...mnop")
     assert bad["hint"].startswith("key rejected")
     assert good["params"] == {"temperature": 0.3, "top_p": 0.9, "max_tokens": 16}
     assert good["latency_ms"] >= 0 and good["first_token_ms"] is not None
@@ -137,10 +139,15 @@ def test_database_all_ok_exits_zero_and_skipped_needs_flag(db: Any, cli: Any,
     assert "skipped" in r.stdout and "voyage" in r.stdout
     r = cli("verify", "--timeout", "5", "--allow-skipped")
     assert r.code == 0, r.stdout + r.stderr
+    seed(db, model_config=[snake("deepseek-chat", stub.base_url, OTHER_KEY)])
+    r = cli("verify", "--timeout", "5")  # same URL and model, two keys: the masked key shows
+    assert "deepseek-chat [key sk-...0000]" in r.stdout, r.stdout
+    assert "deepseek-chat [key sk-proj-...0000]" in r.stdout, r.stdout
+    assert_no_canary(r.stdout, r.stderr)
     r = cli("verify", "--timeout", "5", "--only", "voyage", "--json")
     assert r.code == 5 and [t["provider"] for t in r.json()["targets"]] == ["voyage"]
     assert_no_canary(r.stdout, r.stderr)
-    assert db[VERIFY_RUNS].count_documents({}) == 3
+    assert db[VERIFY_RUNS].count_documents({}) == 4
     assert db[VERIFY_RUNS].count_documents({"passed": True}) == 1
 
 

@@ -19,10 +19,22 @@ def _ms(value: int | None) -> str:
     return f"{value / 1000:.1f}s" if value >= 1000 else f"{value} ms"
 
 
-def _model(r: ProbeResult) -> str:
+def _model(r: ProbeResult, keyed: bool = False) -> str:
     model = r.target.model or "-"
     names = [n for n in r.target.model_names if n != model]
-    return model + (f" ({', '.join(names)})" if names else "")
+    text = model + (f" ({', '.join(names)})" if names else "")
+    if keyed and r.target.key_label:
+        text += f" [key {r.target.key_label}]"
+    return text
+
+
+def _keyed(report: VerifyReport) -> set[int]:
+    """Results whose (base URL, model) repeats: only their (masked) key tells them apart."""
+    seen: dict[tuple[str, str], int] = {}
+    for r in report.results:
+        k = (r.target.base_url, r.target.model)
+        seen[k] = seen.get(k, 0) + 1
+    return {id(r) for r in report.results if seen[(r.target.base_url, r.target.model)] > 1}
 
 
 def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> None:
@@ -61,6 +73,7 @@ def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> 
 def _render_list(report: VerifyReport, out: Output) -> None:
     """Narrow terminals: one block per target, every field on its own line."""
     c = out.out
+    keyed = _keyed(report)
     if not report.results:
         c.print("[yellow]No target to verify.[/]")
     for r in report.results:
@@ -68,7 +81,7 @@ def _render_list(report: VerifyReport, out: Output) -> None:
         if r.first_token_ms is not None:
             timing += f", first token {_ms(r.first_token_ms)}"
         c.print(Text.assemble((f"{r.status:<16}", _STYLE.get(r.status, "red")),
-                              (r.target.provider, "bold"), "  ", _model(r),
+                              (r.target.provider, "bold"), "  ", _model(r, id(r) in keyed),
                               f"  refs {r.target.references}{timing}"))
         lines = [r.target.base_url] if r.target.base_url else []
         if r.status != OK and r.detail:
@@ -81,11 +94,12 @@ def _render_list(report: VerifyReport, out: Output) -> None:
 
 def _render_table(report: VerifyReport, out: Output) -> None:
     c = out.out
+    keyed = _keyed(report)
     t = Table(title="Provider targets", title_justify="left")
     t.add_column("provider", overflow="fold")
     # URLs and model ids read best unbroken: give them their width first (within reason).
     url_w = min(max((len(r.target.base_url) for r in report.results), default=8), 40)
-    model_w = min(max((len(_model(r)) for r in report.results), default=5), 24)
+    model_w = min(max((len(_model(r, id(r) in keyed)) for r in report.results), default=5), 24)
     t.add_column("base URL", overflow="fold", min_width=url_w)
     t.add_column("model", overflow="fold", min_width=model_w)
     t.add_column("refs", justify="right")
@@ -99,9 +113,11 @@ def _render_table(report: VerifyReport, out: Output) -> None:
             hint = "ok after 1 retry"
         elif r.status == SKIPPED:
             hint = "not probed (see below)"
-        t.add_row(r.target.provider, r.target.base_url or "-", _model(r),
-                  str(r.target.references), Text(r.status, style=_STYLE.get(r.status, "red")),
-                  _ms(r.latency_ms), _ms(r.first_token_ms), hint)
+        # Text(), not str: provider names, URLs and model ids are data, never Rich markup.
+        t.add_row(Text(r.target.provider), Text(r.target.base_url or "-"),
+                  Text(_model(r, id(r) in keyed)), str(r.target.references),
+                  Text(r.status, style=_STYLE.get(r.status, "red")),
+                  _ms(r.latency_ms), _ms(r.first_token_ms), Text(hint))
     if not report.results:
         c.print("[yellow]No target to verify.[/]")
     else:
@@ -110,6 +126,7 @@ def _render_table(report: VerifyReport, out: Output) -> None:
     if problems:
         c.print(Text("Details", style="bold"))
         for r in problems:
-            where = f"{_model(r)} @ {r.target.base_url}" if r.target.base_url else _model(r)
+            model = _model(r, id(r) in keyed)
+            where = f"{model} @ {r.target.base_url}" if r.target.base_url else model
             c.print(Text.assemble("  ", (r.status, _STYLE.get(r.status, "red")), f"  {where}: ",
                                   r.detail or "-"), soft_wrap=False)
