@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from layra_migrate import redact
 from layra_migrate.sandbox.provider_stub import ProviderStub
@@ -303,3 +305,31 @@ async def test_plan_targets_keys_placeholders_and_grouping(tmp_path: Path) -> No
     assert by["c"].skip_reason and "Messages API" in by["c"].skip_reason
     assert by["none"].skip_reason == "unresolved in the plan: no route"
     assert redact.scrub("x sk-CANARYenvPLANkey0000000000000 y") == "x sk-...0000 y"
+
+
+_value = st.one_of(st.just(-1), st.just(-1.0), st.floats(0, 2, allow_nan=False),
+                   st.integers(1, 8192), st.none(), st.booleans(), st.text(max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(temperature=_value, length=_value, top=_value, camel=st.booleans(),
+       model=st.sampled_from(["deepseek-chat", "deepseek-reasoner", "gpt-4.1-mini", "o3-mini"]))
+def test_parameters_are_sent_only_when_set(temperature: object, length: object, top: object,
+                                           camel: bool, model: str) -> None:
+    cfg = ({"temperature": temperature, "maxLength": length, "topP": top} if camel
+           else {"temperature": temperature, "max_length": length, "top_P": top})
+    kwargs = request_kwargs(model, config_params(cfg))
+
+    def is_set(v: object) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and v != -1
+
+    assert ("temperature" in kwargs) == is_set(temperature)
+    assert ("top_p" in kwargs) == is_set(top)
+    if is_set(temperature):
+        assert kwargs["temperature"] == temperature
+    if is_set(length) and float(length) >= 1:  # type: ignore[arg-type]
+        assert kwargs["max_tokens"] == int(length)  # type: ignore[call-overload]
+    elif model == "o3-mini":
+        assert "max_tokens" not in kwargs
+    assert kwargs["stream"] is True and kwargs["stream_options"] == {"include_usage": True}
+    assert -1 not in (kwargs.get("temperature"), kwargs.get("top_p"), kwargs.get("max_tokens"))
