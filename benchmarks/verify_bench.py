@@ -1,6 +1,7 @@
 """Benchmark: verify's wall time for 20 targets vs the slowest single target.
 
-20 distinct targets on the loopback provider stub, each answering after 300 ms.
+20 distinct targets on the loopback provider stub (its own process), each answering
+after 300 ms.
 Each is first probed alone (sequentially) to find the slowest single probe; then
 all 20 are probed together with ``--concurrency 20``. The ratio of the two is
 what "finishes in about the slowest target's time" means; target <= 1.3.
@@ -13,21 +14,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from layra_migrate.sandbox.provider_stub import ProviderStub  # noqa: E402
+from layra_migrate.sandbox.servers import free_port, wait_port  # noqa: E402
 from layra_migrate.verify import DEFAULT_CONCURRENCY, VerifyTarget, probe, probe_all  # noqa: E402
 
 
 async def bench(n: int, latency_ms: float, rounds: int) -> float:
-    names = {f"bench-model-{i:02d}": "ok" for i in range(n)}
-    with ProviderStub(behaviours=names, latency_s=latency_ms / 1000) as stub:
+    names = [f"bench-model-{i:02d}" for i in range(n)]
+    # The stub runs in its own process, as a remote provider would: in-process it would
+    # share the GIL with the probes and the benchmark would measure the stub too.
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "layra_migrate.sandbox.provider_stub",
+                             "--port", str(port), "--latency-ms", str(latency_ms)],
+                            stdout=subprocess.DEVNULL, cwd=str(REPO))
+    try:
+        wait_port(port, 20, proc)  # type: ignore[arg-type]
+        base_url = f"http://127.0.0.1:{port}/v1"
+
         def targets() -> list[VerifyTarget]:
-            return [VerifyTarget("stub", stub.base_url, name, references=1,
+            return [VerifyTarget("stub", base_url, name, references=1,
                                  api_key=f"sk-bench-key-{i:04d}-xxxxxxxx")
                     for i, name in enumerate(names)]
 
@@ -49,6 +61,9 @@ async def bench(n: int, latency_ms: float, rounds: int) -> float:
         t0 = time.monotonic()
         await probe_all(targets(), concurrency=DEFAULT_CONCURRENCY, timeout_s=10)
         default_wall = time.monotonic() - t0
+    finally:
+        proc.terminate()
+        proc.wait(10)
     ratio = wall / slowest
     print(f"targets: {n}, latency each: {latency_ms:g} ms")
     print(f"slowest single probe:         {slowest * 1000:7.0f} ms")
