@@ -115,7 +115,8 @@ def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
             r = cli("rewrite", *base, "--json", env={**env})
             assert r.code == 0, (trial, r.stderr)
             assert raw_fingerprint(db) == reference, trial
-            assert not db["layra_migrate_journal"].find_one({"state": "pending"})
+            crashed = db["layra_migrate_ledger"].find_one({"direction": "up", "status": "running"})
+            assert crashed["settled"] is True  # the dead run's journal entries were settled
             if trial == 2:  # also kill a rollback half way, then finish it
                 proc = _popen(["rollback", "--yes", "--batch-size", "2"], env, tmp_path)
                 wait_for(lambda: db["layra_migrate_journal"].count_documents(
@@ -291,7 +292,6 @@ def test_ctrl_c_finishes_the_batch_exits_130_and_resumes(
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert db["layra_migrate_ledger"].find_one({"direction": "up"})["status"] == "interrupted"
-    assert db["layra_migrate_journal"].count_documents({"state": "pending"}) == 0
     assert db["layra_migrate_lock"].find_one() is None  # released on the way out
     st = cli("status", "--json").json()
     assert st["migrations"][0]["state"] == "interrupted"

@@ -5,15 +5,17 @@ Order of a batch without transactions (safe to kill at any point):
 1. insert the journal entries, state ``pending``: before-image of every
    changed path, a hash of the after-image, the Redis keys of the document;
 2. write the documents, each update guarded by a filter that matches only
-   while the fields still hold their before-image (no lost updates);
-3. mark the entries ``applied``.
+   while the fields still hold their before-image (no lost updates).
 
-A crash between 1 and 3 leaves ``pending`` entries; :func:`settle` decides each
-from the document itself: fields equal the after-image -> applied; equal the
-before-image -> never written (entry dropped, the re-run writes it again);
-anything else -> kept as applied, so rollback sees the conflict instead of
-silently losing a before-image. With a replica set the three steps run in one
-transaction.
+There is no third "mark applied" write per entry: it would cost more than the
+journal itself. An entry's state is a hint; the document decides. Rollback
+treats a document that already holds the before-image as done (never written,
+or already restored), one that holds the after-image as to be restored, and
+anything else as a conflict. After a crash, :func:`recover` settles the
+entries of the dead run from the documents: after-image -> ``applied``;
+before-image -> dropped (the re-run writes it again); anything else -> kept,
+so rollback reports the conflict instead of silently losing a before-image.
+With a replica set each batch runs in one transaction.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
     from pymongo.asynchronous.database import AsyncDatabase
 
-PENDING = "pending"
+PENDING = "written"  # journaled, then written (or, after a crash, maybe not: see recover)
 APPLIED = "applied"
 RESTORED = "restored"
 CONFLICT = "conflict"
@@ -150,12 +152,14 @@ async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]
     return applied, dropped
 
 
-async def recover(db: AsyncDatabase[dict[str, Any]], migration: str, batch: int = 500) -> int:
-    """Settle every ``pending`` entry a crashed run left. Returns how many there were."""
+async def recover(db: AsyncDatabase[dict[str, Any]], runs: list[str], batch: int = 500) -> int:
+    """Settle every ``pending`` entry the given (crashed) runs left. Returns how many."""
     journal = db[toolstate.JOURNAL]
     total = 0
+    if not runs:
+        return 0
     while True:
-        entries = await journal.find({"migration": migration, "state": PENDING}).limit(batch) \
+        entries = await journal.find({"run": {"$in": runs}, "state": PENDING}).limit(batch) \
             .to_list()
         if not entries:
             return total
@@ -189,8 +193,6 @@ async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *,
         matched += res.matched_count
     ids = [d["_id"] for d in docs]
     if matched == len(writes):
-        await journal.update_many({"_id": {"$in": ids}}, {"$set": {"state": APPLIED}},
-                                  session=session)
         return BatchOutcome(list(writes), [])
     # Some guarded writes did not match: decide each from the document.
     await settle(db, docs, session)
@@ -199,3 +201,4 @@ async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *,
     written = [w for w, d in zip(writes, docs, strict=True) if d["_id"] in kept]
     skipped = [w for w, d in zip(writes, docs, strict=True) if d["_id"] not in kept]
     return BatchOutcome(written, skipped)
+

@@ -136,6 +136,16 @@ class Ledger:
             "status": status, "finished_at": rec.finished_at, "duration_s": rec.duration_s,
             "counts": counts, "error": rec.error}})
 
+    async def crashed_runs(self, migration: str) -> list[str]:
+        """Runs of this migration (and its hand-written down) that never finished cleanly."""
+        flt = {"migration": {"$in": [migration, f"{migration}#down"]},
+               "status": {"$in": ["running", "failed"]}, "settled": {"$ne": True}}
+        return [str(d["_id"]) async for d in self.coll.find(flt, {"_id": 1})]
+
+    async def mark_settled(self, runs: list[str]) -> None:
+        if runs:
+            await self.coll.update_many({"_id": {"$in": runs}}, {"$set": {"settled": True}})
+
     async def accept_changed(self, migration: str, previous: str | None, checksum: str,
                              reason: str) -> RunRecord:
         rec = RunRecord(uuid.uuid4().hex, migration, "accept_changed", "accepted",

@@ -82,15 +82,18 @@ def same_value(a: Any, b: Any) -> bool:
 
 def cas_filter(doc_id: Any, expected: Mapping[str, Any]) -> dict[str, Any]:
     """A filter that matches the document only while every path still holds its value."""
-    clauses: list[dict[str, Any]] = [{"_id": doc_id}]
+    # A flat filter led by _id (paths are unique keys), so every server uses the _id index.
+    flt: dict[str, Any] = {"_id": doc_id}
     for path, value in expected.items():
+        if path == "_id":
+            continue
         if value is MISSING:
-            clauses.append({path: {"$exists": False}})
+            flt[path] = {"$exists": False}
         elif value is None:
-            clauses.append({path: {"$type": "null"}})
+            flt[path] = {"$type": "null"}
         else:
-            clauses.append({path: {"$eq": value}})
-    return {"$and": clauses}
+            flt[path] = {"$eq": value}
+    return flt
 
 
 def set_unset(values: Mapping[str, Any]) -> dict[str, Any]:

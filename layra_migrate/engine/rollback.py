@@ -22,6 +22,7 @@ from layra_migrate.engine.journal import (
     ABANDONED,
     APPLIED,
     CONFLICT,
+    PENDING,
     RESTORED,
     current_values,
     decode_image,
@@ -96,7 +97,7 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
     progress = progress or NullProgress()
     stop = stop or StopFlag()
     stats = RollbackStats()
-    flt = {"migration": migration, "state": {"$in": [APPLIED, CONFLICT]}}
+    flt = {"migration": migration, "state": {"$in": [PENDING, APPLIED, CONFLICT]}}
     task = f"{migration}: rollback"
     progress.start(task, await journal.count_documents(flt))
     cursor = journal.find(flt, batch_size=batch_size).sort(

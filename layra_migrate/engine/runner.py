@@ -183,10 +183,18 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan | N
     return result
 
 
+async def _recover(store: Store, ledger: Ledger, migration: str) -> int:
+    """Settle the journal entries of runs that died (kill -9, lost server) while running."""
+    crashed = await ledger.crashed_runs(migration)
+    n = await journal_mod.recover(store.db, crashed)
+    await ledger.mark_settled(crashed)
+    return n
+
+
 async def _apply_one(store: Store, ledger: Ledger, lock: LeaseLock, m: Migration,
                      plan: Plan | None, keys: KeyValues | None, options: RunOptions,
                      state: MigrationState | None, result: ApplyResult) -> MigrationOutcome:
-    recovered = await journal_mod.recover(store.db, m.id)
+    recovered = await _recover(store, ledger, m.id)
     rec = await ledger.start(m.id, "up", m.checksum)
     ctx = MigrationContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=False,
                            progress=options.progress, lock=lock, run_id=rec.id,
@@ -276,7 +284,7 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
     async with lock:
         try:
             for mid in targets:
-                await journal_mod.recover(store.db, mid)
+                await _recover(store, ledger, mid)
                 m = by_id.get(mid)
                 rec = await ledger.start(mid, "down", m.checksum if m else None)
                 started = time.monotonic()
@@ -329,9 +337,12 @@ async def _hand_written_down(store: Store, m: Migration, lock: LeaseLock,
     the journal replay that follows restores whatever it left."""
     from dataclasses import replace
 
+    import uuid
+
     down_m = replace(m, id=f"{m.id}#down")
+    run_id = uuid.uuid4().hex
     ctx = MigrationContext(db=store.db, migration=down_m, plan=None, keys=None, dry_run=False,
-                           progress=options.progress, lock=lock, run_id=f"{m.id}#down",
+                           progress=options.progress, lock=lock, run_id=run_id,
                            run_no=int(time.time()), batch_size=options.batch_size,
                            stop=options.stop, client=store.client,
                            transactions=store.transactions)
