@@ -422,6 +422,7 @@ def test_failure_half_way_rolls_back(
     r = dcli("decommission", "--project", s.project, "--yes", "--json", "--remove",
              "--archive-dir", str(arch))
     assert r.code == 5, r.stderr
+    assert r.stdout.count("\n") == 1, (r.stdout, r.stderr)
     data = r.json()
     assert_no_secret(r.stdout, r.stderr)
     assert data["rolled_back"] is True and data["archive_verified"] is False

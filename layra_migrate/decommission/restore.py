@@ -13,6 +13,8 @@ directory for ``docker compose up -d``.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +55,22 @@ def _find(api: Any, state: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) -> RunResult:
-    """Bring the stack back to the pre-state recorded in ``manifest``."""
+    """Bring the stack back to the pre-state recorded in ``manifest``.
+
+    Ctrl-C raises KeyboardInterrupt at once (asyncio.run would defer it to the next
+    await); what was already restored stays, and rerunning restore is safe.
+    """
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _restore(client, root, manifest)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) -> RunResult:
     api = client.api
     root = root.expanduser().absolute()
     project = str(manifest.get("project") or "")
