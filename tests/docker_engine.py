@@ -262,8 +262,8 @@ def _put_files(client: Any, cid: str, path: str, files: dict[str, bytes]) -> Non
 
 
 def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bool = False,
-               foreign_on_network: bool = False, backend_points_at_proxy: bool = False
-               ) -> FakeStack:
+               foreign_on_network: bool = False, backend_points_at_proxy: bool = False,
+               db_without_pg_dump: bool = False) -> FakeStack:
     run_id = uuid.uuid4().hex[:8]
     project = f"lmt{run_id}"
     workdir = tmp / "litellm-compose"
@@ -302,7 +302,8 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
     api.create_volume(unlabelled, labels=dict(tl))
 
     def create(name: str, role: str, service: str, policy: str, env: dict[str, str],
-               binds: dict[str, str], depends: str = "", health: bool = False) -> str:
+               binds: dict[str, str], depends: str = "", health: bool = False,
+               image: str | None = None) -> str:
         hc = api.create_host_config(
             binds={v: {"bind": d, "mode": "rw"} for v, d in binds.items()},
             restart_policy={"Name": policy, "MaximumRetryCount": 0}, network_mode=network)
@@ -311,7 +312,7 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
             kwargs["healthcheck"] = {"test": ["CMD", "true"], "interval": 300_000_000,
                                      "timeout": 2_000_000_000, "retries": 3}
         c = api.create_container(
-            IMAGES[role], command=LOOP, name=name, labels=labels(service, depends),
+            image or IMAGES[role], command=LOOP, name=name, labels=labels(service, depends),
             environment=env, host_config=hc,
             networking_config=api.create_networking_config(
                 {network: api.create_endpoint_config(aliases=[service])}), **kwargs)
@@ -322,7 +323,8 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
     db_id = create(db, "database", "db", "unless-stopped",
                    {"POSTGRES_USER": "llmproxy", "POSTGRES_DB": "litellm",
                     "POSTGRES_PASSWORD": DB_PASSWORD, "PGDATA": "/var/lib/postgresql/data"},
-                   {vols["pgdata"]: "/var/lib/postgresql/data"})
+                   {vols["pgdata"]: "/var/lib/postgresql/data"},
+                   image=IMAGES["app"] if db_without_pg_dump else None)
     _put_files(client, db_id, "/var/lib/postgresql/data",
                {"PG_VERSION": b"16\n", "base.dat": db_data})
     cache = f"{project}-redis-1"

@@ -502,3 +502,20 @@ def test_stack_without_compose_found_by_known_names(
                 api.remove_container(cid, force=True)
             except Exception:  # noqa: BLE001
                 pass
+
+
+def test_database_that_cannot_dump_is_skipped_with_reason(
+        engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path) -> None:
+    s = make(db_without_pg_dump=True)
+    arch = tmp_path / "arch"
+    r = dcli("decommission", "--project", s.project, "--yes", "--json", "--archive-dir",
+             str(arch))
+    assert r.code == 0, r.stderr
+    dump = next(st for st in r.json()["steps"] if st["name"].startswith("dump "))
+    assert dump["status"] == "skipped"
+    assert "pg_dump not available in the container (exit 12" in dump["detail"]
+    assert not (arch / "database").exists() or not any((arch / "database").iterdir())
+    with tarfile.open(arch / f"volumes/{s.project}_pgdata.tar") as tf:
+        fh = tf.extractfile("data/base.dat")
+        assert fh is not None and fh.read() == s.db_data
+    assert state(engine.client, s.db) == ("exited", "no")

@@ -41,7 +41,7 @@ def connect(timeout_s: float = CONNECT_TIMEOUT_S) -> docker.DockerClient:
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
         raise UnreachableError(
-            f"Docker engine at {redact.mask_url(docker_host())} is unreachable "
+            f"Docker engine at {redact.scrub(docker_host())} is unreachable "
             f"({exc.__class__.__name__})",
             hint="check DOCKER_HOST and that dockerd runs",
         ) from None

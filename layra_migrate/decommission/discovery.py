@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from layra_migrate import redact
 from layra_migrate.decommission.client import docker_errors
 from layra_migrate.errors import RefusedError
+from layra_migrate.settings import is_secret_name
 
 if TYPE_CHECKING:
     import docker
@@ -191,7 +193,13 @@ def _container(attrs: dict[str, Any]) -> StackContainer:
         for m in attrs.get("Mounts") or []
     ]
     nets = list(((attrs.get("NetworkSettings") or {}).get("Networks") or {}).keys())
-    env_names = [str(e).partition("=")[0] for e in config.get("Env") or []]
+    env_names = []
+    for item in config.get("Env") or []:
+        k, _, v = str(item).partition("=")
+        env_names.append(k)
+        if is_secret_name(k):
+            # Never printed, but an exec's stderr or an SDK error could echo it.
+            redact.register_secret(v)
     depends = [d.split(":", 1)[0] for d in (labels.get(DEPENDS_LABEL) or "").split(",") if d]
     return StackContainer(
         id=str(attrs.get("Id", "")), name=name, role=classify(service, name, image),
