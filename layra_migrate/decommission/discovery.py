@@ -251,7 +251,11 @@ def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
         vol_names = list(mounted) + [v["Name"] for v in labelled_vols if v["Name"] not in mounted]
         sizes: dict[str, int] = {}
         if with_sizes:
-            for v in (api.df().get("Volumes") or []):
+            try:
+                usage = api.df().get("Volumes") or []
+            except Exception:  # noqa: BLE001 - sizes only inform the estimate
+                usage = []
+            for v in usage:
                 size = (v.get("UsageData") or {}).get("Size")
                 if isinstance(size, int) and size >= 0:
                     sizes[v["Name"]] = size
