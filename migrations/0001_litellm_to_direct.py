@@ -69,18 +69,17 @@ async def up(ctx: Any) -> None:
                                     task=f"{name}"):
             changes: dict[str, Any] = {}
             expect: dict[str, Any] = {}
-            models: dict[str, str] = {}
+            labels: dict[str, dict[str, str]] = {}
             for ref in loc.references(doc):
                 c, e = _changes(ctx, ref)
                 changes.update(c)
                 expect.update(e)
-                if c:
-                    models[str(ref.model_name)] = ""
+                labels.update({p: {"model": str(ref.model_name)} for p in c})
             if not changes:
                 continue
             keys = redis_keys_for(name, doc) if name in (CONVERSATIONS, MODEL_CONFIG) else []
             await ctx.set_fields(loc.collection, doc["_id"], changes, expect, cache_keys=keys,
-                                 label={"location": name, "model": ", ".join(sorted(models))})
+                                 label={"location": name}, field_labels=labels)
     await ctx.flush()
     if not ctx.dry_run:
         await _postcondition(ctx)

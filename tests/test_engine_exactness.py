@@ -175,3 +175,32 @@ async def _apply_only(uri: str, db_name: str) -> None:
                     options=RunOptions())
     finally:
         await client.close()
+
+
+def test_transactional_batches_are_exact_too(sync_client: Any, mongo_uri: str) -> None:
+    """The replica-set path (each batch in one transaction) gives the same result."""
+    from layra_migrate.sandbox.layra_data import build_dataset, seed_database
+
+    name = f"h_{uuid.uuid4().hex[:12]}"
+    db = sync_client[name]
+    seed_database(db, build_dataset(users=6, seed=4, names=["alpha", "beta", "gamma"]))
+    original = raw_fingerprint(db)
+
+    async def scenario() -> int:
+        from pymongo import AsyncMongoClient
+
+        client: Any = AsyncMongoClient(mongo_uri, tz_aware=False)
+        try:
+            store = Store(client[name], client, transactions=True)
+            up = await apply(store, discover(), plan=PLAN, keys=KEYS,
+                             options=RunOptions(batch_size=3))
+            await rollback(store, discover(), to=None, force=False, options=RunOptions())
+            return up.documents
+        finally:
+            await client.close()
+
+    try:
+        assert asyncio.run(scenario()) > 0
+        assert raw_fingerprint(db) == original
+    finally:
+        sync_client.drop_database(name)

@@ -154,13 +154,17 @@ class MigrationContext:
     async def set_fields(self, collection: str, doc_id: Any, changes: Mapping[str, Any],
                          expect: Mapping[str, Any] | None = None, *,
                          cache_keys: list[str] | tuple[str, ...] = (),
-                         label: Mapping[str, str] | None = None) -> bool:
+                         label: Mapping[str, str] | None = None,
+                         field_labels: Mapping[str, Mapping[str, str]] | None = None) -> bool:
         """Change some fields of one document, journaled and reversible.
 
         ``changes`` maps dotted paths to new values (``MISSING`` removes a field);
         ``expect`` maps the same paths to the values they hold now (read from the
         document you streamed). Without ``expect`` the current values are read.
-        Paths whose value would not change are ignored. Returns whether anything
+        Paths whose value would not change are ignored. ``cache_keys`` are Layra's
+        Redis keys holding a copy of this document (deleted after the run);
+        ``label`` / ``field_labels`` annotate the dry-run diff (document-wide / per
+        path, e.g. ``{"location": ..., "model": ...}``). Returns whether anything
         will be written.
         """
         if not changes:
@@ -181,9 +185,11 @@ class MigrationContext:
         write = Write(collection, doc_id, before, after, list(cache_keys), dict(label or {}))
         if self.dry_run:
             for p in before:
+                labels = dict(label or {})
+                labels.update((field_labels or {}).get(p, {}))
                 self.changes.append(Change(self.migration.id, collection, doc_id, p,
                                            shown_value(p, before[p]), shown_value(p, after[p]),
-                                           dict(label or {})))
+                                           labels))
             self.stats.documents += 1
             self.stats.fields += len(before)
             self.cache_keys.update(cache_keys)

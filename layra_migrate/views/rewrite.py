@@ -175,18 +175,19 @@ def render_rollback(result: Any, out: Output) -> None:
 def render_status(report: Any, out: Output) -> None:
     c = out.out
     t = Table(title=f"Migrations in {report.database}", title_justify="left")
-    for col in ("migration", "state", "when", "by", "duration", "documents", "checksum"):
-        t.add_column(col, justify="right" if col in ("duration", "documents") else "left")
+    for col in ("migration", "state", "when (UTC)", "by", "took", "docs", "checksum"):
+        t.add_column(col, justify="right" if col in ("took", "docs") else "left",
+                     no_wrap=col in ("migration", "state", "when (UTC)"))
     for r in report.migrations:
         run = r.applied or r.last_run or {}
         style = {"applied": "green", "pending": "yellow", "partially_rolled_back": "red",
                  "interrupted": "red", "rollback_interrupted": "red"}.get(r.state, "")
-        checksum = (r.file_checksum or "")[:12]
+        checksum = (r.file_checksum or "")[:8]
         if r.changed:
-            checksum = Text(f"{checksum} (CHANGED, was {(r.recorded_checksum or '')[:12]})",
+            checksum = Text(f"{checksum} (CHANGED, was {(r.recorded_checksum or '')[:8]})",
                             style="red")
         when = run.get("finished_at") or run.get("started_at")
-        t.add_row(r.id, Text(r.state, style=style), f"{when:%Y-%m-%d %H:%M:%S}" if when else "",
+        t.add_row(r.id, Text(r.state, style=style), f"{when:%Y-%m-%d %H:%M}" if when else "",
                   run.get("by", ""), f"{run['duration_s']:.1f}s" if run.get("duration_s") else "",
                   str((run.get("counts") or {}).get("documents", "")), checksum)
     c.print(t)
