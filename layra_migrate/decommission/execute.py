@@ -517,6 +517,9 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
         run.archive_compose()
         run.neutralise_policies()
         run.verify()
+        # Inside the guarded block: an archive without its manifest cannot be restored.
+        writer.clear_incomplete()
+        writer.write_manifest(run.manifest(complete=True, verified=True))
     except KeyboardInterrupt:
         _fail_current(result, "interrupted")
         with _SigintGuard():
@@ -542,8 +545,6 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
         _after_states(client, stack, result)
         return result
 
-    writer.clear_incomplete()
-    writer.write_manifest(run.manifest(complete=True, verified=True))
     if opts.remove:
         try:
             run.remove()
@@ -580,6 +581,7 @@ def _fail_current(result: RunResult, message: str) -> None:
 
 def _finish_incomplete(run: _Run, why: str) -> None:
     assert run.writer is not None
+    run.result.archive_verified = False
     try:
         run.writer.mark_incomplete(why)
         run.writer.write_manifest(run.manifest(complete=False, verified=False))
