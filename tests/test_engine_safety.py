@@ -20,7 +20,7 @@ import yaml
 from layra_migrate.engine.discovery import default_dir, discover
 from layra_migrate.errors import ConfigError
 from layra_migrate.sandbox.layra_data import Dataset, build_dataset, seed_database
-from tests.conftest import KEY_ENV, REPO, assert_no_canary, base_env
+from tests.conftest import KEY_ENV, assert_no_canary, base_env
 from tests.rewrite_support import raw_fingerprint, tool_collections, wait_for, write_plan
 
 FAST_LOCK = {"LAYRA_MIGRATE_LOCK_TTL": "1"}
@@ -105,8 +105,9 @@ def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
             journaled = rng.randint(1, 60)
             proc = _popen(["rewrite", *base, "--batch-size", str(rng.randint(1, 7))], env,
                           tmp_path)
-            wait_for(lambda: db["layra_migrate_journal"].estimated_document_count() >= journaled
-                     or proc.poll() is not None, 60, interval=0.001)
+            wait_for(lambda db=db, n=journaled, p=proc: db["layra_migrate_journal"]
+                     .estimated_document_count() >= n or p.poll() is not None, 60,
+                     interval=0.001)
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
             assert proc.returncode == -signal.SIGKILL, "the run finished before the kill"
@@ -119,8 +120,8 @@ def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
             assert crashed["settled"] is True  # the dead run's journal entries were settled
             if trial == 2:  # also kill a rollback half way, then finish it
                 proc = _popen(["rollback", "--yes", "--batch-size", "2"], env, tmp_path)
-                wait_for(lambda: db["layra_migrate_journal"].count_documents(
-                    {"state": "restored"}) >= 10 or proc.poll() is not None, 60, interval=0.001)
+                wait_for(lambda db=db, p=proc: db["layra_migrate_journal"].count_documents(
+                    {"state": "restored"}) >= 10 or p.poll() is not None, 60, interval=0.001)
                 proc.send_signal(signal.SIGKILL)
                 proc.communicate(timeout=30)
                 assert proc.returncode == -signal.SIGKILL
@@ -331,3 +332,40 @@ def test_redis_failure_after_the_write_names_the_keys(
     assert data["redis"]["failed"] and all(
         k.startswith(("conv_model_config:", "model_config:")) for k in data["redis"]["failed"])
     assert data["redis"]["failed"][0] in err
+
+
+def test_hand_written_down_runs_before_the_journal_replay(
+    seeded_db: Any, cli: Any, litellm_config: Path, tmp_path: Path
+) -> None:
+    plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
+    folder = _copy_migrations(tmp_path)
+    (folder / "0002_flag_conversations.py").write_text('''
+id = "0002_flag_conversations"
+description = "mark conversations as read (example with a hand-written down)"
+
+async def up(ctx):
+    async for doc in ctx.stream("conversations", {}, {"is_read": 1}):
+        await ctx.set_fields("conversations", doc["_id"], {"is_read": False},
+                             expect={"is_read": doc.get("is_read", ctx.MISSING)})
+
+async def down(ctx):
+    async for doc in ctx.stream("conversations", {"is_read": False}, {"is_read": 1}):
+        await ctx.set_fields("conversations", doc["_id"], {"is_read": True},
+                             expect={"is_read": False})
+''')
+    original = raw_fingerprint(seeded_db)
+    args = ["--migrations-dir", str(folder)]
+    r = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", *args,
+            env=KEY_ENV)
+    assert r.code == 0, r.stderr
+    assert [m["status"] for m in r.json()["migrations"]] == ["applied", "applied"]
+    assert seeded_db.conversations.count_documents({"is_read": False}) > 0
+    rb = cli("rollback", "--yes", "--json", *args)  # the newest only: 0002
+    assert rb.code == 0, rb.stderr
+    assert [m["id"] for m in rb.json()["migrations"]] == ["0002_flag_conversations"]
+    assert seeded_db.conversations.count_documents({"is_read": False}) == 0
+    st = {m["id"]: m["state"] for m in cli("status", "--json", *args).json()["migrations"]}
+    assert st == {"0001_litellm_to_direct": "applied", "0002_flag_conversations": "rolled_back"}
+    rb = cli("rollback", "--yes", "--to", "0001", "--json", *args)
+    assert rb.code == 0, rb.stderr
+    assert raw_fingerprint(seeded_db) == original

@@ -119,7 +119,7 @@ def test_refusals_write_nothing(
 
 def test_rewrite_changes_only_migrated_fields_then_rollback_is_exact(
     seeded_db: Any, dataset: Dataset, cli: Any, litellm_config: Path, tmp_path: Path,
-    redis_client: Any, redis_server: Any,
+    redis_client: Any, redis_server: Any,  # noqa: F811 (fixtures)
 ) -> None:
     plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
     original = raw_fingerprint(seeded_db)

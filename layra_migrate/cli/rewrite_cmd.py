@@ -46,7 +46,8 @@ def _schema(command: str) -> str:
 def _settings(output: Output, **kw: Any) -> Settings:
     from layra_migrate.settings import load_settings
 
-    settings = load_settings(**{k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()})
+    args: dict[str, Any] = {k: (str(v) if isinstance(v, Path) else v) for k, v in kw.items()}
+    settings = load_settings(**args)
     show_settings(output, settings)
     return settings
 
@@ -487,7 +488,8 @@ def check(
 
 @app.command()
 def new(
-    name: Annotated[str, typer.Argument(help="What the migration does, e.g. point_gemini_at_vertex")],
+    name: Annotated[str, typer.Argument(
+        help="What the migration does, e.g. point_gemini_at_vertex")],
     migrations_dir: MigrationsDirOpt = None,
     env_file: EnvFileOpt = None,
     json_out: JsonOpt = False,

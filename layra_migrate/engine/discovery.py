@@ -65,7 +65,8 @@ def _load(path: Path, number: int) -> Migration:
     try:
         source = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read migration file: {exc.strerror or exc}", path=shown) from None
+        raise ConfigError(f"cannot read migration file: {exc.strerror or exc}",
+                          path=shown) from None
     try:
         compile(source, shown, "exec")
     except SyntaxError as exc:
@@ -85,8 +86,8 @@ def _load(path: Path, number: int) -> Migration:
                           path=shown) from None
     mid = getattr(module, "id", None)
     if mid != path.stem:
-        raise ConfigError(f"migration declares id = {mid!r}; it must be the file name {path.stem!r}",
-                          path=shown)
+        raise ConfigError(f"migration declares id = {mid!r}; it must be the file name "
+                          f"{path.stem!r}", path=shown)
     description = getattr(module, "description", None)
     if not isinstance(description, str) or not description.strip():
         raise ConfigError("migration lacks a `description` string", path=shown)
@@ -116,8 +117,8 @@ def discover(directory: str | Path | None = None) -> list[Migration]:
                               "slug)", path=str(path))
         number = int(m.group(1))
         if number in found:
-            raise ConfigError(f"duplicate migration number {m.group(1)} (also {found[number].name})",
-                              path=str(path))
+            raise ConfigError(f"duplicate migration number {m.group(1)} "
+                              f"(also {found[number].name})", path=str(path))
         found[number] = path
     numbers = sorted(found)
     for expected, number in enumerate(numbers, start=1):

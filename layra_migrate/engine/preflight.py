@@ -72,10 +72,10 @@ async def preflight(db: AsyncDatabase[dict[str, Any]], plan: Plan, env: Environm
         else:
             result.to_write[m.model_name] = m.via_proxy
     if result.blocking and not skip_unresolved:
-        names = ", ".join(f"{b.model_name} ({b.references})" for b in result.blocking[:12])
+        shown = ", ".join(f"{b.model_name} ({b.references})" for b in result.blocking[:12])
         raise RefusedError(
             f"{sum(b.references for b in result.blocking)} proxied reference(s) cannot be "
-            f"rewritten: {names}; nothing was written",
+            f"rewritten: {shown}; nothing was written",
             hint="give them a target in the plan, or pass --skip-unresolved to leave them "
                  "pointing at the proxy")
     names = list(result.to_write)

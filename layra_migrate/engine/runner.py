@@ -335,9 +335,8 @@ async def _hand_written_down(store: Store, m: Migration, lock: LeaseLock,
                              options: RunOptions) -> None:
     """A migration's own ``down(ctx)``; its writes are journaled under ``<id>#down``, and
     the journal replay that follows restores whatever it left."""
-    from dataclasses import replace
-
     import uuid
+    from dataclasses import replace
 
     down_m = replace(m, id=f"{m.id}#down")
     run_id = uuid.uuid4().hex
