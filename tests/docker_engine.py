@@ -337,7 +337,11 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
     if compromised:
         penv["FAKE_LITELLM_VERSION"] = "1.82.8"
         penv["FAKE_LITELLM_PTH"] = "1"
-    create(proxy, "proxy", "litellm", "always", penv, {unlabelled: "/app/cache"},
+    external = tmp / "srv-litellm"
+    external.mkdir()
+    (external / "config.yaml").write_text("general_settings: {}\n")
+    create(proxy, "proxy", "litellm", "always", penv,
+           {unlabelled: "/app/cache", str(external): "/app/external"},
            depends="db:service_started:false,redis:service_started:false", health=True)
     for cid in (db_id, cache_id):
         api.start(cid)

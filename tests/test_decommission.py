@@ -264,6 +264,9 @@ def test_full_run_archive_and_restore_from_stopped(
     assert dump_step["status"] == "done" and "2 entries" in dump_step["detail"]
     assert (arch / "compose/workdir/.env").read_text().count("CANARY") >= 3
     assert (arch / "compose/workdir/docker-compose.yml").is_file()
+    with tarfile.open(arch / f"binds/{s.proxy}/app_external.tar") as tf:
+        assert tf.extractfile("external/config.yaml") is not None
+    assert manifest["bind_mounts"][0]["destination"] == "/app/external"
     assert hashlib.sha256((arch / "compose/workdir/.env").read_bytes()).hexdigest() == \
         members["compose/workdir/.env"]["sha256"]
     sec = data["security"]

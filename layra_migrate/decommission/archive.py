@@ -148,18 +148,28 @@ class ArchiveWriter:
         body["members"] = [m.as_dict() for m in self.members]
         data = (json.dumps(redact.scrub_obj(body), indent=2, sort_keys=True, default=str)
                 + "\n").encode()
-        fd = os.open(self.root / MANIFEST, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
         lines = [f"{m.sha256}  {m.path}\n" for m in self.members]
         lines.append(f"{hashlib.sha256(data).hexdigest()}  {MANIFEST}\n")
-        fd = os.open(self.root / SUMS, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.writelines(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
+        # Both replaced atomically: a full disk leaves the previous pair intact.
+        self._replace(SUMS + ".new", "".join(lines).encode(), None)
+        self._replace(MANIFEST, data, SUMS)
+
+    def _replace(self, name: str, data: bytes, then: str | None) -> None:
+        tmp = self.root / (name + ".tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            if then:
+                (self.root / (then + ".new")).unlink(missing_ok=True)
+            raise
+        os.replace(tmp, self.root / name)
+        if then:
+            os.replace(self.root / (then + ".new"), self.root / then)
 
     def mark_incomplete(self, why: str) -> None:
         fd = os.open(self.root / INCOMPLETE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -70,6 +70,25 @@ class Options:
         "proxy": 30, "other": 30, "cache": 30, "database": 120})
 
 
+# Host paths that are plumbing, not data: never archived.
+_SYSTEM_PREFIXES = ("/var/run/", "/run/", "/dev/", "/proc/", "/sys/", "/etc/localtime",
+                    "/etc/timezone", "/etc/hosts", "/etc/resolv.conf")
+
+
+def _worth_archiving(source: str, working_dir: str | None) -> bool:
+    """A bind mount's host path outside the compose directory (already copied) and
+    outside system plumbing (sockets, devices, time zone files)."""
+    if not source or source in ("/", "/var/run", "/run"):
+        return False
+    if any(source == p.rstrip("/") or source.startswith(p) for p in _SYSTEM_PREFIXES):
+        return False
+    if working_dir:
+        wd = working_dir.rstrip("/")
+        if source == wd or source.startswith(wd + "/"):
+            return False
+    return True
+
+
 def _policy_str(policy: dict[str, Any] | None) -> str:
     if not policy:
         return "no"
@@ -93,8 +112,10 @@ def plan_steps(stack: Stack, opts: Options, result: RunResult) -> None:
     for c in (c for c in order if c.role == "database"):
         result.step(f"stop {c.name} (database, timeout {opts.stop_timeouts['database']}s)",
                     [c.name])
+    binds = [m.source for c in stack.containers for m in c.mounts
+             if m.type == "bind" and _worth_archiving(m.source, stack.working_dir)]
     result.step("archive volumes (get_archive from the stopped containers)",
-                [v.name for v in stack.volumes])
+                [v.name for v in stack.volumes] + [f"bind {b}" for b in binds])
     result.step("archive compose directory and config files (including .env)",
                 [p for p in [stack.working_dir, *stack.config_files] if p])
     result.step("set restart policies to no", [c.name for c in stack.containers])
@@ -155,6 +176,7 @@ class _Run:
         self.compose: dict[str, Any] = {"working_dir": stack.working_dir,
                                         "config_files": list(stack.config_files), "files": []}
         self.removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
+        self.binds: list[dict[str, Any]] = []
         self._steps: Iterator[Step] = iter(result.steps)
 
     def next_step(self) -> Step:
@@ -190,7 +212,7 @@ class _Run:
             "interlock": self.interlock.as_dict() if self.interlock else None,
             "containers": containers, "volumes": volumes,
             "networks": [n.as_dict() for n in self.stack.networks],
-            "compose": self.compose, "dumps": self.dumps,
+            "compose": self.compose, "dumps": self.dumps, "bind_mounts": self.binds,
             "security": self.security.as_dict() if self.security else None,
             "steps": [s.as_dict() for s in self.result.steps],
             "removed": self.removed,
@@ -247,7 +269,17 @@ class _Run:
                 "tar_root": os.path.basename(dest.rstrip("/")) or "/"}
             done.append(f"{v.name} ({arch.human_size(member.size)})")
         self._drop_helpers()
-        step.done(", ".join(done) if done else "no volumes") if done else step.skipped(
+        for c in self.stack.containers:
+            for m in c.mounts:
+                if m.type != "bind" or not _worth_archiving(m.source, self.stack.working_dir):
+                    continue
+                safe = m.destination.strip("/").replace("/", "_") or "root"
+                with docker_errors(f"archiving bind mount {m.destination} of {c.name}"):
+                    member = self._copy_out(c.id, m.destination, f"binds/{c.name}/{safe}.tar")
+                self.binds.append({"container": c.name, "source": m.source,
+                                   "destination": m.destination, "member": member.path})
+                done.append(f"bind {m.source} ({arch.human_size(member.size)})")
+        step.done(", ".join(done)) if done else step.skipped(
             "the stack mounts no named volume")
 
     def _copy_out(self, cid: str, path: str, rel: str) -> arch.Member:
