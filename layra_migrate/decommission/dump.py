@@ -98,9 +98,12 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
     dbname = env.get("POSTGRES_DB") or user
     base = f"database/{db.name}"
     members: list[Member] = []
+    # The official image trusts the local socket; other setups need the password, which
+    # the container already holds. Passed in the exec's environment, never on a command line.
+    auth = {"PGPASSWORD": env["POSTGRES_PASSWORD"]} if env.get("POSTGRES_PASSWORD") else None
     with docker_errors(f"dumping {db.name}"):
         e = _Exec(client, db.id, ["pg_dump", "-U", user, "-d", dbname, "-Fc", "--no-password",
-                                  "--lock-wait-timeout=30s"])
+                                  "--lock-wait-timeout=30s"], auth)
         member = writer.write_stream(f"{base}.dump", e.stdout(), "dump")
         out = e.outcome()
         if out.exit_code != 0 or member.size == 0:
@@ -108,7 +111,8 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
             return DumpResult("skipped", _explain(out.exit_code, out.stderr, "pg_dump")
                               + "; the volume copy after the clean stop is the fallback", [])
         members.append(member)
-        g = _Exec(client, db.id, ["pg_dumpall", "-U", user, "--globals-only", "--no-password"])
+        g = _Exec(client, db.id, ["pg_dumpall", "-U", user, "--globals-only", "--no-password"],
+                  auth)
         gm = writer.write_stream(f"{base}.globals.sql", g.stdout(), "dump")
         gout = g.outcome()
         notes = []
