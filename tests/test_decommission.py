@@ -510,7 +510,7 @@ def test_stack_without_compose_found_by_known_names(
 def test_database_that_cannot_dump_is_skipped_with_reason(
         engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path) -> None:
     s = make(db_without_pg_dump=True)
-    arch = tmp_path / "arch"
+    arch = s.workdir / "litellm-archive"  # inside the compose directory: not copied into itself
     r = dcli("decommission", "--project", s.project, "--yes", "--json", "--archive-dir",
              str(arch))
     assert r.code == 0, r.stderr
@@ -522,3 +522,5 @@ def test_database_that_cannot_dump_is_skipped_with_reason(
         fh = tf.extractfile("data/base.dat")
         assert fh is not None and fh.read() == s.db_data
     assert state(engine.client, s.db) == ("exited", "no")
+    copied = [p.relative_to(arch).as_posix() for p in (arch / "compose").rglob("*")]
+    assert copied and not any("litellm-archive" in p for p in copied), copied

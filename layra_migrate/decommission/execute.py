@@ -322,8 +322,12 @@ class _Run:
         files: list[str] = []
         if wd and os.path.isdir(wd):
             root = Path(wd)
+            own = self.writer.root.resolve()
             for dirpath, dirnames, filenames in os.walk(root):
-                dirnames.sort()
+                # The archive may live inside the compose directory (run from there):
+                # never copy it into itself.
+                dirnames[:] = sorted(d for d in dirnames
+                                     if (Path(dirpath) / d).resolve() != own)
                 for fn in sorted(filenames):
                     src = Path(dirpath) / fn
                     rel = src.relative_to(root).as_posix()
