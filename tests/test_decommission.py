@@ -169,7 +169,8 @@ def test_refuses_while_layra_references_the_proxy(
 
 
 def test_dry_run_touches_nothing_and_warns(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path) -> None:
+        engine: Engine, make: Callable[..., FakeStack], dcli: Any, db: Any,
+        tmp_path: Path) -> None:
     s = make(backend_points_at_proxy=True)
     before = engine.client.api.inspect_container(s.proxy)
     r = dcli("decommission", "--project", s.project, "--dry-run", "--json",
@@ -191,7 +192,7 @@ def test_dry_run_touches_nothing_and_warns(
     assert s.unrelated_volume not in {v["name"] for v in data["volumes"]}
     assert [n["name"] for n in data["networks"]] == [s.network]
     assert data["estimated_size"] and data["estimated_size"] > len(s.db_data)
-    assert "no verify run is recorded" in r.stderr
+    assert "no verify run of the database targets is recorded" in r.stderr
     assert f"layra-backend-{s.run_id}" in r.stderr and "LLM_BASE_URL" in r.stderr
     assert "OPENAI_API_KEY" in data["security"]["rotate_keys"]
     assert_no_secret(r.stdout, r.stderr)
@@ -199,6 +200,15 @@ def test_dry_run_touches_nothing_and_warns(
     assert_pre_state(engine, s)
     after = engine.client.api.inspect_container(s.proxy)
     assert after["State"]["StartedAt"] == before["State"]["StartedAt"]
+    # A failed verify of the database targets is a warning too (a plan run does not count).
+    db["layra_migrate_verify"].insert_many([
+        {"source": "database", "finished_at": "2026-11-27T05:00:00", "ok": 1, "failed": 1,
+         "passed": False, "targets": []},
+        {"source": "plan", "finished_at": "2026-11-27T06:00:00", "ok": 2, "failed": 0,
+         "passed": True, "targets": []}])
+    r = dcli("decommission", "--project", s.project, "--dry-run")
+    assert r.code == 0, r.stderr
+    assert "did not pass" in r.stderr
     # Without --yes on a non-interactive terminal: exit 2, nothing touched.
     r = dcli("decommission", "--project", s.project, "--archive-dir", str(tmp_path / "arch"))
     assert r.code == 2, r.stderr

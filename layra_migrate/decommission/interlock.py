@@ -26,24 +26,30 @@ async def count_references(db: AsyncDatabase[dict[str, Any]], env: Environment,
         by_location={k: v.via_proxy for k, v in report.locations.items()})
     last = await latest_verify(db)
     if last is None:
-        result.warnings.append("no verify run is recorded: run `layra-migrate verify` against "
-                               "the database first")
-    elif (last.get("source") not in (None, "database") or int(last.get("failed") or 0) > 0
-          or int(last.get("ok") or 0) == 0):
+        result.warnings.append("no verify run of the database targets is recorded: run "
+                               "`layra-migrate verify` first")
+    elif not _passed(last):
+        when = last.get("finished_at") or last.get("at")
         result.warnings.append(
-            f"the last verify run (source {last.get('source')!r}, ok {last.get('ok')}, "
-            f"failed {last.get('failed')}) is not a successful check of the database targets")
+            f"the last verify run of the database targets ({when}: ok {last.get('ok')}, "
+            f"failed {last.get('failed')}) did not pass: run `layra-migrate verify`")
     return result
 
 
+def _passed(run: dict[str, Any]) -> bool:
+    if "passed" in run:
+        return bool(run["passed"])
+    return int(run.get("failed") or 0) == 0 and int(run.get("ok") or 0) > 0
+
+
 async def latest_verify(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest run recorded by ``verify`` against the database (not a plan)."""
     names = await db.list_collection_names(filter={"name": toolstate.VERIFY_RUNS})
     if not names:
         return None
-    cursor = db[toolstate.VERIFY_RUNS].find({}).sort([("finished_at", -1), ("_id", -1)]).limit(1)
-    async for doc in cursor:
-        return dict(doc)
-    return None
+    found: dict[str, Any] | None = await db[toolstate.VERIFY_RUNS].find_one(
+        {"source": "database"}, sort=[("finished_at", -1), ("_id", -1)])
+    return found
 
 
 def backend_warnings(backends: list[StackContainer], proxies: ProxySet | None = None) -> list[str]:
