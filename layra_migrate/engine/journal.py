@@ -71,18 +71,24 @@ def decode_image(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {i["p"]: MISSING if i.get("m") else i.get("v") for i in items}
 
 
+def entry_id(migration: str, run_no: int, seq: int) -> str:
+    """Entries sort in replay order by ``_id`` alone: no secondary index to maintain
+    (on some servers index upkeep costs more than the journal insert itself)."""
+    return f"{migration}:{run_no:010d}:{seq:010d}"
+
+
+def id_range(migration: str) -> dict[str, str]:
+    """The ``_id`` range holding one migration's entries (``;`` sorts right after ``:``)."""
+    return {"$gt": f"{migration}:", "$lt": f"{migration};"}
+
+
 def entry_doc(w: Write, migration: str, run_no: int, seq: int, run_id: str,
               state: str) -> dict[str, Any]:
-    return {"migration": migration, "run": run_id, "run_no": run_no, "seq": seq,
+    return {"_id": entry_id(migration, run_no, seq), "migration": migration, "run": run_id,
+            "run_no": run_no, "seq": seq,
             "collection": w.collection, "doc_id": w.doc_id, "before": encode_image(w.before),
             "after_hash": w.after_hash, "cache_keys": w.cache_keys, "label": w.label,
             "state": state, "at": now()}
-
-
-async def ensure_indexes(db: AsyncDatabase[dict[str, Any]]) -> None:
-    await db[toolstate.JOURNAL].create_index(
-        [("migration", 1), ("run_no", 1), ("seq", 1)], name="replay_order")
-    await db[toolstate.JOURNAL].create_index([("migration", 1), ("state", 1)], name="by_state")
 
 
 def current_values(doc: dict[str, Any] | None, paths: Sequence[str]) -> dict[str, Any] | None:
@@ -167,6 +173,34 @@ async def recover(db: AsyncDatabase[dict[str, Any]], runs: list[str], batch: int
         await settle(db, entries)
 
 
+def grouped_updates(writes: list[Write]) -> list[Any]:
+    """One guarded update per distinct (before-image, after-image), over all its documents.
+
+    Real data repeats itself (one proxy URL spelling, the master key in most copies), so
+    documents that change the same paths from the same values to the same values share
+    one ``update_many`` whose filter still requires every before-value on each document:
+    the same guarantee as one guarded ``update_one`` per document, in far fewer operations.
+    """
+    from pymongo import UpdateMany, UpdateOne
+
+    from layra_migrate.engine.paths import encode_value
+
+    groups: dict[tuple[Any, ...], list[Write]] = {}
+    for w in writes:
+        sig = tuple((p, encode_value(w.before[p]), encode_value(w.after[p]))
+                    for p in sorted(w.before))
+        groups.setdefault(sig, []).append(w)
+    ops: list[Any] = []
+    for ws in groups.values():
+        first = ws[0]
+        if len(ws) == 1:
+            ops.append(UpdateOne(cas_filter(first.doc_id, first.before), set_unset(first.after)))
+        else:
+            ops.append(UpdateMany(cas_filter({"$in": [w.doc_id for w in ws]}, first.before),
+                                  set_unset(first.after)))
+    return ops
+
+
 @dataclass
 class BatchOutcome:
     written: list[Write]
@@ -177,8 +211,6 @@ async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *,
                       run_id: str, run_no: int, seq_start: int,
                       session: AsyncClientSession | None = None) -> BatchOutcome:
     """Journal first, then the guarded document writes, then mark applied."""
-    from pymongo import UpdateOne
-
     journal = db[toolstate.JOURNAL]
     docs = [entry_doc(w, migration, run_no, seq_start + i, run_id, PENDING)
             for i, w in enumerate(writes)]
@@ -188,8 +220,7 @@ async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *,
     for w in writes:
         by_coll.setdefault(w.collection, []).append(w)
     for coll, group in by_coll.items():
-        ops = [UpdateOne(cas_filter(w.doc_id, w.before), set_unset(w.after)) for w in group]
-        res = await db[coll].bulk_write(ops, ordered=False, session=session)
+        res = await db[coll].bulk_write(grouped_updates(group), ordered=False, session=session)
         matched += res.matched_count
     ids = [d["_id"] for d in docs]
     if matched == len(writes):

@@ -29,6 +29,7 @@ from layra_migrate.engine.journal import (
     equal_images,
     fetch_docs,
     id_key,
+    id_range,
 )
 from layra_migrate.engine.paths import cas_filter, set_unset, values_hash
 from layra_migrate.errors import Interrupted
@@ -97,11 +98,10 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
     progress = progress or NullProgress()
     stop = stop or StopFlag()
     stats = RollbackStats()
-    flt = {"migration": migration, "state": {"$in": [PENDING, APPLIED, CONFLICT]}}
+    flt = {"_id": id_range(migration), "state": {"$in": [PENDING, APPLIED, CONFLICT]}}
     task = f"{migration}: rollback"
     progress.start(task, await journal.count_documents(flt))
-    cursor = journal.find(flt, batch_size=batch_size).sort(
-        [("migration", -1), ("run_no", -1), ("seq", -1)])
+    cursor = journal.find(flt, batch_size=batch_size).sort("_id", -1)  # newest first
     batch: list[dict[str, Any]] = []
     seen: set[tuple[str, bytes]] = set()
 

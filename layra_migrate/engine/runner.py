@@ -171,8 +171,6 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan | N
         result.took_over = lock.took_over
         for m, previous in to_accept:
             await ledger.accept_changed(m.id, previous, m.checksum, accept[m.id])
-        if pending:
-            await journal_mod.ensure_indexes(store.db)
         try:
             for m in pending:
                 result.migrations.append(await _apply_one(store, ledger, lock, m, plan, keys,
