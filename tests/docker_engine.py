@@ -152,48 +152,83 @@ def start_engine() -> Iterator[Engine]:
         _unavailable("dockerd not installed (scripts/test.sh installs docker.io as root)")
     if not _busybox():
         _unavailable("busybox not installed (scripts/test.sh installs busybox-static as root)")
+    # Overlay first; vfs when overlay cannot mount here (nested or unusual file systems).
+    failures = []
+    for extra in ([], ["--storage-driver=vfs"]):
+        launched = _launch(docker, dockerd, extra)
+        if isinstance(launched, str):
+            failures.append(launched)
+            continue
+        engine = launched
+        problem = _smoke(engine)
+        if problem is None:
+            engine.notes.append("dockerd " + (" ".join(extra) or "(default storage driver)"))
+            break
+        failures.append(problem)
+        _shutdown(engine)
+    else:
+        _unavailable("; ".join(failures))
+        return
+    try:
+        yield engine
+    finally:
+        _shutdown(engine)
+
+
+def _launch(docker: Any, dockerd: str, extra: list[str]) -> Engine | str:
     # Short paths: unix socket paths are limited to 108 bytes.
     root = Path(tempfile.mkdtemp(prefix="lmd-", dir="/tmp"))
     sock = root / "docker.sock"
-    log = (root / "dockerd.log").open("wb")
     cmd = [dockerd, "--host", f"unix://{sock}", "--data-root", str(root / "data"),
            "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
-           "--bridge=none", "--iptables=false", "--ip-masq=false"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+           "--bridge=none", "--iptables=false", "--ip-masq=false", *extra]
+    with (root / "dockerd.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     host = f"unix://{sock}"
-    client = None
     deadline = time.monotonic() + 40
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
+    while time.monotonic() < deadline and proc.poll() is None:
         if sock.exists():
             try:
                 client = docker.DockerClient(base_url=host, timeout=30, version="auto")
                 client.ping()
-                break
+                return Engine(host, client, proc, root)
             except Exception:  # noqa: BLE001 - not ready yet
-                client = None
+                pass
         time.sleep(0.3)
-    if client is None:
-        _stop(proc)
-        tail = (root / "dockerd.log").read_text(errors="replace")[-1500:]
-        shutil.rmtree(root, ignore_errors=True)
-        _unavailable(f"dockerd did not come up: {tail}")
-    assert client is not None
-    engine = Engine(host, client, proc, root)
+    _stop(proc)
+    tail = (root / "dockerd.log").read_text(errors="replace")[-1200:]
+    shutil.rmtree(root, ignore_errors=True)
+    return f"dockerd {' '.join(extra)} did not come up: {tail}"
+
+
+def _smoke(engine: Engine) -> str | None:
+    """Build the images and run one container: namespaces, cgroups and storage work."""
+    api = engine.client.api
     try:
-        build_images(client)
-        yield engine
-    finally:
-        try:
-            for c in client.api.containers(all=True):
-                client.api.remove_container(c["Id"], force=True)
-        except Exception:  # noqa: BLE001
-            pass
-        client.close()
-        _stop(proc)
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+        build_images(engine.client)
+        c = api.create_container(IMAGES["app"], command=["true"],
+                                 host_config=api.create_host_config(network_mode="none"))
+        api.start(c["Id"])
+        code = api.wait(c["Id"], timeout=30).get("StatusCode")
+        api.remove_container(c["Id"], force=True)
+        return None if code == 0 else f"test container exited {code}"
+    except Exception as exc:  # noqa: BLE001
+        return f"cannot run a container: {exc}"
+
+
+def _shutdown(engine: Engine) -> None:
+    client = engine.client
+    try:
+        for c in client.api.containers(all=True):
+            client.api.remove_container(c["Id"], force=True)
+    except Exception:  # noqa: BLE001
+        pass
+    client.close()
+    if engine.proc is not None:
+        _stop(engine.proc)
+    if engine.root is not None:
+        shutil.rmtree(engine.root, ignore_errors=True)
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
