@@ -308,7 +308,9 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
                                   + f"POSTGRES_PASSWORD={DB_PASSWORD}\n")
     (workdir / "config.yaml").write_text(
         "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n"
-        "      api_key: os.environ/OPENAI_API_KEY\n")
+        "      api_key: os.environ/OPENAI_API_KEY\n  - model_name: gemini-2.5-flash\n"
+        "    litellm_params:\n      model: gemini/gemini-2.5-flash\n"
+        "      api_key: os.environ/GEMINI_API_KEY\n")
     tl = {TEST_LABEL: run_id}
     api = client.api
 

@@ -281,7 +281,7 @@ def test_full_run_archive_and_restore_from_stopped(
         members["compose/workdir/.env"]["sha256"]
     sec = data["security"]
     assert {"OPENAI_API_KEY", "DEEPSEEK_API_KEY", "LITELLM_MASTER_KEY", "LITELLM_SALT_KEY",
-            "POSTGRES_PASSWORD"} <= set(sec["rotate_keys"])
+            "POSTGRES_PASSWORD", "GEMINI_API_KEY"} <= set(sec["rotate_keys"])
     assert sec["litellm_version"] == "1.74.9" and sec["compromised"] is False
     rec = db["layra_migrate_decommission"].find_one({"project": s.project})
     assert rec and rec["archive"] == str(arch) and rec["exit_code"] == 0

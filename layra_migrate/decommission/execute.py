@@ -42,7 +42,7 @@ from layra_migrate.decommission.models import (
     SecurityReport,
     Step,
 )
-from layra_migrate.decommission.security import key_names_from_env_file
+from layra_migrate.decommission.security import key_names_from_config, key_names_from_env_file
 from layra_migrate.errors import (
     EXIT_INTERRUPTED,
     EXIT_VERIFY_FAILED,
@@ -340,10 +340,14 @@ class _Run:
                     if (Path(dirpath) / d).is_symlink():
                         notes.append(f"{(Path(dirpath) / d).relative_to(root)} skipped (symlink)")
                         dirnames.remove(d)
-            env_file = root / ".env"
-            if env_file.is_file() and self.security is not None:
-                self.security.key_names = sorted(
-                    set(self.security.key_names) | set(key_names_from_env_file(env_file)))
+            if self.security is not None:
+                names = set(self.security.key_names)
+                if (root / ".env").is_file():
+                    names |= set(key_names_from_env_file(root / ".env"))
+                for f in files:
+                    if f.endswith((".yaml", ".yml")):
+                        names |= set(key_names_from_config(self.writer.root / f))
+                self.security.key_names = sorted(names)
         elif wd:
             notes.append(f"working directory {wd} not found on this host")
         for cf in self.stack.config_files:

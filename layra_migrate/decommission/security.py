@@ -41,6 +41,18 @@ def key_names_from_env_file(path: Path) -> list[str]:
     return key_names_from_env([k for k in values if k])
 
 
+_ENV_REF = re.compile(r"os\.environ/([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def key_names_from_config(path: Path) -> list[str]:
+    """Key-like variables a LiteLLM config.yaml reads through ``os.environ/NAME``."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return key_names_from_env(_ENV_REF.findall(text))
+
+
 def check_proxy(client: docker.DockerClient, proxy: StackContainer | None) -> SecurityReport:
     """Image and installed litellm version (when the container runs and has pip)."""
     from layra_migrate.decommission.dump import run_exec
