@@ -337,6 +337,16 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
         vols[v] = name
     unlabelled = f"litellm_cache_{run_id}"
     api.create_volume(unlabelled, labels=dict(tl))
+    # A project volume no container mounts (a service removed from the compose file).
+    orphan = f"{project}_prometheus_data"
+    api.create_volume(orphan, labels={"com.docker.compose.project": project,
+                                      "com.docker.compose.volume": "prometheus_data", **tl})
+    filler = api.create_container(IMAGES["app"], command=["true"], labels=dict(tl),
+                                  host_config=api.create_host_config(
+                                      binds={orphan: {"bind": "/prometheus", "mode": "rw"}},
+                                      network_mode="none"))
+    _put_files(client, filler["Id"], "/prometheus", {"wal.bin": b"prometheus-orphan-data"})
+    api.remove_container(filler["Id"])
 
     def create(name: str, role: str, service: str, policy: str, env: dict[str, str],
                binds: dict[str, str], depends: str = "", health: bool = False,
@@ -404,7 +414,7 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
         api.start(b["Id"])
     return FakeStack(project=project, workdir=workdir, proxy=proxy, db=db, cache=cache,
                      unrelated=unrelated, unrelated_volume=uvol, network=network,
-                     volumes=[vols["pgdata"], vols["redisdata"], unlabelled],
+                     volumes=[vols["pgdata"], vols["redisdata"], unlabelled, orphan],
                      unlabelled_volume=unlabelled, db_data=db_data, run_id=run_id)
 
 

@@ -344,6 +344,7 @@ def test_remove_keeps_foreign_resources_and_restore_recreates(
     engine.client.api.inspect_network(s.network)  # kept: a foreign container is attached
     assert not volume_exists(engine.client, f"{s.project}_pgdata")
     assert not volume_exists(engine.client, f"{s.project}_redisdata")
+    assert not volume_exists(engine.client, f"{s.project}_prometheus_data")
     assert volume_exists(engine.client, s.unlabelled_volume)  # not the project's: kept
     assert volume_exists(engine.client, s.unrelated_volume)
     assert data["security"]["compromised"] is True
@@ -354,6 +355,16 @@ def test_remove_keeps_foreign_resources_and_restore_recreates(
     assert_pre_state(engine, s)
     assert read_file(engine.client, s.db, "/var/lib/postgresql/data/base.dat") == s.db_data
     assert read_file(engine.client, s.cache, "/data/dump.rdb") == b"REDIS0011 fake"
+    # the volume no container mounted came back with its content too
+    api = engine.client.api
+    probe = api.create_container("layra-test/app:1", command=["true"], host_config=(
+        api.create_host_config(binds={f"{s.project}_prometheus_data": {
+            "bind": "/p", "mode": "ro"}}, network_mode="none")))
+    try:
+        assert read_file(engine.client, probe["Id"], "/p/wal.bin") == b"prometheus-orphan-data"
+    finally:
+        api.remove_container(probe["Id"])
+    assert not api.containers(all=True, filters={"label": "io.layra-migrate.helper"})
     attrs = engine.client.api.inspect_container(s.proxy)
     assert attrs["Config"]["Labels"]["com.docker.compose.project"] == s.project
     assert s.network in attrs["NetworkSettings"]["Networks"]
