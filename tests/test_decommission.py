@@ -310,10 +310,14 @@ def test_full_run_archive_and_restore_from_stopped(
     for n in (s.proxy, s.db, s.cache):
         assert state(engine.client, n) == ("exited", "no")
 
-    # Restore from the stopped state.
+    # Restore from the stopped state (a volume deleted meanwhile comes back too).
+    engine.client.api.remove_volume(f"{s.project}_prometheus_data")
     r = dcli("restore", str(arch), "--yes", "--json")
     assert r.code == 0, r.stderr
     out = r.json()
+    assert volume_exists(engine.client, f"{s.project}_prometheus_data")
+    vstep = next(st for st in out["steps"] if st["name"].startswith("recreate volumes"))
+    assert vstep["status"] == "done" and "prometheus_data (content restored)" in vstep["detail"]
     assert out["schema"] == "layra-migrate/restore/v1"
     assert_no_secret(r.stdout, r.stderr)
     assert_pre_state(engine, s)

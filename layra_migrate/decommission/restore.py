@@ -99,8 +99,9 @@ def _restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) 
 
     if missing:
         _check_images(api, missing, compose_dir)
-        _recreate_networks(client, manifest, result)
-        _recreate_volumes(client, root, manifest, result)
+    _recreate_networks(client, manifest, result)
+    _recreate_volumes(client, root, manifest, result)
+    if missing:
         step = result.step("recreate containers", [s["name"] for s in missing])
         made = []
         for s in sorted(missing, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2),
@@ -229,7 +230,7 @@ def _recreate_volumes(client: docker.DockerClient, root: Path, manifest: dict[st
     api = client.api
     vols = manifest.get("volumes") or []
     step = result.step("recreate volumes from the archive", [v["name"] for v in vols])
-    image = next((c.get("image_id") for c in manifest.get("containers") or []), None)
+    image: str | None = None
     made = []
     for v in vols:
         try:
@@ -242,6 +243,7 @@ def _recreate_volumes(client: docker.DockerClient, root: Path, manifest: dict[st
                               driver_opts=v.get("options") or None, labels=v.get("labels") or None)
             member = v.get("member")
             if member:
+                image = image or _helper_image(api, manifest)
                 dest = str(v.get("archived_from") or "/volume").rstrip("/") or "/volume"
                 parent = dest.rsplit("/", 1)[0] or "/"
                 helper = api.create_container(
@@ -256,6 +258,23 @@ def _recreate_volumes(client: docker.DockerClient, root: Path, manifest: dict[st
                     api.remove_container(helper["Id"], force=True)
         made.append(v["name"] + (" (content restored)" if member else " (empty)"))
     step.done(", ".join(made)) if made else step.skipped("every volume exists")
+
+
+def _helper_image(api: Any, manifest: dict[str, Any]) -> str:
+    """Any image of the stack still present: the helper container is never started."""
+    import docker
+
+    for c in manifest.get("containers") or []:
+        for ref in (c.get("image_id"), c.get("image")):
+            if not ref:
+                continue
+            try:
+                api.inspect_image(ref)
+                return str(ref)
+            except docker.errors.NotFound:
+                continue
+    raise RefusedError("no image of the stack is present to write the volumes back",
+                       hint="pull or load one of the images recorded in manifest.json")
 
 
 def _recreate_container(api: Any, inspect: dict[str, Any]) -> str:
