@@ -351,8 +351,13 @@ def make_stack(client: Any, tmp: Path, *, db_size: int = 20_000, compromised: bo
     def create(name: str, role: str, service: str, policy: str, env: dict[str, str],
                binds: dict[str, str], depends: str = "", health: bool = False,
                image: str | None = None) -> str:
+        from docker.types import Mount
+
+        # Like compose v2: named volumes as HostConfig.Mounts, host paths as Binds.
         hc = api.create_host_config(
-            binds={v: {"bind": d, "mode": "rw"} for v, d in binds.items()},
+            binds={v: {"bind": d, "mode": "rw"} for v, d in binds.items() if v.startswith("/")},
+            mounts=[Mount(d, v, type="volume") for v, d in binds.items()
+                    if not v.startswith("/")],
             restart_policy={"Name": policy, "MaximumRetryCount": 0}, network_mode=network)
         kwargs: dict[str, Any] = {}
         if health:
