@@ -82,7 +82,8 @@ def render_plan(result: RunResult, out: Output) -> None:
     out.out.print(_steps_table(result, "Plan"))
     for w in result.warnings:
         out.warn(w)
-    _render_security(result, out)
+    # The rotation checklist comes with the result (it grows with the archived .env).
+    _render_security(result, out, checklist=result.dry_run)
 
 
 def render_result(result: RunResult, out: Output) -> None:
@@ -96,12 +97,12 @@ def render_result(result: RunResult, out: Output) -> None:
                               "; holds secrets: mode 0700/0600)"))
     _render_security(result, out)
     if result.error:
-        c.print(f"[red]{result.error}[/]")
+        pass  # the CLI prints it on stderr, once
     elif result.archive_verified:
         out.next_step(f"keep the archive safe; to undo: layra-migrate restore {result.archive}")
 
 
-def _render_security(result: RunResult, out: Output) -> None:
+def _render_security(result: RunResult, out: Output, *, checklist: bool = True) -> None:
     sec = result.security
     if sec is None:
         return
@@ -109,7 +110,7 @@ def _render_security(result: RunResult, out: Output) -> None:
     style = "bold red" if sec.compromised else ""
     c.print(Text.assemble(("Security: ", "bold"), (f"proxy image {sec.proxy_image or '?'}; ", ""),
                           (sec.detail, style)))
-    if sec.key_names:
+    if sec.key_names and checklist:
         c.print("Rotate these keys (the proxy held them; names only):")
         for name in sec.key_names:
             c.print(f"  [ ] {name}")
