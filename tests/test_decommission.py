@@ -321,6 +321,8 @@ def test_full_run_archive_and_restore_from_stopped(
     assert out["schema"] == "layra-migrate/restore/v1"
     assert_no_secret(r.stdout, r.stderr)
     assert_pre_state(engine, s)
+    rec = db["layra_migrate_decommission"].find_one({"project": s.project, "kind": "restore"})
+    assert rec and rec["exit_code"] == 0 and rec["archive"] == str(arch)
     health = engine.client.api.inspect_container(s.proxy)["State"]["Health"]["Status"]
     assert health == "healthy"
     # started in dependency order: database, cache, proxy

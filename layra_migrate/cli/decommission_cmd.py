@@ -213,22 +213,25 @@ async def _record(settings: Settings, result: RunResult, opts: Any, started: dat
     from layra_migrate import redact, toolstate
     from layra_migrate.mongo import connect
 
-    doc = redact.scrub_obj({
-        "kind": "decommission", "project": result.project, "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(), "archive": result.archive,
-        "archive_verified": result.archive_verified, "rolled_back": result.rolled_back,
-        "exit_code": result.exit_code, "forced": opts.force, "reason": opts.reason,
-        "remove": opts.remove, "remove_volumes": opts.remove_volumes,
+    doc: dict[str, Any] = {
+        "kind": "decommission" if opts is not None else "restore", "project": result.project,
+        "started_at": started.isoformat(), "finished_at": datetime.now(UTC).isoformat(),
+        "archive": result.archive, "archive_verified": result.archive_verified,
+        "rolled_back": result.rolled_back, "exit_code": result.exit_code,
         "steps": [s.as_dict() for s in result.steps],
         "containers": [c.as_dict() for c in result.containers],
         "interlock": result.interlock.as_dict() if result.interlock else None,
-    })
+    }
+    if opts is not None:
+        doc.update({"forced": opts.force, "reason": opts.reason, "remove": opts.remove,
+                    "remove_volumes": opts.remove_volumes})
+    doc = redact.scrub_obj(doc)
     try:
         async with connect(settings) as conn:
             await conn.db[toolstate.DECOMMISSION_RUNS].insert_one(doc)
     except Exception as exc:  # noqa: BLE001 - the archive manifest holds the same facts
         output.warn(f"could not record the run in MongoDB ({exc.__class__.__name__}); "
-                    "the archive's manifest.json holds the same record")
+                    "the output above is the record")
 
 
 @app.command()
@@ -236,6 +239,10 @@ def restore(
     archive: Annotated[Path, typer.Argument(help="Archive folder written by decommission.",
                                             show_default=False)],
     yes: YesOpt = False,
+    mongo_uri: MongoUriOpt = None,
+    db: DbOpt = None,
+    env_file: EnvFileOpt = None,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
     debug: DebugOpt = False,
@@ -247,7 +254,9 @@ def restore(
     back and are started when they were running (database, cache, proxy),
     waiting for health checks. Removed ones are recreated: networks, volumes
     with their archived content, then the containers from their recorded
-    inspect data. Docker is reached through DOCKER_HOST.
+    inspect data. Docker is reached through DOCKER_HOST. The run is recorded in
+    MongoDB's layra_migrate_decommission collection when MongoDB answers (never
+    required).
 
     Example:
 
@@ -264,14 +273,19 @@ def restore(
         from layra_migrate.decommission.client import connect as docker_connect
         from layra_migrate.decommission.restore import load_verified
         from layra_migrate.decommission.restore import restore as do_restore
+        from layra_migrate.settings import load_settings
 
+        settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file,
+                                 timeout_s=timeout)
         manifest = load_verified(archive)
         project = str(manifest.get("project") or "")
         output.info(f"archive {archive}: every checksum matches")
         client = docker_connect()
         confirm(output, f"This restores the {project!r} stack from {archive}.", yes=yes,
                 expected=project)
+        started = datetime.now(UTC)
         result = do_restore(client, archive, manifest)
+        await _record(settings, result, None, started, output)
         if output.json_mode:
             output.emit_json(result.as_json())
         else:
