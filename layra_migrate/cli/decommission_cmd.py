@@ -168,7 +168,10 @@ def decommission(
 
             render_result(result, output)
         if result.error:
-            output.err.print(f"[bold red]error:[/] {result.error}")
+            from rich.text import Text
+
+            output.err.print(Text.assemble(("error: ", "bold red"), result.error),
+                             soft_wrap=True)
         return result.exit_code
 
     run("decommission", output, body)

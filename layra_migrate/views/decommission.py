@@ -20,7 +20,8 @@ def _steps_table(result: RunResult, title: str) -> Table:
     t.add_column("detail / resources")
     for i, s in enumerate(result.steps, 1):
         detail = s.detail or ", ".join(s.resources)
-        t.add_row(str(i), s.name, Text(s.status, style=_STATUS_STYLE.get(s.status, "")), detail)
+        t.add_row(str(i), Text(s.name), Text(s.status, style=_STATUS_STYLE.get(s.status, "")),
+                  Text(detail))
     return t
 
 
@@ -64,9 +65,9 @@ def render_stack(result: RunResult, out: Output) -> None:
                       "yes" if "com.docker.compose.project" in vol["labels"] else "no")
         c.print(v)
     if result.networks:
-        c.print("Networks: " + ", ".join(
+        c.print(Text("Networks: " + ", ".join(
             n["name"] + ("" if n["project_labelled"] else " (not the project's: never removed)")
-            for n in result.networks))
+            for n in result.networks)))
     if result.interlock:
         i = result.interlock
         if not i.checked:
@@ -125,6 +126,6 @@ def render_restore(result: RunResult, out: Output) -> None:
     for w in result.warnings:
         out.warn(w)
     if result.error:
-        c.print(f"[red]{result.error}[/]")
+        c.print(Text(result.error, style="red"))
     else:
         c.print("[green]The stack is back to its recorded pre-state.[/]")
