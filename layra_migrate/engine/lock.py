@@ -117,7 +117,10 @@ class LeaseLock:
         except DuplicateKeyError:
             held = await read_lock(self.db)
             if held is None:  # released between our insert and our read: try once more
-                await self.coll.insert_one(self._doc())
+                try:
+                    await self.coll.insert_one(self._doc())
+                except DuplicateKeyError:
+                    raise self._refusal(await read_lock(self.db)) from None
             elif held.expired():
                 replaced = await self.coll.find_one_and_replace(
                     {"_id": LOCK_ID, "owner": held.owner, "expires_at": {"$lte": now()}},
