@@ -335,6 +335,7 @@ def rollback(
                 "conflict_count": result.conflict_count,
                 "conflicts": [c.as_dict() for c in result.conflicts],
                 "restores": [r.as_dict() for r in result.restores] if dry_run else None,
+                "lock_taken_over": result.took_over.as_dict() if result.took_over else None,
                 "redis": result.cache.as_dict() if result.cache else None,
                 "exit_code": code,
             })

@@ -228,6 +228,7 @@ class RollbackResult:
     migrations: list[MigrationOutcome]
     stats: dict[str, RollbackStats]
     cache: CacheResult | None = None
+    took_over: LockInfo | None = None
 
     @property
     def conflicts(self) -> list[Conflict]:
@@ -280,6 +281,7 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
         return result
     lock = LeaseLock(store.db, "rollback", ttl_s=options.lock_ttl_s)
     async with lock:
+        result.took_over = lock.took_over
         try:
             for mid in targets:
                 await _recover(store, ledger, mid)

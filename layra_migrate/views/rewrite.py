@@ -135,6 +135,8 @@ def render_cache(cache: Any, keys: int, out: Output, dry_run: bool) -> None:
 
 def render_rollback(result: Any, out: Output) -> None:
     c = out.out
+    if result.took_over is not None:
+        out.warn(f"took over an expired lock from {result.took_over.describe()}")
     if not result.migrations:
         c.print("[green]Nothing to roll back.[/]")
         return
