@@ -5,10 +5,12 @@ Each command lives in its own module and registers itself on :data:`app`.
 
 from __future__ import annotations
 
-from layra_migrate.cli import audit_cmd  # noqa: F401  (registers the command)
-from layra_migrate.cli import decommission_cmd  # noqa: F401  (registers the command)
-from layra_migrate.cli import rewrite_cmd  # noqa: F401  (registers the command)
-from layra_migrate.cli import verify_cmd  # noqa: F401  (registers the command)
+from layra_migrate.cli import (
+    audit_cmd,  # noqa: F401  (registers the command)
+    decommission_cmd,  # noqa: F401  (registers the command)
+    rewrite_cmd,  # noqa: F401  (registers the command)
+    verify_cmd,  # noqa: F401  (registers the command)
+)
 from layra_migrate.cli.app import app
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,14 +22,15 @@ from layra_migrate.cli.common import (
     VerboseOpt,
     YesOpt,
     confirm,
+    make_output,
     run,
     show_settings,
 )
 from layra_migrate.errors import EXIT_CONFLICTS, EXIT_UNREACHABLE, EXIT_VERIFY_FAILED
-from layra_migrate.render import Output
 
 if TYPE_CHECKING:
     from layra_migrate.engine.context import StopFlag
+    from layra_migrate.render import Output
     from layra_migrate.settings import Settings
 
 DEFAULT_PLAN = Path("plan.yaml")
@@ -73,6 +72,9 @@ def _plan_path(plan: Path | None) -> Path:
 def _install_stop(stop: StopFlag, output: Output) -> None:
     """First Ctrl-C / SIGTERM: finish the current batch and stop. A second Ctrl-C stops
     at once (still safe: the journal settles an interrupted batch on the next run)."""
+    import asyncio
+    import signal
+
     loop = asyncio.get_running_loop()
 
     def request(sig: signal.Signals) -> None:
@@ -89,6 +91,8 @@ def _install_stop(stop: StopFlag, output: Output) -> None:
 
 async def _warn_if_backend_runs(output: Output) -> None:
     """Layra's editor autosaves whole workflows: warn when its backend still runs."""
+    import asyncio
+
     def probe() -> list[str]:
         import docker
 
@@ -170,7 +174,7 @@ def rewrite(
     unreachable (or cached keys not deleted), 4 refused, 5 post-condition failed,
     130 interrupted (resumable: run rewrite again).
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.engine.context import StopFlag
@@ -291,7 +295,7 @@ def rollback(
     Exit codes: 0 done, 2 bad input, 3 MongoDB/Redis unreachable, 4 lock held,
     6 conflicts (partially rolled back), 130 interrupted (run rollback again).
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.engine.context import StopFlag
@@ -377,7 +381,7 @@ def status(
 
     Exit codes: 0 done, 2 bad input, 3 MongoDB unreachable.
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.engine.discovery import discover
@@ -434,7 +438,7 @@ def check(
     Exit codes: 0 reversible, 2 bad input, 3 MongoDB unreachable, 4 stale plan or lock,
     5 not reversible (the first differing document is named).
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.engine.check import run_check
@@ -505,7 +509,7 @@ def new(
 
     Exit codes: 0 written, 2 bad name or the folder cannot be written.
     """
-    output = Output(json_mode=json_out, debug=debug)
+    output = make_output(json_out, debug=debug)
 
     async def body() -> int:
         from layra_migrate.engine.discovery import default_dir
@@ -547,7 +551,7 @@ def unlock(
     Exit codes: 0 released (or no lock), 2 without --if-stale, 3 MongoDB unreachable,
     4 the lock is live (held by a running process).
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.engine.lock import unlock_if_stale

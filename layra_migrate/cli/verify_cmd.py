@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,10 +15,13 @@ from layra_migrate.cli.common import (
     MongoUriOpt,
     PlanOpt,
     VerboseOpt,
+    make_output,
     run,
     show_settings,
 )
-from layra_migrate.render import Output
+
+if TYPE_CHECKING:
+    pass
 
 
 @app.command()
@@ -68,7 +71,7 @@ def verify(
     input, 3 MongoDB unreachable, 4 stale plan (or written for another
     database), 5 a target failed or was skipped.
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.errors import EXIT_OK, EXIT_VERIFY_FAILED, UsageError
