@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
@@ -19,9 +19,6 @@ from layra_migrate.cli.common import (
     run,
     show_settings,
 )
-
-if TYPE_CHECKING:
-    pass
 
 
 @app.command()
