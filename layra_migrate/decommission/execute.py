@@ -455,8 +455,20 @@ class _Run:
                 notes.append(f"{c.name} policy {_policy_str(c.restart_policy)}")
             except Exception as exc:  # noqa: BLE001 - keep undoing the rest
                 notes.append(f"{c.name} policy NOT restored ({exc.__class__.__name__})")
-        started = start_in_order(self.client, [c.pre_state() for c in self.stopped])
-        notes.extend(started)
+        states = [c.pre_state() for c in self.stopped]
+        notes.extend(start_in_order(self.client, states))
+        # A stop cut short by Ctrl-C may still complete in the daemon after our start:
+        # look once more and start again what went down meanwhile.
+        time.sleep(1.0)
+        late = []
+        for st in states:
+            try:
+                if not (self.api.inspect_container(st["id"]).get("State") or {}).get("Running"):
+                    late.append(st)
+            except Exception:  # noqa: BLE001 - reported by the first pass
+                continue
+        if late:
+            notes.extend(f"{n} (second attempt)" for n in start_in_order(self.client, late))
         self.result.rolled_back = True
         failed = any("NOT" in n for n in notes)
         return step.failed("; ".join(notes)) if failed else step.done("; ".join(notes)
