@@ -117,8 +117,13 @@ class ArchiveWriter:
                         w.write(chunk)
                 fh.flush()
                 os.fsync(fh.fileno())
-        except BaseException:
+        except OSError as exc:
             # A partial member is useless and may hold the space the manifest needs.
+            target.unlink(missing_ok=True)
+            if exc.filename is None and exc.errno is not None:
+                raise OSError(exc.errno, exc.strerror, str(target)) from None
+            raise
+        except BaseException:
             target.unlink(missing_ok=True)
             raise
         m = Member(rel, w.size, w.h.hexdigest(), kind)
