@@ -19,13 +19,14 @@ from layra_migrate.cli.common import (
     VerboseOpt,
     YesOpt,
     confirm,
+    make_output,
     run,
     show_settings,
 )
-from layra_migrate.render import Output
 
 if TYPE_CHECKING:
     from layra_migrate.decommission.models import InterlockReport, RunResult
+    from layra_migrate.render import Output
     from layra_migrate.settings import Settings
 
 
@@ -84,7 +85,7 @@ def decommission(
     nothing found, image missing), 5 failed and rolled back (archive
     incomplete) or removal failed, 130 interrupted and rolled back.
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.decommission.archive import default_archive_dir
@@ -270,7 +271,7 @@ def restore(
     (the compose directory is printed), 5 archive verification failed or the
     stack did not come back as recorded.
     """
-    output = Output(json_mode=json_out, verbose=verbose, debug=debug)
+    output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
         from layra_migrate.decommission.client import connect as docker_connect
