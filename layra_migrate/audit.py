@@ -37,8 +37,11 @@ class LocationCounts:
     via_proxy: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"documents": self.documents, "references": self.references,
-                "via_proxy": self.via_proxy}
+        return {
+            "documents": self.documents,
+            "references": self.references,
+            "via_proxy": self.via_proxy,
+        }
 
 
 @dataclass
@@ -65,8 +68,11 @@ class ModelUsage:
             "status": r.status if r else "unresolved",
             "reason": (r.reason if r else "no LiteLLM config given (--litellm-config)"),
             "reason_code": (r.reason_code if r else "no_config"),
-            "provider": None, "base_url": None, "model": None,
-            "api_key_env": None, "api_key_present": None,
+            "provider": None,
+            "base_url": None,
+            "model": None,
+            "api_key_env": None,
+            "api_key_present": None,
         }
         if r and r.target:
             out.update(r.target.as_dict())
@@ -145,8 +151,9 @@ class AuditReport:
         }
 
 
-async def _aggregate(db: AsyncDatabase[dict[str, Any]], coll: str,
-                     pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _aggregate(
+    db: AsyncDatabase[dict[str, Any]], coll: str, pipeline: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     cursor = await db[coll].aggregate(pipeline, allowDiskUse=True)
     return await cursor.to_list()
 
@@ -159,11 +166,13 @@ async def url_name_counts(db: AsyncDatabase[dict[str, Any]], location: str) -> l
     """Per (raw url, url type, model name): reference and soft-deleted counts."""
     loc = LOCATIONS[location]
     pipeline = loc.reference_pipeline() + [
-        {"$group": {
-            "_id": {"url": "$url", "t": {"$type": "$url"}, "name": "$name"},
-            "n": {"$sum": 1},
-            "deleted": {"$sum": {"$cond": [{"$eq": ["$deleted", True]}, 1, 0]}},
-        }},
+        {
+            "$group": {
+                "_id": {"url": "$url", "t": {"$type": "$url"}, "name": "$name"},
+                "n": {"$sum": 1},
+                "deleted": {"$sum": {"$cond": [{"$eq": ["$deleted", True]}, 1, 0]}},
+            }
+        },
     ]
     return await _aggregate(db, loc.collection, pipeline)
 
@@ -182,8 +191,9 @@ async def proxied_users(db: AsyncDatabase[dict[str, Any]], raw_urls: list[Any]) 
     first = LOCATION_NAMES[0]
     pipeline: list[dict[str, Any]] = branch(first)
     for other in LOCATION_NAMES[1:]:
-        pipeline.append({"$unionWith": {"coll": LOCATIONS[other].collection,
-                                        "pipeline": branch(other)}})
+        pipeline.append(
+            {"$unionWith": {"coll": LOCATIONS[other].collection, "pipeline": branch(other)}}
+        )
     pipeline += [
         {"$group": {"_id": {"name": "$name", "user": "$user"}}},
         {"$group": {"_id": "$_id.name", "users": {"$sum": 1}}},
@@ -205,36 +215,68 @@ async def _anomalies(db: AsyncDatabase[dict[str, Any]]) -> list[Anomaly]:
         "unknown_document_shape": _count(db, mc, {"models": {"$not": {"$type": "array"}}}),
         "legacy_model_list": _count(db, mc, {"model_list": {"$exists": True}}),
         "empty_models": _count(db, mc, {"models": {"$size": 0}}),
-        "dangling_selected_model": _aggregate(db, mc, [
-            {"$match": {"models": {"$type": "array"},
-                        "selected_model": {"$type": "string", "$nin": [""]}}},
-            {"$project": {"d": {"$not": [{"$in": [
-                "$selected_model",
-                {"$map": {"input": "$models", "in": "$$this.model_id"}}]}]}}},
-            {"$match": {"d": True}},
-            {"$count": "n"},
-        ]),
-        "missing_field": _aggregate(db, mc, [
-            {"$match": {"models": {"$type": "array"}}},
-            {"$unwind": "$models"},
-            {"$match": {"models.score_threshold": {"$exists": False}}},
-            {"$count": "n"},
-        ]),
-        "missing_model_config": _aggregate(db, wf, [
-            {"$match": {"nodes": {"$type": "array"}}},
-            {"$unwind": "$nodes"},
-            {"$match": {"$or": [{"nodes.data.nodeType": "vlm"}, {"nodes.type": "vlm"}],
-                        "nodes.data.modelConfig": {"$not": {"$type": "object"}}}},
-            {"$count": "n"},
-        ]),
+        "dangling_selected_model": _aggregate(
+            db,
+            mc,
+            [
+                {
+                    "$match": {
+                        "models": {"$type": "array"},
+                        "selected_model": {"$type": "string", "$nin": [""]},
+                    }
+                },
+                {
+                    "$project": {
+                        "d": {
+                            "$not": [
+                                {
+                                    "$in": [
+                                        "$selected_model",
+                                        {"$map": {"input": "$models", "in": "$$this.model_id"}},
+                                    ]
+                                }
+                            ]
+                        }
+                    }
+                },
+                {"$match": {"d": True}},
+                {"$count": "n"},
+            ],
+        ),
+        "missing_field": _aggregate(
+            db,
+            mc,
+            [
+                {"$match": {"models": {"$type": "array"}}},
+                {"$unwind": "$models"},
+                {"$match": {"models.score_threshold": {"$exists": False}}},
+                {"$count": "n"},
+            ],
+        ),
+        "missing_model_config": _aggregate(
+            db,
+            wf,
+            [
+                {"$match": {"nodes": {"$type": "array"}}},
+                {"$unwind": "$nodes"},
+                {
+                    "$match": {
+                        "$or": [{"nodes.data.nodeType": "vlm"}, {"nodes.type": "vlm"}],
+                        "nodes.data.modelConfig": {"$not": {"$type": "object"}},
+                    }
+                },
+                {"$count": "n"},
+            ],
+        ),
         "soft_deleted_documents": _count(db, mc, {"is_delete": True}),
     }
     values = await asyncio.gather(*queries.values())
     out: list[Anomaly] = []
     details = {
         "unknown_document_shape": "documents without a models[] array (e.g. {username, model_id, "
-                                  "model_list}); reported, never rewritten",
-        "legacy_model_list": "documents with the wrong model_list shape written by an earlier script",
+        "model_list}); reported, never rewritten",
+        "legacy_model_list": "documents with the wrong model_list shape "
+        "written by an earlier script",
         "empty_models": "users with models: []",
         "dangling_selected_model": "selected_model names a model_id that no longer exists",
         "missing_field": "model entries without score_threshold (written before mid-2025)",
@@ -242,7 +284,8 @@ async def _anomalies(db: AsyncDatabase[dict[str, Any]]) -> list[Anomaly]:
         "soft_deleted_documents": "is_delete: true documents; they still hold keys",
     }
     for kind, value in zip(queries, values, strict=True):
-        n = value if isinstance(value, int) else (value[0]["n"] if value else 0)
+        rows = value if isinstance(value, list) else None
+        n = rows[0]["n"] if rows else (value if isinstance(value, int) else 0)
         if n:
             location = WORKFLOWS if kind == "missing_model_config" else MODEL_CONFIG
             out.append(Anomaly(kind, location, int(n), details[kind]))
@@ -293,29 +336,43 @@ async def run_audit(
             model.by_location[name] = model.by_location.get(name, 0) + n
         locations[name] = counts
         if missing_url:
-            anomalies.append(Anomaly("missing_model_url", name, missing_url,
-                                     "model_url is empty or null; the current app needs a full URL"))
+            anomalies.append(
+                Anomaly(
+                    "missing_model_url",
+                    name,
+                    missing_url,
+                    "model_url is empty or null; the current app needs a full URL",
+                )
+            )
         if invalid_url:
-            anomalies.append(Anomaly("invalid_model_url", name, invalid_url,
-                                     "model_url is not an http(s) URL"))
+            anomalies.append(
+                Anomaly("invalid_model_url", name, invalid_url, "model_url is not an http(s) URL")
+            )
     users, extra = await asyncio.gather(proxied_users(db, proxied_raw), _anomalies(db))
     anomalies.extend(extra)
     notes: list[str] = []
     if config is not None:
         if config.store_model_in_db:
-            notes.append("store_model_in_db is on: models added in LiteLLM's UI live in Postgres "
-                         "(LiteLLM_ProxyModelTable) and are not in config.yaml")
+            notes.append(
+                "store_model_in_db is on: models added in LiteLLM's UI live in Postgres "
+                "(LiteLLM_ProxyModelTable) and are not in config.yaml"
+            )
         if config.drop_params:
-            notes.append("litellm_settings.drop_params was on: parameters a provider does not "
-                         "support now fail with 400 instead of being dropped (verify shows which)")
+            notes.append(
+                "litellm_settings.drop_params was on: parameters a provider does not "
+                "support now fail with 400 instead of being dropped (verify shows which)"
+            )
         if config.cache:
-            notes.append("litellm_settings.cache was on: responses were cached by the proxy; "
-                         "direct calls are not cached")
+            notes.append(
+                "litellm_settings.cache was on: responses were cached by the proxy; "
+                "direct calls are not cached"
+            )
     for model in models.values():
         model.users = users.get(model.model_name, 0)
         if model.model_name == NO_NAME:
-            model.resolution = Resolution(NO_NAME, None, "no_model_name",
-                                          "the reference has no model name")
+            model.resolution = Resolution(
+                NO_NAME, None, "no_model_name", "the reference has no model name"
+            )
         elif config is not None:
             model.resolution = resolve_name(config, model.model_name, env.get)
             notes.extend(n for n in model.resolution.notes if n not in notes)
@@ -323,11 +380,14 @@ async def run_audit(
             var = model.resolution.target.api_key_env
             model.api_key_present = bool(var and env.get(var))
     if any(m.soft_deleted for m in models.values()):
-        anomalies.append(Anomaly(
-            "soft_deleted_via_proxy", "all",
-            sum(m.soft_deleted for m in models.values()),
-            "proxied references inside is_delete documents; they are rewritten too",
-        ))
+        anomalies.append(
+            Anomaly(
+                "soft_deleted_via_proxy",
+                "all",
+                sum(m.soft_deleted for m in models.values()),
+                "proxied references inside is_delete documents; they are rewritten too",
+            )
+        )
     ordered = sorted(models.values(), key=lambda m: (-m.via_proxy, m.model_name))
     return AuditReport(
         database=db.name,
@@ -339,4 +399,3 @@ async def run_audit(
         config_path=str(config.path) if config else None,
         config_notes=notes,
     )
-

@@ -124,14 +124,26 @@ class Location:
                 {"$match": {"models": {"$type": "array"}}},
                 {"$unwind": "$models"},
                 {"$match": {"models": {"$type": "object"}}},
-                {"$project": {"_id": 0, "user": "$username", "deleted": "$is_delete",
-                              **_cfg_expr("$models")}},
+                {
+                    "$project": {
+                        "_id": 0,
+                        "user": "$username",
+                        "deleted": "$is_delete",
+                        **_cfg_expr("$models"),
+                    }
+                },
             ]
         if self.name == CONVERSATIONS:
             return [
                 {"$match": {"model_config": {"$type": "object"}}},
-                {"$project": {"_id": 0, "user": "$username", "deleted": "$is_delete",
-                              **_cfg_expr("$model_config")}},
+                {
+                    "$project": {
+                        "_id": 0,
+                        "user": "$username",
+                        "deleted": "$is_delete",
+                        **_cfg_expr("$model_config"),
+                    }
+                },
             ]
         if self.name == WORKFLOWS:
             return [
@@ -139,20 +151,45 @@ class Location:
                 {"$project": {"user": "$username", "deleted": "$is_delete", "nodes": 1}},
                 {"$unwind": "$nodes"},
                 {"$match": {"nodes.data.modelConfig": {"$type": "object"}}},
-                {"$project": {"_id": 0, "user": 1, "deleted": 1,
-                              **_cfg_expr("$nodes.data.modelConfig")}},
+                {
+                    "$project": {
+                        "_id": 0,
+                        "user": 1,
+                        "deleted": 1,
+                        **_cfg_expr("$nodes.data.modelConfig"),
+                    }
+                },
             ]
         if self.name == CUSTOM_NODES:
             return [
                 {"$match": {"custom_nodes": {"$type": "object"}}},
-                {"$project": {"user": "$username", "deleted": "$is_delete",
-                              "kv": {"$objectToArray": "$custom_nodes"}}},
+                {
+                    "$project": {
+                        "user": "$username",
+                        "deleted": "$is_delete",
+                        "kv": {"$objectToArray": "$custom_nodes"},
+                    }
+                },
                 {"$unwind": "$kv"},
                 {"$match": {"kv.v.data.modelConfig": {"$type": "object"}}},
-                {"$project": {"_id": 0, "user": 1, "deleted": 1,
-                              **_cfg_expr("$kv.v.data.modelConfig")}},
+                {
+                    "$project": {
+                        "_id": 0,
+                        "user": 1,
+                        "deleted": 1,
+                        **_cfg_expr("$kv.v.data.modelConfig"),
+                    }
+                },
             ]
         raise ValueError(self.name)
+
+    def url_pipeline(self) -> list[dict[str, Any]]:
+        """Like :meth:`reference_pipeline`, but each row holds only ``{url}`` (the same
+        expression): about half the server work, for checks that need only the URLs."""
+        stages = self.reference_pipeline()
+        last = stages[-1]["$project"]
+        stages[-1] = {"$project": {"_id": 0, "url": last["url"]}}
+        return stages
 
     def projection(self) -> dict[str, Any]:
         """Fields a Python-side scan needs (never the whole document)."""
@@ -203,19 +240,27 @@ class Location:
 
 LOCATIONS: dict[str, Location] = {
     MODEL_CONFIG: Location(
-        MODEL_CONFIG, "model_config", "user model lists (models[])",
+        MODEL_CONFIG,
+        "model_config",
+        "user model lists (models[])",
         {"models": {"$type": "array"}},
     ),
     CONVERSATIONS: Location(
-        CONVERSATIONS, "conversations", "conversation snapshots (model_config)",
+        CONVERSATIONS,
+        "conversations",
+        "conversation snapshots (model_config)",
         {"model_config": {"$type": "object"}},
     ),
     WORKFLOWS: Location(
-        WORKFLOWS, "workflows", "workflow nodes (nodes[].data.modelConfig)",
+        WORKFLOWS,
+        "workflows",
+        "workflow nodes (nodes[].data.modelConfig)",
         {"nodes": {"$type": "array"}},
     ),
     CUSTOM_NODES: Location(
-        CUSTOM_NODES, "nodes", "saved custom nodes (custom_nodes.<name>.data.modelConfig)",
+        CUSTOM_NODES,
+        "nodes",
+        "saved custom nodes (custom_nodes.<name>.data.modelConfig)",
         {"custom_nodes": {"$type": "object"}},
     ),
 }

@@ -55,7 +55,8 @@ def make_client(uri: str, timeout_s: float) -> AsyncMongoClient[dict[str, Any]]:
     except (InvalidURI, ConfigurationError, ValueError, TypeError) as exc:
         raise ConfigError(
             f"invalid MongoDB URI {redact.mask_url(uri)!s}: {redact.scrub(str(exc))}",
-            hint="use mongodb://USER:PASS@HOST:PORT/?authSource=admin with URL-escaped user and password",
+            hint="use mongodb://USER:PASS@HOST:PORT/?authSource=admin "
+            "with URL-escaped user and password",
         ) from None
 
 
@@ -72,14 +73,19 @@ def translate_error(exc: BaseException, uri: str, timeout_s: float) -> Exception
 
     shown = redact.mask_url(uri)
     if isinstance(exc, OperationFailure) and exc.code in _AUTH_FAILED_CODES:
+        code = (exc.details or {}).get("codeName") or exc.code
         return ConfigError(
-            f"MongoDB at {shown} rejected the credentials ({exc.code_name or exc.code})",
-            hint="check MONGODB_ROOT_USERNAME/MONGODB_ROOT_PASSWORD or the URI, and authSource=admin",
+            f"MongoDB at {shown} rejected the credentials ({code})",
+            hint="check MONGODB_ROOT_USERNAME/MONGODB_ROOT_PASSWORD or the URI, "
+            "and authSource=admin",
         )
-    if isinstance(exc, (ServerSelectionTimeoutError, NetworkTimeout, AutoReconnect, ConnectionFailure)):
+    if isinstance(
+        exc, (ServerSelectionTimeoutError, NetworkTimeout, AutoReconnect, ConnectionFailure)
+    ):
         return UnreachableError(
             f"MongoDB at {shown} is unreachable (no answer within {timeout_s:g}s)",
-            hint="check --mongo-uri / MONGODB_URL, that the server runs, and that its port is published",
+            hint="check --mongo-uri / MONGODB_URL, that the server runs, "
+            "and that its port is published",
         )
     if isinstance(exc, ConfigurationError):
         return ConfigError(f"MongoDB configuration error: {redact.scrub(str(exc))}")

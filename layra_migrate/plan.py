@@ -110,8 +110,9 @@ def plan_to_yaml(plan: Plan, path: str | Path) -> str:
         "proxy_urls": plan.proxy_urls,
         "models": models,
     }
-    text = _HEADER.format(path=path) + yaml.safe_dump(body, sort_keys=False, allow_unicode=True,
-                                                      default_flow_style=False)
+    text = _HEADER.format(path=path) + yaml.safe_dump(
+        body, sort_keys=False, allow_unicode=True, default_flow_style=False
+    )
     return redact.scrub(text)
 
 
@@ -135,22 +136,30 @@ def _target_from(raw: Any, where: str, path: str) -> Target | None:
     if missing:
         raise ConfigError(f"{where}.target lacks {', '.join(missing)}", path=path)
     if normalise_url(raw["base_url"]) is None:
-        raise ConfigError(f"{where}.target.base_url {raw['base_url']!r} is not an http(s) URL",
-                          path=path)
+        raise ConfigError(
+            f"{where}.target.base_url {raw['base_url']!r} is not an http(s) URL", path=path
+        )
     key_required = raw.get("key_required", True)
     if not isinstance(key_required, bool):
         raise ConfigError(f"{where}.target.key_required must be true or false", path=path)
     env_name = raw.get("api_key_env")
     if env_name is None and key_required:
-        raise ConfigError(f"{where}.target.api_key_env is required (or set key_required: false)",
-                          path=path)
+        raise ConfigError(
+            f"{where}.target.api_key_env is required (or set key_required: false)", path=path
+        )
     if env_name is not None and not _ENV_NAME.match(str(env_name)):
         raise ConfigError(
-            f"{where}.target.api_key_env must be a variable NAME, not a value", path=path,
+            f"{where}.target.api_key_env must be a variable NAME, not a value",
+            path=path,
             hint="write e.g. DEEPSEEK_API_KEY and export the key in the environment",
         )
-    return Target(str(raw["provider"]), str(raw["base_url"]), str(raw["model"]),
-                  None if env_name is None else str(env_name), key_required)
+    return Target(
+        str(raw["provider"]),
+        str(raw["base_url"]),
+        str(raw["model"]),
+        None if env_name is None else str(env_name),
+        key_required,
+    )
 
 
 def read_plan(path: str | Path) -> Plan:
@@ -160,16 +169,22 @@ def read_plan(path: str | Path) -> Plan:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("plan not found", path=str(p),
-                          hint="write one with `layra-migrate audit --plan-out plan.yaml`") from None
+        raise ConfigError(
+            "plan not found",
+            path=str(p),
+            hint="write one with `layra-migrate audit --plan-out plan.yaml`",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read plan: {exc.__class__.__name__}", path=str(p)) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"invalid plan YAML: {getattr(exc, 'problem', None) or 'parse error'}",
-                          path=str(p), line=mark.line + 1 if mark else None) from None
+        raise ConfigError(
+            f"invalid plan YAML: {getattr(exc, 'problem', None) or 'parse error'}",
+            path=str(p),
+            line=mark.line + 1 if mark else None,
+        ) from None
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise ConfigError(f"not a layra-migrate plan (format must be {PLAN_FORMAT})", path=str(p))
     urls = data.get("proxy_urls")
@@ -187,8 +202,13 @@ def read_plan(path: str | Path) -> Plan:
         if not isinstance(item, dict):
             raise ConfigError(f"{where} must be a mapping", path=str(p))
         target = _target_from(item.get("target"), where, str(p))
-        entries[str(name)] = PlanEntry(str(name), target, int(item.get("references") or 0),
-                                       item.get("reason"), list(item.get("choices") or []))
+        entries[str(name)] = PlanEntry(
+            str(name),
+            target,
+            int(item.get("references") or 0),
+            item.get("reason"),
+            list(item.get("choices") or []),
+        )
     db = data.get("database")
     return Plan(p, None if db is None else str(db), list(urls), entries, data.get("litellm_config"))
 

@@ -12,7 +12,7 @@ import json
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from rich.console import Console
 
@@ -66,10 +66,14 @@ class Output:
     err: Console = field(init=False)
 
     def __post_init__(self) -> None:
-        self.err = Console(file=ScrubbingWriter(sys.stderr), stderr=True, highlight=False)
+        self.err = Console(
+            file=cast(IO[str], ScrubbingWriter(sys.stderr)), stderr=True, highlight=False
+        )
         # With --json, people-facing text goes to stderr so stdout stays one JSON object.
-        self.out = self.err if self.json_mode else Console(
-            file=ScrubbingWriter(sys.stdout), highlight=False
+        self.out = (
+            self.err
+            if self.json_mode
+            else Console(file=cast(IO[str], ScrubbingWriter(sys.stdout)), highlight=False)
         )
 
     @property

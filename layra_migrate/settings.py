@@ -83,7 +83,9 @@ class Environment:
         try:
             values = dotenv_values(path)
         except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read env file: {exc.__class__.__name__}", path=str(path))
+            raise ConfigError(
+                f"cannot read env file: {exc.__class__.__name__}", path=str(path)
+            ) from None
         self.env_file = path
         self._file_values = {k: v for k, v in values.items() if v is not None}
 

@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def pytest_report_header(config: pytest.Config) -> str:
     uri = os.environ.get("LAYRA_MIGRATE_TEST_MONGO_URI")
-    return f"mongo: {'external ' + redact.mask_url(uri) if uri else 'SecantusDB (started per session)'}"
+    where = f"external {redact.mask_url(uri)}" if uri else "SecantusDB (started per session)"
+    return f"mongo: {where}"
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +47,9 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server | 
 
 @pytest.fixture(scope="session")
 def mongo_uri(mongo_server: Server | None) -> str:
-    return os.environ.get("LAYRA_MIGRATE_TEST_MONGO_URI") or (mongo_server.uri if mongo_server else "")
+    return os.environ.get("LAYRA_MIGRATE_TEST_MONGO_URI") or (
+        mongo_server.uri if mongo_server else ""
+    )
 
 
 @pytest.fixture(scope="session")
@@ -106,19 +109,31 @@ class CliResult:
 
 
 def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("LAYRA_MIGRATE_", "MONGODB_", "REDIS_URL"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LAYRA_MIGRATE_", "MONGODB_", "REDIS_URL"))
+    }
     env.update({"NO_COLOR": "1", "COLUMNS": "200", "PYTHONUNBUFFERED": "1"})
     env.update(extra or {})
     return env
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
-            timeout: float = 120, input: str | None = None) -> CliResult:
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> CliResult:
     """Run the real console entry point in a subprocess, as an operator would."""
     proc = subprocess.run(
         [sys.executable, "-m", "layra_migrate", *args],
-        capture_output=True, text=True, env=base_env(env), cwd=cwd or REPO, timeout=timeout,
+        capture_output=True,
+        text=True,
+        env=base_env(env),
+        cwd=cwd or REPO,
+        timeout=timeout,
         input=input,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
@@ -128,8 +143,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 def cli(mongo_uri: str, db_name: str, tmp_path: Path) -> Any:
     """``cli("audit", "--json")`` against this test's database, from an empty cwd."""
 
-    def _run(*args: str, env: dict[str, str] | None = None, mongo: bool = True,
-             **kw: Any) -> CliResult:
+    def _run(
+        *args: str, env: dict[str, str] | None = None, mongo: bool = True, **kw: Any
+    ) -> CliResult:
         extra = {"LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": db_name} if mongo else {}
         extra.update(env or {})
         return run_cli(*args, env=extra, cwd=kw.pop("cwd", tmp_path), **kw)
@@ -137,10 +153,13 @@ def cli(mongo_uri: str, db_name: str, tmp_path: Path) -> Any:
     return _run
 
 
-ALL_CANARIES = (
-    list(KEY_ENV.values())
-    + ["CANARYvirtualKEY", "CANARYmasterKEY", "CANARYdirect", "CANARYenv", "CANARYpass"]
-)
+ALL_CANARIES = list(KEY_ENV.values()) + [
+    "CANARYvirtualKEY",
+    "CANARYmasterKEY",
+    "CANARYdirect",
+    "CANARYenv",
+    "CANARYpass",
+]
 
 
 def assert_no_canary(*texts: str) -> None:

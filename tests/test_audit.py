@@ -12,8 +12,10 @@ from tests.conftest import KEY_ENV, assert_no_canary
 
 
 def fingerprint(db: Any) -> dict[str, list[Any]]:
-    return {name: sorted((repr(sorted(d.items())) for d in db[name].find({})))
-            for name in sorted(db.list_collection_names())}
+    return {
+        name: sorted(repr(sorted(d.items())) for d in db[name].find({}))
+        for name in sorted(db.list_collection_names())
+    }
 
 
 def test_audit_counts_every_proxied_reference_exactly(
@@ -21,14 +23,25 @@ def test_audit_counts_every_proxied_reference_exactly(
 ) -> None:
     before = fingerprint(seeded_db)
     plan = tmp_path / "plan.yaml"
-    r = cli("audit", "--json", "--litellm-config", str(litellm_config), "--plan-out", str(plan),
-            env=KEY_ENV)
+    r = cli(
+        "audit",
+        "--json",
+        "--litellm-config",
+        str(litellm_config),
+        "--plan-out",
+        str(plan),
+        env=KEY_ENV,
+    )
     assert r.code == 0, r.stderr
     data = r.json()
     exp = dataset.expected
     assert data["schema"] == "layra-migrate/audit/v1"
-    for loc, coll in [("model_config", "model_config"), ("conversations", "conversations"),
-                      ("workflows", "workflows"), ("custom_nodes", "nodes")]:
+    for loc, coll in [
+        ("model_config", "model_config"),
+        ("conversations", "conversations"),
+        ("workflows", "workflows"),
+        ("custom_nodes", "nodes"),
+    ]:
         got = data["locations"][loc]
         assert got["documents"] == exp.documents[coll], loc
         assert got["references"] == exp.references[loc], loc
@@ -51,9 +64,14 @@ def test_audit_resolves_routes_and_explains_the_rest(
     r = cli("audit", "--json", "--litellm-config", str(litellm_config), env=KEY_ENV)
     assert r.code == 0, r.stderr
     res = {m["model_name"]: m["resolution"] for m in r.json()["models"]}
-    want = {"status": "resolved", "provider": "deepseek", "base_url": "https://api.deepseek.com",
-            "model": "deepseek-reasoner", "api_key_env": "DEEPSEEK_API_KEY",
-            "api_key_present": True}
+    want = {
+        "status": "resolved",
+        "provider": "deepseek",
+        "base_url": "https://api.deepseek.com",
+        "model": "deepseek-reasoner",
+        "api_key_env": "DEEPSEEK_API_KEY",
+        "api_key_present": True,
+    }
     assert {k: res["deepseek-reasoner"][k] for k in want} == want
     # default key variable, no api_key in config
     assert res["deepseek-chat"]["api_key_env"] == "DEEPSEEK_API_KEY"
@@ -62,7 +80,9 @@ def test_audit_resolves_routes_and_explains_the_rest(
     # ollama cloud: /v1 appended, provider id after the prefix
     assert res["kimi-k2"]["base_url"] == "https://ollama.com/v1"
     assert res["kimi-k2"]["model"] == "kimi-k2:1t"
-    assert res["gemini-2.5-flash"]["base_url"].startswith("https://generativelanguage.googleapis.com")
+    assert res["gemini-2.5-flash"]["base_url"].startswith(
+        "https://generativelanguage.googleapis.com"
+    )
     # wildcard passthrough resolves the concrete name the app sends
     assert res["openai/gpt-4.1-mini"]["model"] == "gpt-4.1-mini"
     assert res["openai/gpt-4.1-mini"]["provider"] == "openai"
@@ -116,9 +136,13 @@ def test_plan_file_is_readable_and_holds_no_values(
 
 
 def test_extra_proxy_url_and_human_output(db: Any, cli: Any) -> None:
-    db.conversations.insert_one({"conversation_id": "c1", "username": "u",
-                                 "model_config": {"model_name": "m",
-                                                  "model_url": "https://gw.example:8443/v1"}})
+    db.conversations.insert_one(
+        {
+            "conversation_id": "c1",
+            "username": "u",
+            "model_config": {"model_name": "m", "model_url": "https://gw.example:8443/v1"},
+        }
+    )
     assert cli("audit", "--json").json()["locations"]["conversations"]["via_proxy"] == 0
     r = cli("audit", "--json", "--proxy-url", "https://GW.example:8443")
     assert r.json()["locations"]["conversations"]["via_proxy"] == 1
@@ -158,8 +182,14 @@ def test_unreachable_and_invalid_mongo(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 
     t = time.monotonic()
-    r = run_cli("audit", "--mongo-uri", "mongodb://127.0.0.1:1/?directConnection=true",
-                "--timeout", "1", cwd=tmp_path)
+    r = run_cli(
+        "audit",
+        "--mongo-uri",
+        "mongodb://127.0.0.1:1/?directConnection=true",
+        "--timeout",
+        "1",
+        cwd=tmp_path,
+    )
     assert r.code == 3 and "unreachable" in r.stderr
     assert time.monotonic() - t < 20
     assert r.stderr.count("\n") <= 2

@@ -26,24 +26,41 @@ def env_of(**values: str):  # noqa: ANN202
 
 
 def test_include_merges_model_lists_relative_to_including_file(tmp_path: Path) -> None:
-    write(tmp_path, "model_list:\n  - model_name: e\n    litellm_params: {model: voyage/voyage-3}\n"
-          "    model_info: {mode: embedding}\n", "sub/more.yaml")
-    cfg = load_config(write(tmp_path, "include: [sub/more.yaml]\nmodel_list:\n"
-                            "  - model_name: a\n    litellm_params: {model: deepseek/deepseek-chat}\n"))
+    write(
+        tmp_path,
+        "model_list:\n  - model_name: e\n    litellm_params: {model: voyage/voyage-3}\n"
+        "    model_info: {mode: embedding}\n",
+        "sub/more.yaml",
+    )
+    cfg = load_config(
+        write(
+            tmp_path,
+            "include: [sub/more.yaml]\nmodel_list:\n"
+            "  - model_name: a\n    litellm_params: {model: deepseek/deepseek-chat}\n",
+        )
+    )
     assert [d.model_name for d in cfg.deployments] == ["a", "e"]
     assert resolve_name(cfg, "e", env_of()).reason_code == "not_chat_model"
 
 
 def test_env_references_and_default_key_variables(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 model_list:
   - model_name: local
-    litellm_params: {model: openai/qwen, api_base: os.environ/VLLM_BASE, api_key: os.environ/VLLM_KEY}
+    litellm_params:
+      model: openai/qwen
+      api_base: os.environ/VLLM_BASE
+      api_key: os.environ/VLLM_KEY
   - model_name: g
     litellm_params: {model: gemini/gemini-2.5-pro}
   - model_name: lit
     litellm_params: {model: deepseek/deepseek-chat, api_key: sk-literal-in-config-0000000000}
-"""))
+""",
+        )
+    )
     r = resolve_name(cfg, "local", env_of(VLLM_BASE="http://vllm:8000/v1"))
     assert r.target and r.target.base_url == "http://vllm:8000/v1"
     assert r.target.api_key_env == "VLLM_KEY" and r.target.model == "qwen"
@@ -58,7 +75,10 @@ model_list:
 
 
 def test_alias_group_wildcards_and_ambiguity(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 model_list:
   - model_name: r1
     litellm_params: {model: deepseek/deepseek-reasoner}
@@ -76,7 +96,9 @@ model_list:
     litellm_params: {model: "*"}
 router_settings:
   model_group_alias: {default: r1, hidden-one: {model: r1, hidden: true}}
-"""))
+""",
+        )
+    )
     env = env_of()
     assert resolve_name(cfg, "default", env).target.model == "deepseek-reasoner"  # type: ignore[union-attr]
     assert resolve_name(cfg, "hidden-one", env).target.provider == "deepseek"  # type: ignore[union-attr]
@@ -94,13 +116,18 @@ router_settings:
 
 
 def test_unsupported_providers_and_no_route(tmp_path: Path) -> None:
-    cfg = load_config(write(tmp_path, """
+    cfg = load_config(
+        write(
+            tmp_path,
+            """
 model_list:
   - model_name: c
     litellm_params: {model: anthropic/claude-sonnet-4}
   - model_name: az
     litellm_params: {model: azure/my-deployment, api_base: https://x.openai.azure.com}
-"""))
+""",
+        )
+    )
     assert resolve_name(cfg, "c", env_of()).reason_code == "unsupported_provider"
     assert resolve_name(cfg, "az", env_of()).reason_code == "unsupported_provider"
     assert resolve_name(cfg, "gpt-4o", env_of()).reason_code == "no_route"
@@ -121,15 +148,24 @@ model_ids = st.from_regex(r"[a-z][a-z0-9.\-:]{0,30}", fullmatch=True)
 aliases = st.from_regex(r"[a-z][a-z0-9\-]{0,20}", fullmatch=True)
 
 
-@given(provider=st.sampled_from(CHAT_PROVIDERS), model_id=model_ids, alias=aliases,
-       via_alias=st.booleans())
+@given(
+    provider=st.sampled_from(CHAT_PROVIDERS),
+    model_id=model_ids,
+    alias=aliases,
+    via_alias=st.booleans(),
+)
 def test_resolution_strips_prefix_and_uses_catalog(
-    tmp_path_factory: pytest.TempPathFactory, provider: str, model_id: str, alias: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    provider: str,
+    model_id: str,
+    alias: str,
     via_alias: bool,
 ) -> None:
     folder = tmp_path_factory.mktemp("cfg")
-    text = (f"model_list:\n  - model_name: {alias}\n    litellm_params:\n"
-            f"      model: \"{provider}/{model_id}\"\n")
+    text = (
+        f"model_list:\n  - model_name: {alias}\n    litellm_params:\n"
+        f'      model: "{provider}/{model_id}"\n'
+    )
     if via_alias:
         text += f"router_settings:\n  model_group_alias:\n    app-{alias}: {alias}\n"
     cfg = load_config(write(folder, text))

@@ -21,8 +21,9 @@ from layra_migrate.proxy import ProxySet
 from layra_migrate.settings import Environment
 
 DS = Target("deepseek", "https://api.deepseek.com", "deepseek-reasoner", "DEEPSEEK_API_KEY")
-OLLAMA_LOCAL = Target("ollama_chat", "http://localhost:11434/v1", "qwen3", "OLLAMA_API_KEY",
-                      key_required=False)
+OLLAMA_LOCAL = Target(
+    "ollama_chat", "http://localhost:11434/v1", "qwen3", "OLLAMA_API_KEY", key_required=False
+)
 
 
 def report(*models: ModelUsage, db: str = "layra") -> AuditReport:
@@ -30,13 +31,19 @@ def report(*models: ModelUsage, db: str = "layra") -> AuditReport:
 
 
 def usage(name: str, target: Target | None, reason: str | None = None) -> ModelUsage:
-    return ModelUsage(name, via_proxy=3, resolution=Resolution(name, target, "no_route" if reason
-                                                               else None, reason))
+    return ModelUsage(
+        name,
+        via_proxy=3,
+        resolution=Resolution(name, target, "no_route" if reason else None, reason),
+    )
 
 
 def test_round_trip_keeps_targets_and_reasons(tmp_path: Path) -> None:
-    r = report(usage("deepseek-reasoner", DS), usage("local", OLLAMA_LOCAL),
-               usage("gpt-4o", None, "config.yaml has no route"))
+    r = report(
+        usage("deepseek-reasoner", DS),
+        usage("local", OLLAMA_LOCAL),
+        usage("gpt-4o", None, "config.yaml has no route"),
+    )
     path = write_plan(plan_from_report(r), tmp_path / "plan.yaml")
     plan = read_plan(path)
     assert plan.target("deepseek-reasoner") == DS
@@ -46,21 +53,34 @@ def test_round_trip_keeps_targets_and_reasons(tmp_path: Path) -> None:
     assert plan.unresolved_names() == ["gpt-4o"]
 
 
-@pytest.mark.parametrize("body, message", [
-    ("format: other\n", "not a layra-migrate plan"),
-    ("format: layra-migrate/plan/v1\nproxy_urls: []\n", "proxy_urls"),
-    ("format: layra-migrate/plan/v1\nproxy_urls: [nope]\n", "not an http"),
-    ("format: layra-migrate/plan/v1\nproxy_urls: [http://p:4000]\nmodels:\n  m:\n"
-     "    target: {provider: x, base_url: http://x, model: m, api_key_env: sk-abc123}\n",
-     "variable NAME"),
-    ("format: layra-migrate/plan/v1\nproxy_urls: [http://p:4000]\nmodels:\n  m:\n"
-     "    target: {provider: x, model: m}\n", "lacks base_url"),
-    ("format: layra-migrate/plan/v1\nproxy_urls: [http://p:4000]\nmodels:\n  m:\n"
-     "    target: {provider: x, base_url: http://x, model: m}\n", "api_key_env is required"),
-    ("!!python/object/apply:os.system ['true']\n", "invalid plan YAML"),
-    ("format: [\n", "invalid plan YAML"),
-])
-def test_invalid_plans_are_rejected_with_the_reason(tmp_path: Path, body: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("format: other\n", "not a layra-migrate plan"),
+        ("format: layra-migrate/plan/v1\nproxy_urls: []\n", "proxy_urls"),
+        ("format: layra-migrate/plan/v1\nproxy_urls: [nope]\n", "not an http"),
+        (
+            "format: layra-migrate/plan/v1\nproxy_urls: [http://p:4000]\nmodels:\n  m:\n"
+            "    target: {provider: x, base_url: http://x, model: m, api_key_env: sk-abc123}\n",
+            "variable NAME",
+        ),
+        (
+            "format: layra-migrate/plan/v1\nproxy_urls: [http://p:4000]\nmodels:\n  m:\n"
+            "    target: {provider: x, model: m}\n",
+            "lacks base_url",
+        ),
+        (
+            "format: layra-migrate/plan/v1\nproxy_urls: [http://p:4000]\nmodels:\n  m:\n"
+            "    target: {provider: x, base_url: http://x, model: m}\n",
+            "api_key_env is required",
+        ),
+        ("!!python/object/apply:os.system ['true']\n", "invalid plan YAML"),
+        ("format: [\n", "invalid plan YAML"),
+    ],
+)
+def test_invalid_plans_are_rejected_with_the_reason(
+    tmp_path: Path, body: str, message: str
+) -> None:
     p = tmp_path / "plan.yaml"
     p.write_text(body)
     with pytest.raises(ConfigError, match=message):
@@ -73,8 +93,9 @@ def test_missing_plan_names_the_fix(tmp_path: Path) -> None:
 
 
 def test_stale_plan_and_wrong_database_are_refused(tmp_path: Path) -> None:
-    plan = read_plan(write_plan(plan_from_report(report(usage("deepseek-reasoner", DS))),
-                                tmp_path / "p.yaml"))
+    plan = read_plan(
+        write_plan(plan_from_report(report(usage("deepseek-reasoner", DS))), tmp_path / "p.yaml")
+    )
     check_fresh(plan, report(usage("deepseek-reasoner", DS)))
     with pytest.raises(RefusedError, match="stale plan.*new-model"):
         check_fresh(plan, report(usage("deepseek-reasoner", DS), usage("new-model", None, "x")))
@@ -83,8 +104,11 @@ def test_stale_plan_and_wrong_database_are_refused(tmp_path: Path) -> None:
 
 
 def test_keys_are_read_by_name_and_missing_ones_refuse(tmp_path: Path) -> None:
-    plan = read_plan(write_plan(plan_from_report(report(usage("a", DS), usage("b", OLLAMA_LOCAL))),
-                                tmp_path / "p.yaml"))
+    plan = read_plan(
+        write_plan(
+            plan_from_report(report(usage("a", DS), usage("b", OLLAMA_LOCAL))), tmp_path / "p.yaml"
+        )
+    )
     with pytest.raises(RefusedError, match="DEEPSEEK_API_KEY"):
         resolve_keys(plan, Environment({}, None))
     keys = resolve_keys(plan, Environment({"DEEPSEEK_API_KEY": "sk-CANARYplanKEY0000000000"}, None))

@@ -12,21 +12,41 @@ from layra_migrate.proxy import ProxySet, normalise_url
 PROXY = ProxySet.build()
 
 
-@pytest.mark.parametrize("url", [
-    "http://litellm-proxy:4000/v1", "http://litellm-proxy:4000", "http://172.17.0.1:4000/v1",
-    "http://localhost:4000/v1", "http://host.docker.internal:4000/v1",
-    "HTTP://LiteLLM-Proxy:4000/v1/", "http://127.0.0.1:4000/", " http://litellm-proxy:4000/V1 ",
-    "http://user:pw@litellm-proxy:4000/v1", "http://litellm-proxy:4000//v1//",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://litellm-proxy:4000/v1",
+        "http://litellm-proxy:4000",
+        "http://172.17.0.1:4000/v1",
+        "http://localhost:4000/v1",
+        "http://host.docker.internal:4000/v1",
+        "HTTP://LiteLLM-Proxy:4000/v1/",
+        "http://127.0.0.1:4000/",
+        " http://litellm-proxy:4000/V1 ",
+        "http://user:pw@litellm-proxy:4000/v1",
+        "http://litellm-proxy:4000//v1//",
+    ],
+)
 def test_proxy_spellings_match(url: str) -> None:
     assert PROXY.matches(url)
 
 
-@pytest.mark.parametrize("url", [
-    "http://litellm-proxy:4001/v1", "https://litellm-proxy:4000/v1", "https://api.deepseek.com",
-    "http://localhost:11434/v1", "", None, "litellm-proxy:4000", "ftp://litellm-proxy:4000",
-    "http://litellm-proxy:4000/v1/chat", 4000, "http://[::1:4000/v1",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://litellm-proxy:4001/v1",
+        "https://litellm-proxy:4000/v1",
+        "https://api.deepseek.com",
+        "http://localhost:11434/v1",
+        "",
+        None,
+        "litellm-proxy:4000",
+        "ftp://litellm-proxy:4000",
+        "http://litellm-proxy:4000/v1/chat",
+        4000,
+        "http://[::1:4000/v1",
+    ],
+)
 def test_non_proxy_urls_do_not_match(url: object) -> None:
     assert not PROXY.matches(url)
 
@@ -41,12 +61,19 @@ def test_extra_proxy_url_and_bad_flag() -> None:
 
 hosts = st.from_regex(r"[a-z][a-z0-9\-]{0,20}(\.[a-z]{2,6})?", fullmatch=True)
 paths = st.lists(st.from_regex(r"[a-z0-9_\-]{1,8}", fullmatch=True), max_size=3).map(
-    lambda parts: "".join("/" + p for p in parts))
+    lambda parts: "".join("/" + p for p in parts)
+)
 
 
-@given(scheme=st.sampled_from(["http", "https"]), host=hosts,
-       port=st.integers(1, 65535), path=paths, v1=st.booleans(), slash=st.booleans(),
-       upper=st.booleans())
+@given(
+    scheme=st.sampled_from(["http", "https"]),
+    host=hosts,
+    port=st.integers(1, 65535),
+    path=paths,
+    v1=st.booleans(),
+    slash=st.booleans(),
+    upper=st.booleans(),
+)
 def test_normalisation_ignores_spelling_variants(
     scheme: str, host: str, port: int, path: str, v1: bool, slash: bool, upper: bool
 ) -> None:

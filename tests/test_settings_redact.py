@@ -32,11 +32,14 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
 
 def test_layra_env_names_build_an_escaped_admin_uri(tmp_path: Path) -> None:
     env_file = tmp_path / "layra.env"
-    env_file.write_text("MONGODB_URL=mongodb:27017\nMONGODB_ROOT_USERNAME=root@x\n"
-                        "MONGODB_ROOT_PASSWORD=p@ss:w/rd CANARYpass\nMONGODB_DB=layra\n")
+    env_file.write_text(
+        "MONGODB_URL=mongodb:27017\nMONGODB_ROOT_USERNAME=root@x\n"
+        "MONGODB_ROOT_PASSWORD=p@ss:w/rd CANARYpass\nMONGODB_DB=layra\n"
+    )
     s = load_settings(env_file=env_file, environ={})
-    assert s.mongo_uri.value == ("mongodb://root%40x:p%40ss%3Aw%2Frd+CANARYpass@mongodb:27017/"
-                                 "?authSource=admin")
+    assert s.mongo_uri.value == (
+        "mongodb://root%40x:p%40ss%3Aw%2Frd+CANARYpass@mongodb:27017/?authSource=admin"
+    )
     assert s.db.value == "layra"
     shown = " ".join(v for _n, v, _s in s.describe())
     assert "CANARYpass" not in shown and "****" in shown
@@ -54,7 +57,8 @@ def test_explicit_env_file_must_exist(tmp_path: Path) -> None:
 
 def test_verbose_shows_sources_masked(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text(
-        "MONGODB_URL=127.0.0.1:1\nMONGODB_ROOT_USERNAME=root\nMONGODB_ROOT_PASSWORD=CANARYpassword9\n")
+        "MONGODB_URL=127.0.0.1:1\nMONGODB_ROOT_USERNAME=root\nMONGODB_ROOT_PASSWORD=CANARYpassword9\n"
+    )
     r = run_cli("audit", "-v", "--timeout", "1", cwd=tmp_path)
     assert r.code == 3
     assert "mongo-uri" in r.stderr and "env-file" in r.stderr
@@ -65,13 +69,16 @@ def test_mask_secret_keeps_at_most_four_characters() -> None:
     assert redact.mask_secret("sk-abcdefghijklmnopqrstuvwxyz1234") == "sk-...1234"
     assert redact.mask_secret("short") == "****"
     assert redact.mask_secret(None) is None and redact.mask_secret("") == ""
-    assert redact.mask_url("mongodb://u:secretpw@h:27017/?authSource=admin") == \
-        "mongodb://u:****@h:27017/?authSource=admin"
+    assert (
+        redact.mask_url("mongodb://u:secretpw@h:27017/?authSource=admin")
+        == "mongodb://u:****@h:27017/?authSource=admin"
+    )
     assert "abc123secret" not in redact.mask_url("https://h/x?api_key=abc123secret")
 
 
-@given(st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=12,
-               max_size=60))
+@given(
+    st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), min_size=12, max_size=60)
+)
 def test_registered_secrets_never_survive_scrub(secret: str) -> None:
     redact.register_secret(secret)
     text = f"error talking to provider: header Authorization: Bearer {secret} rejected"
@@ -81,7 +88,9 @@ def test_registered_secrets_never_survive_scrub(secret: str) -> None:
 
 
 def test_scrub_masks_unregistered_key_shapes_and_url_passwords() -> None:
-    text = ("key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345 and "
-            "mongodb://admin:hunter2hunter2@db:27017 and AIzaSyA1234567890abcdefghijklmnopqrs")
+    text = (
+        "key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345 and "
+        "mongodb://admin:hunter2hunter2@db:27017 and AIzaSyA1234567890abcdefghijklmnopqrs"
+    )
     out = redact.scrub(text)
     assert "ABCDEFGHIJKLMNOP" not in out and "hunter2" not in out and "AIzaSyA12345" not in out

@@ -24,15 +24,30 @@ from layra_migrate.cli.common import (
 
 @app.command()
 def audit(
-    litellm_config: Annotated[Path | None, typer.Option(
-        "--litellm-config", help="LiteLLM's config.yaml [env: LAYRA_MIGRATE_LITELLM_CONFIG]",
-        show_default=False)] = None,
-    proxy_url: Annotated[list[str] | None, typer.Option(
-        "--proxy-url", help="Another URL that means the proxy (repeatable); the defaults "
-        "(litellm-proxy, localhost, 127.0.0.1, 172.17.0.1, host.docker.internal on :4000) stay.",
-        show_default=False)] = None,
-    plan_out: Annotated[Path | None, typer.Option(
-        "--plan-out", help="Write the reviewable plan (YAML) here.", show_default=False)] = None,
+    litellm_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--litellm-config",
+            help="LiteLLM's config.yaml [env: LAYRA_MIGRATE_LITELLM_CONFIG]",
+            show_default=False,
+        ),
+    ] = None,
+    proxy_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--proxy-url",
+            help="Another URL that means the proxy (repeatable); the defaults "
+            "(litellm-proxy, localhost, 127.0.0.1, 172.17.0.1, host.docker.internal "
+            "on :4000) stay.",
+            show_default=False,
+        ),
+    ] = None,
+    plan_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--plan-out", help="Write the reviewable plan (YAML) here.", show_default=False
+        ),
+    ] = None,
     mongo_uri: MongoUriOpt = None,
     db: DbOpt = None,
     env_file: EnvFileOpt = None,
@@ -65,11 +80,18 @@ def audit(
         from layra_migrate.proxy import ProxySet
         from layra_migrate.settings import load_settings
 
-        settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file, timeout_s=timeout,
-                                 litellm_config=str(litellm_config) if litellm_config else None)
+        settings = load_settings(
+            mongo_uri=mongo_uri,
+            db=db,
+            env_file=env_file,
+            timeout_s=timeout,
+            litellm_config=str(litellm_config) if litellm_config else None,
+        )
         show_settings(output, settings)
         proxies = ProxySet.build(proxy_url or [])
-        config = load_config(settings.litellm_config.value) if settings.litellm_config.value else None
+        config = (
+            load_config(settings.litellm_config.value) if settings.litellm_config.value else None
+        )
         if config is None:
             output.warn("no --litellm-config: proxied names are listed but not resolved")
         async with connect(settings) as conn:

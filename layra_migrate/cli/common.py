@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,35 +22,86 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-MongoUriOpt = Annotated[str | None, typer.Option(
-    "--mongo-uri", help="MongoDB URI [env: LAYRA_MIGRATE_MONGO_URI, or Layra's MONGODB_URL + "
-    "MONGODB_ROOT_USERNAME/PASSWORD]", show_default=False, rich_help_panel="Connection")]
-DbOpt = Annotated[str | None, typer.Option(
-    "--db", help="Database name [env: LAYRA_MIGRATE_DB, MONGODB_DB; default chat_mongodb]",
-    show_default=False, rich_help_panel="Connection")]
-EnvFileOpt = Annotated[Path | None, typer.Option(
-    "--env-file", help="Env file to read (never overrides set variables) [default: ./.env if present]",
-    show_default=False, rich_help_panel="Connection")]
-TimeoutOpt = Annotated[float | None, typer.Option(
-    "--timeout", help="Seconds to wait for MongoDB before giving up [default: 5]",
-    show_default=False, rich_help_panel="Connection")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.",
-                                       rich_help_panel="Output")]
-VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose",
-                                          help="Show effective settings and where each came from.",
-                                          rich_help_panel="Output")]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.",
-                                        rich_help_panel="Output")]
+MongoUriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mongo-uri",
+        help="MongoDB URI [env: LAYRA_MIGRATE_MONGO_URI, or Layra's MONGODB_URL + "
+        "MONGODB_ROOT_USERNAME/PASSWORD]",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+DbOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database name [env: LAYRA_MIGRATE_DB, MONGODB_DB; default chat_mongodb]",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+EnvFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--env-file",
+        help="Env file to read (never overrides set variables) [default: ./.env if present]",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        help="Seconds to wait for MongoDB before giving up [default: 5]",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout.", rich_help_panel="Output")
+]
+VerboseOpt = Annotated[
+    bool,
+    typer.Option(
+        "-v",
+        "--verbose",
+        help="Show effective settings and where each came from.",
+        rich_help_panel="Output",
+    ),
+]
+DebugOpt = Annotated[
+    bool,
+    typer.Option("--debug", help="Show tracebacks of internal errors.", rich_help_panel="Output"),
+]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; write nothing.")]
-RedisUrlOpt = Annotated[str | None, typer.Option(
-    "--redis-url", help="Layra's Redis, to clear cached model configs [env: LAYRA_MIGRATE_REDIS_URL, "
-    "REDIS_URL]", show_default=False, rich_help_panel="Connection")]
-PlanOpt = Annotated[Path | None, typer.Option("--plan", help="Plan file written by `audit --plan-out`.",
-                                              show_default=False)]
-MigrationsDirOpt = Annotated[Path | None, typer.Option(
-    "--migrations-dir", help="Folder of migration files [env: LAYRA_MIGRATE_MIGRATIONS_DIR; "
-    "default: the bundled migrations]", show_default=False)]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+]
+RedisUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--redis-url",
+        help="Layra's Redis, to clear cached model configs [env: LAYRA_MIGRATE_REDIS_URL, "
+        "REDIS_URL]",
+        show_default=False,
+        rich_help_panel="Connection",
+    ),
+]
+PlanOpt = Annotated[
+    Path | None,
+    typer.Option("--plan", help="Plan file written by `audit --plan-out`.", show_default=False),
+]
+MigrationsDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--migrations-dir",
+        help="Folder of migration files [env: LAYRA_MIGRATE_MIGRATIONS_DIR; "
+        "default: the bundled migrations]",
+        show_default=False,
+    ),
+]
 
 
 def make_output(json_mode: bool = False, verbose: bool = False, debug: bool = False) -> Output:
@@ -72,7 +124,9 @@ def setup_logging(output: Output) -> None:
     handler.addFilter(_ScrubFilter())
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG if output.debug else logging.INFO if output.verbose else logging.WARNING)
+    root.setLevel(
+        logging.DEBUG if output.debug else logging.INFO if output.verbose else logging.WARNING
+    )
     root.propagate = False
 
 
@@ -104,6 +158,7 @@ def run(
 
     setup_logging(output)
     code = 0
+    previous_term = _sigterm_as_ctrl_c()
     try:
         code = asyncio.run(body()) or 0  # type: ignore[arg-type]
     except LayraMigrateError as exc:
@@ -121,11 +176,35 @@ def run(
 
             sys.stderr.write(redact.scrub(traceback.format_exc()))
         _report_error(
-            command, output,
-            f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for the traceback)",
+            command,
+            output,
+            f"internal error: {exc.__class__.__name__}: {exc} "
+            "(rerun with --debug for the traceback)",
             code,
         )
+    finally:
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
     raise typer.Exit(code)
+
+
+def _sigterm_as_ctrl_c() -> Any:
+    """SIGTERM (``docker stop``, systemd, ``kill``) behaves like Ctrl-C: the command's
+    interrupt path runs (batch finished, lock released, stack rolled back) and the exit
+    is 130, instead of dying half-way with the default action. Commands that install
+    their own handler (rewrite, rollback, check) override this one while they run."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except (ValueError, OSError):
+        return None
 
 
 def _report_error(command: str, output: Output, exc: object, code: int) -> None:
@@ -136,8 +215,10 @@ def _report_error(command: str, output: Output, exc: object, code: int) -> None:
     if output.json_mode:
         from layra_migrate.render import dumps
 
-        sys.stdout.write(dumps({"schema": f"layra-migrate/{command}/v1",
-                                "error": message, "exit_code": code}) + "\n")
+        sys.stdout.write(
+            dumps({"schema": f"layra-migrate/{command}/v1", "error": message, "exit_code": code})
+            + "\n"
+        )
         sys.stdout.flush()
 
 
@@ -148,11 +229,14 @@ def confirm(output: Output, question: str, *, yes: bool, expected: str | None = 
     if yes:
         return
     if not output.interactive:
-        raise UsageError("refusing to write without confirmation on a non-interactive terminal",
-                         hint="rerun with --yes")
+        raise UsageError(
+            "refusing to write without confirmation on a non-interactive terminal",
+            hint="rerun with --yes",
+        )
     if expected is not None:
-        answer = typer.prompt(f"{question} Type {expected!r} to continue", default="",
-                              show_default=False, err=True)
+        answer = typer.prompt(
+            f"{question} Type {expected!r} to continue", default="", show_default=False, err=True
+        )
         ok = answer.strip() == expected
     else:
         ok = typer.confirm(question, default=False, err=True)

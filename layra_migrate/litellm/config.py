@@ -52,8 +52,11 @@ def _read_yaml(path: Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError("file not found", path=str(path),
-                          hint="pass --litellm-config PATH to LiteLLM's config.yaml") from None
+        raise ConfigError(
+            "file not found",
+            path=str(path),
+            hint="pass --litellm-config PATH to LiteLLM's config.yaml",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read: {exc.__class__.__name__}", path=str(path)) from None
     try:
@@ -62,8 +65,9 @@ def _read_yaml(path: Path) -> Any:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise ConfigError(f"invalid YAML: {problem}", path=str(path), line=line,
-                          hint="fix the YAML syntax") from None
+        raise ConfigError(
+            f"invalid YAML: {problem}", path=str(path), line=line, hint="fix the YAML syntax"
+        ) from None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
@@ -96,10 +100,13 @@ def _load_tree(path: Path, seen: list[Path]) -> dict[str, Any]:
     if not isinstance(includes, list):
         raise ConfigError("include: must be a list of file paths", path=str(path))
     for inc in includes:
-        inc_path = (path.parent / str(inc))
+        inc_path = path.parent / str(inc)
         if not inc_path.is_file():
-            raise ConfigError(f"include {inc!r} does not exist (looked at {inc_path})",
-                              path=str(path), hint="paths are relative to the including file")
+            raise ConfigError(
+                f"include {inc!r} does not exist (looked at {inc_path})",
+                path=str(path),
+                hint="paths are relative to the including file",
+            )
         _merge(data, _load_tree(inc_path, seen))
     return data
 
@@ -114,8 +121,9 @@ def load_config(path: str | Path) -> LiteLLMConfig:
     data = _load_tree(path, files)
     model_list = data.get("model_list")
     if not isinstance(model_list, list):
-        raise ConfigError("no model_list in config", path=str(path),
-                          hint="is this LiteLLM's proxy config.yaml?")
+        raise ConfigError(
+            "no model_list in config", path=str(path), hint="is this LiteLLM's proxy config.yaml?"
+        )
     deployments: list[Deployment] = []
     for i, entry in enumerate(model_list):
         where = f"{path}: model_list[{i}]"
@@ -123,20 +131,26 @@ def load_config(path: str | Path) -> LiteLLMConfig:
             raise ConfigError(f"model_list[{i}] has no model_name", path=str(path))
         params = entry.get("litellm_params") or {}
         if not isinstance(params, dict) or not params.get("model"):
-            raise ConfigError(f"model_list[{i}] ({entry['model_name']}) has no litellm_params.model",
-                              path=str(path))
+            raise ConfigError(
+                f"model_list[{i}] ({entry['model_name']}) has no litellm_params.model",
+                path=str(path),
+            )
         info = entry.get("model_info") or {}
         mode = str(info.get("mode") or "chat") if isinstance(info, dict) else "chat"
         extra = {k: v for k, v in params.items() if k not in {"model", "api_base", "api_key"}}
-        deployments.append(Deployment(
-            model_name=str(entry["model_name"]),
-            model=str(params["model"]),
-            api_base=_str_or_none(params.get("api_base") or params.get("base_url")),
-            api_key=_str_or_none(params.get("api_key")),
-            mode=mode,
-            source=where,
-            extra={k: v for k, v in extra.items() if k in {"custom_llm_provider", "rpm", "tpm"}},
-        ))
+        deployments.append(
+            Deployment(
+                model_name=str(entry["model_name"]),
+                model=str(params["model"]),
+                api_base=_str_or_none(params.get("api_base") or params.get("base_url")),
+                api_key=_str_or_none(params.get("api_key")),
+                mode=mode,
+                source=where,
+                extra={
+                    k: v for k, v in extra.items() if k in {"custom_llm_provider", "rpm", "tpm"}
+                },
+            )
+        )
     router = data.get("router_settings") or {}
     settings = data.get("litellm_settings") or {}
     general = data.get("general_settings") or {}
@@ -157,7 +171,8 @@ def load_config(path: str | Path) -> LiteLLMConfig:
                 if isinstance(item, dict):
                     for name, fb in item.items():
                         fallbacks.setdefault(str(name), []).extend(
-                            [str(f) for f in (fb if isinstance(fb, list) else [fb])])
+                            [str(f) for f in (fb if isinstance(fb, list) else [fb])]
+                        )
         default_fb = source.get("default_fallbacks")
         if default_fb:
             fallbacks.setdefault("*", []).extend([str(f) for f in default_fb])
@@ -168,7 +183,9 @@ def load_config(path: str | Path) -> LiteLLMConfig:
         fallbacks=fallbacks,
         drop_params=bool(isinstance(settings, dict) and settings.get("drop_params")),
         cache=bool(isinstance(settings, dict) and settings.get("cache")),
-        master_key_ref=_str_or_none(general.get("master_key")) if isinstance(general, dict) else None,
+        master_key_ref=_str_or_none(general.get("master_key"))
+        if isinstance(general, dict)
+        else None,
         store_model_in_db=bool(isinstance(general, dict) and general.get("store_model_in_db")),
         files=files,
     )
@@ -177,5 +194,5 @@ def load_config(path: str | Path) -> LiteLLMConfig:
 def env_ref(value: str | None) -> str | None:
     """``os.environ/VAR`` -> ``VAR``; anything else -> None."""
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
-        return value[len(ENV_PREFIX):].strip() or None
+        return value[len(ENV_PREFIX) :].strip() or None
     return None

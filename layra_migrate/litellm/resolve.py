@@ -67,24 +67,30 @@ class Resolution:
 EnvLookup = Callable[[str], "str | None"]
 
 
-def _deployment_target(dep: Deployment, env: EnvLookup, sent_name: str) -> tuple[Target | None, str | None, str | None, list[str]]:
+def _deployment_target(
+    dep: Deployment, env: EnvLookup, sent_name: str
+) -> tuple[Target | None, str | None, str | None, list[str]]:
     """(target, reason_code, reason, notes) for one deployment."""
     notes: list[str] = []
     model = dep.model
     if "*" in model:
         # wildcard passthrough: the concrete name comes from what the app sends
         prefix = dep.model_name.split("*", 1)[0]
-        matched = sent_name[len(prefix):] if sent_name.startswith(prefix) else sent_name
+        matched = sent_name[len(prefix) :] if sent_name.startswith(prefix) else sent_name
         model = model.replace("*", matched, 1)
     provider, model_id = split_model(model)
     if provider is None:
         provider = str(dep.extra.get("custom_llm_provider") or "") or infer_provider(model_id)
         if provider is None:
-            return None, UNKNOWN_PROVIDER, (
-                f"cannot tell the provider of {model!r}; set provider and base_url in the plan"
-            ), notes
+            return (
+                None,
+                UNKNOWN_PROVIDER,
+                (f"cannot tell the provider of {model!r}; set provider and base_url in the plan"),
+                notes,
+            )
     if provider not in PROVIDERS and "/" in model and provider not in ("openai",):
-        # "vendor/model" without a known provider prefix: LiteLLM would treat it as openai-compatible
+        # "vendor/model" without a known provider prefix: LiteLLM would treat it as
+        # openai-compatible
         # only with an api_base.
         if not dep.api_base:
             return None, UNKNOWN_PROVIDER, f"provider {provider!r} is not in the catalog", notes
@@ -92,7 +98,12 @@ def _deployment_target(dep: Deployment, env: EnvLookup, sent_name: str) -> tuple
         return None, NOT_CHAT, f"{dep.mode} model ({dep.model}): not a chat target", notes
     spec = PROVIDERS.get(provider)
     if spec is not None and not spec.openai_chat:
-        return None, UNSUPPORTED, spec.unsupported_reason or f"{provider} is not OpenAI-compatible", notes
+        return (
+            None,
+            UNSUPPORTED,
+            spec.unsupported_reason or f"{provider} is not OpenAI-compatible",
+            notes,
+        )
 
     base: str | None = dep.api_base
     base_var = env_ref(base)
@@ -118,7 +129,8 @@ def _deployment_target(dep: Deployment, env: EnvLookup, sent_name: str) -> tuple
         key_var = next((c for c in candidates if env(c)), candidates[0])
         if dep.api_key:
             notes.append(
-                f"config.yaml holds a literal key for {dep.model_name}; the rewrite reads ${key_var} instead"
+                f"config.yaml holds a literal key for {dep.model_name}; "
+                f"the rewrite reads ${key_var} instead"
             )
     return Target(provider, base, model_id, key_var, key_required), None, None, notes
 
@@ -148,9 +160,13 @@ def resolve_name(config: LiteLLMConfig, name: str, env: EnvLookup) -> Resolution
         if deps:
             route = f"{name} -> wildcard {deps[0].model_name}"
     if not deps:
-        return Resolution(name, None, NO_ROUTE,
-                          f"config.yaml has no route for {name!r}; set a target in the plan",
-                          route=None)
+        return Resolution(
+            name,
+            None,
+            NO_ROUTE,
+            f"config.yaml has no route for {name!r}; set a target in the plan",
+            route=None,
+        )
     results = [_deployment_target(d, env, group_name) for d in deps]
     notes = [n for r in results for n in r[3]]
     fb = config.fallbacks.get(group_name) or config.fallbacks.get(name)
@@ -166,9 +182,8 @@ def resolve_name(config: LiteLLMConfig, name: str, env: EnvLookup) -> Resolution
         failed = [r[2] for r in results if r[0] is None]
         if failed:
             reason += f" ({len(failed)} cannot be resolved: {failed[0]})"
-        return Resolution(name, None, AMBIGUOUS, reason, route=route, choices=distinct,
-                          notes=notes)
+        return Resolution(name, None, AMBIGUOUS, reason, route=route, choices=distinct, notes=notes)
     if not distinct:
-        _t, code, reason, _n = results[0]
-        return Resolution(name, None, code, reason, route=route, notes=notes)
+        _t, code, why, _n = results[0]
+        return Resolution(name, None, code, why, route=route, notes=notes)
     return Resolution(name, distinct[0], route=route, notes=notes)

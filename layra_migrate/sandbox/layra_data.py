@@ -88,13 +88,18 @@ class Dataset:
     expected: Expected
 
     def collections(self) -> dict[str, list[dict[str, Any]]]:
-        return {"model_config": self.model_config, "conversations": self.conversations,
-                "workflows": self.workflows, "nodes": self.nodes}
+        return {
+            "model_config": self.model_config,
+            "conversations": self.conversations,
+            "workflows": self.workflows,
+            "nodes": self.nodes,
+        }
 
 
 class _Gen:
-    def __init__(self, seed: int, names: list[str], direct_urls: list[str],
-                 direct_keys: list[Any]) -> None:
+    def __init__(
+        self, seed: int, names: list[str], direct_urls: list[str], direct_keys: list[Any]
+    ) -> None:
         self.rng = random.Random(seed)
         self.names = names
         self.direct_urls = direct_urls
@@ -127,8 +132,15 @@ class _Gen:
             return self.rng.choice(PLACEHOLDER_KEYS)
         return self.rng.choice(self.direct_keys)
 
-    def config(self, location: str, user: str, *, camel: bool, with_id: bool = True,
-               name: str | None = None) -> dict[str, Any]:
+    def config(
+        self,
+        location: str,
+        user: str,
+        *,
+        camel: bool,
+        with_id: bool = True,
+        name: str | None = None,
+    ) -> dict[str, Any]:
         url, proxied, missing = self.url_choice()
         name = name or self.rng.choice(self.names)
         key = self.key_choice(proxied)
@@ -136,25 +148,41 @@ class _Gen:
             cfg: dict[str, Any] = {}
             if with_id:
                 cfg["modelId"] = self.uid("thesis") if self.rng.random() > 0.1 else ""
-            cfg.update({"modelName": name, "apiKey": key,
-                        "baseUsed": [{"name": "Thesis Corpus", "baseId": self.uid("thesis")}],
-                        "systemPrompt": "You are a helpful assistant.",
-                        "temperature": self.rng.choice([-1, 0.2, 0.7]),
-                        "maxLength": self.rng.choice([-1, 4096]), "topP": -1, "topK": -1,
-                        "scoreThreshold": 10, "useTemperatureDefault": True})
+            cfg.update(
+                {
+                    "modelName": name,
+                    "apiKey": key,
+                    "baseUsed": [{"name": "Thesis Corpus", "baseId": self.uid("thesis")}],
+                    "systemPrompt": "You are a helpful assistant.",
+                    "temperature": self.rng.choice([-1, 0.2, 0.7]),
+                    "maxLength": self.rng.choice([-1, 4096]),
+                    "topP": -1,
+                    "topK": -1,
+                    "scoreThreshold": 10,
+                    "useTemperatureDefault": True,
+                }
+            )
             if url is not ...:
                 cfg["modelURL"] = url
             self.exp.camel_refs += 1
         else:
             cfg = {}
             if with_id:
-                cfg["model_id"] = self.uid("thesis") if self.rng.random() > 0.05 else \
-                    self.uid("system")
-            cfg.update({"model_name": name, "api_key": key,
-                        "base_used": [{"name": "Thesis Corpus", "baseId": self.uid("thesis")}],
-                        "system_prompt": "You are a helpful assistant.",
-                        "temperature": self.rng.choice([-1, 0.3]), "max_length": -1,
-                        "top_P": self.rng.choice([-1, 0.9]), "top_K": -1})
+                cfg["model_id"] = (
+                    self.uid("thesis") if self.rng.random() > 0.05 else self.uid("system")
+                )
+            cfg.update(
+                {
+                    "model_name": name,
+                    "api_key": key,
+                    "base_used": [{"name": "Thesis Corpus", "baseId": self.uid("thesis")}],
+                    "system_prompt": "You are a helpful assistant.",
+                    "temperature": self.rng.choice([-1, 0.3]),
+                    "max_length": -1,
+                    "top_P": self.rng.choice([-1, 0.9]),
+                    "top_K": -1,
+                }
+            )
             if url is not ...:
                 cfg["model_url"] = url
             if self.rng.random() < 0.8:
@@ -174,17 +202,26 @@ class _Gen:
         return cfg
 
 
-def build_dataset(users: int = 40, seed: int = 7, names: list[str] | None = None,
-                  conversations_per_user: int = 3, workflows_per_user: int = 1,
-                  direct_urls: list[str] | None = None,
-                  direct_keys: list[Any] | None = None) -> Dataset:
+def build_dataset(
+    users: int = 40,
+    seed: int = 7,
+    names: list[str] | None = None,
+    conversations_per_user: int = 3,
+    workflows_per_user: int = 1,
+    direct_urls: list[str] | None = None,
+    direct_keys: list[Any] | None = None,
+) -> Dataset:
     """A deterministic realistic dataset for ``users`` users.
 
     ``direct_urls``/``direct_keys``: what the configurations that already bypass
     the proxy hold (the sandbox points them at its provider stub).
     """
-    g = _Gen(seed, names or PROXIED_NAMES, direct_urls or DIRECT_URLS,
-             direct_keys if direct_keys is not None else DIRECT_KEYS + [None])
+    g = _Gen(
+        seed,
+        names or PROXIED_NAMES,
+        direct_urls or DIRECT_URLS,
+        direct_keys if direct_keys is not None else DIRECT_KEYS + [None],
+    )
     mc: list[dict[str, Any]] = []
     convs: list[dict[str, Any]] = []
     wfs: list[dict[str, Any]] = []
@@ -194,16 +231,27 @@ def build_dataset(users: int = 40, seed: int = 7, names: list[str] | None = None
         # 1. model_config (one per user); some irregular shapes
         shape = g.rng.random()
         if u % 17 == 5:
-            mc.append({"username": user, "model_id": g.uid("thesis"),
-                       "model_list": [{"model_name": "deepseek-reasoner",
-                                       "model_url": PROXY_SPELLINGS[0], "api_key": MASTER_KEY}]})
+            mc.append(
+                {
+                    "username": user,
+                    "model_id": g.uid("thesis"),
+                    "model_list": [
+                        {
+                            "model_name": "deepseek-reasoner",
+                            "model_url": PROXY_SPELLINGS[0],
+                            "api_key": MASTER_KEY,
+                        }
+                    ],
+                }
+            )
             g.exp.wrong_shape += 1
         elif u % 23 == 7:
             mc.append({"username": user, "selected_model": "", "models": []})
             g.exp.empty_models += 1
         else:
-            models = [g.config("model_config", user, camel=False)
-                      for _ in range(g.rng.randint(1, 4))]
+            models = [
+                g.config("model_config", user, camel=False) for _ in range(g.rng.randint(1, 4))
+            ]
             selected = models[0].get("model_id", "")
             doc: dict[str, Any] = {"username": user, "selected_model": selected, "models": models}
             if shape < 0.08:
@@ -220,10 +268,17 @@ def build_dataset(users: int = 40, seed: int = 7, names: list[str] | None = None
                 "username": user,
                 "conversation_name": f"Chapter {c + 1} notes",
                 "model_config": g.config("conversations", user, camel=False, with_id=False),
-                "created_at": g.when(), "last_modify_at": g.when(),
-                "is_read": True, "is_delete": g.rng.random() < 0.05,
-                "turns": [{"message_id": g.uid("msg"), "user_message": "Summarise chapter 2",
-                           "ai_message": {"type": "text", "data": "..."}}],
+                "created_at": g.when(),
+                "last_modify_at": g.when(),
+                "is_read": True,
+                "is_delete": g.rng.random() < 0.05,
+                "turns": [
+                    {
+                        "message_id": g.uid("msg"),
+                        "user_message": "Summarise chapter 2",
+                        "ai_message": {"type": "text", "data": "..."},
+                    }
+                ],
             }
             convs.append(conv)
             g.exp.documents["conversations"] += 1
@@ -234,24 +289,48 @@ def build_dataset(users: int = 40, seed: int = 7, names: list[str] | None = None
                 camel = g.rng.random() < 0.6
                 if not camel:
                     g.exp.snake_workflow_refs += 1
-                wf_nodes.append({"id": f"node_vlm_{n}", "type": "vlm",
-                                 "data": {"nodeType": "vlm", "name": f"LLM {n}",
-                                          "modelConfig": g.config("workflows", user, camel=camel)}})
+                wf_nodes.append(
+                    {
+                        "id": f"node_vlm_{n}",
+                        "type": "vlm",
+                        "data": {
+                            "nodeType": "vlm",
+                            "name": f"LLM {n}",
+                            "modelConfig": g.config("workflows", user, camel=camel),
+                        },
+                    }
+                )
             if g.rng.random() < 0.2:
-                wf_nodes.append({"id": "node_vlm_x", "type": "vlm",
-                                 "data": {"nodeType": "vlm", "name": "unconfigured"}})
+                wf_nodes.append(
+                    {
+                        "id": "node_vlm_x",
+                        "type": "vlm",
+                        "data": {"nodeType": "vlm", "name": "unconfigured"},
+                    }
+                )
                 g.exp.vlm_without_config += 1
             wf_nodes.append({"id": "node_code", "type": "code", "data": {"code": "print(1)"}})
-            wfs.append({"workflow_id": f"{user}_wf{w}", "username": user,
-                        "workflow_name": "thesis pipeline", "nodes": wf_nodes,
-                        "edges": [{"source": "node_start", "target": "node_vlm_0"}],
-                        "created_at": g.when(), "last_modify_at": g.when()})
+            wfs.append(
+                {
+                    "workflow_id": f"{user}_wf{w}",
+                    "username": user,
+                    "workflow_name": "thesis pipeline",
+                    "nodes": wf_nodes,
+                    "edges": [{"source": "node_start", "target": "node_vlm_0"}],
+                    "created_at": g.when(),
+                    "last_modify_at": g.when(),
+                }
+            )
             g.exp.documents["workflows"] += 1
         # 4. saved custom nodes (map keyed by name; names may hold spaces)
         if u % 3 == 0:
             custom = {
-                f"Summariser {k}": {"data": {"nodeType": "vlm",
-                                             "modelConfig": g.config("custom_nodes", user, camel=True)}}
+                f"Summariser {k}": {
+                    "data": {
+                        "nodeType": "vlm",
+                        "modelConfig": g.config("custom_nodes", user, camel=True),
+                    }
+                }
                 for k in range(g.rng.randint(1, 2))
             }
             custom["plain code"] = {"data": {"nodeType": "code", "code": "x = 1"}}
@@ -270,4 +349,4 @@ def seed_database(db: Any, dataset: Dataset) -> None:
 async def seed_database_async(db: Any, dataset: Dataset, batch: int = 2000) -> None:
     for name, docs in dataset.collections().items():
         for i in range(0, len(docs), batch):
-            await db[name].insert_many([dict(d) for d in docs[i:i + batch]], ordered=False)
+            await db[name].insert_many([dict(d) for d in docs[i : i + batch]], ordered=False)

@@ -22,8 +22,12 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
     t.add_column("references", justify="right")
     t.add_column("via proxy", justify="right")
     for name, counts in report.locations.items():
-        t.add_row(name, str(counts.documents), str(counts.references),
-                  Text(str(counts.via_proxy), style="yellow" if counts.via_proxy else ""))
+        t.add_row(
+            name,
+            str(counts.documents),
+            str(counts.references),
+            Text(str(counts.via_proxy), style="yellow" if counts.via_proxy else ""),
+        )
     c.print(t)
 
     if report.proxy_url_spellings:
@@ -47,13 +51,17 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
         if r["status"] == "resolved":
             ok = not model.blocking
             status = Text("resolved" if ok else "key missing", style="green" if ok else "red")
-            detail = (f"{r['provider']}: {r['model']} at {r['base_url']}\n"
-                      f"key ${r['api_key_env']} {'set' if r['api_key_present'] else 'NOT set'}")
+            detail = (
+                f"{r['provider']}: {r['model']} at {r['base_url']}\n"
+                f"key ${r['api_key_env']} {'set' if r['api_key_present'] else 'NOT set'}"
+            )
         else:
             status = Text("unresolved", style="red")
             detail = r["reason"] or ""
             for choice in r.get("choices", []):
-                detail += f"\n  choice: {choice['provider']}: {choice['model']} at {choice['base_url']}"
+                detail += (
+                    f"\n  choice: {choice['provider']}: {choice['model']} at {choice['base_url']}"
+                )
         m.add_row(model.model_name, str(model.via_proxy), str(model.users), where, status, detail)
     if report.models:
         c.print(m)
@@ -73,17 +81,23 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
         c.print(f"[yellow]note:[/] {note}")
 
     blocking = report.blocking
-    c.print(Text.assemble(
-        ("via proxy: ", "bold"), str(report.via_proxy), ("   blocking: ", "bold"),
-        (str(blocking), "red" if blocking else "green"),
-    ))
+    c.print(
+        Text.assemble(
+            ("via proxy: ", "bold"),
+            str(report.via_proxy),
+            ("   blocking: ", "bold"),
+            (str(blocking), "red" if blocking else "green"),
+        )
+    )
     if plan_path:
         c.print(f"Plan written to {plan_path}")
     if report.via_proxy == 0:
         out.next_step("layra-migrate decommission --dry-run")
     elif plan_path and blocking:
-        out.next_step(f"edit {plan_path} to resolve the blocking names (or export the missing keys), "
-                      f"then layra-migrate verify --plan {plan_path}")
+        out.next_step(
+            f"edit {plan_path} to resolve the blocking names (or export the missing keys), "
+            f"then layra-migrate verify --plan {plan_path}"
+        )
     elif plan_path:
         out.next_step(f"layra-migrate verify --plan {plan_path}")
     else:
