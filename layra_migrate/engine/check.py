@@ -196,7 +196,11 @@ async def _rerun_all(store: Store, migrations: Sequence[Migration], *, plan: Pla
                                    dry_run=False, progress=options.progress, lock=lock,
                                    run_id="check-rerun", run_no=10**9,
                                    batch_size=options.batch_size, stop=options.stop)
-            await m.up(ctx)
-            await ctx.flush()
+            try:
+                await m.up(ctx)
+                await ctx.flush()
+            except BaseException:
+                await ctx.settle_inflight()
+                raise
             written += ctx.stats.documents
     return written

@@ -4,11 +4,15 @@
 journals the before-image of exactly those paths, then writes them guarded by
 ``expect``. Writes are buffered and flushed in batches; before each batch the
 lease lock is checked, and after each batch a Ctrl-C request stops the run.
+A full batch is written in the background while the migration reads and prepares
+the next one (at most one batch in flight, batches written one at a time, in
+order; within a batch the journal is still written before the documents).
 In a dry run nothing is written: each change is recorded (keys masked).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -132,6 +136,7 @@ class MigrationContext:
         self._client = client
         self._transactions = transactions
         self._on_batch = on_batch
+        self._inflight: asyncio.Task[None] | None = None
 
     # -- reading --------------------------------------------------------------------------
     async def stream(self, collection: str, filter: Mapping[str, Any] | None = None,
@@ -197,14 +202,41 @@ class MigrationContext:
         self._buffer.append(write)
         self._buffered_ids.add(key)
         if len(self._buffer) >= self.batch_size:
-            await self.flush()
+            await self._drain()  # the previous batch is written (or its error raised) first
+            self._inflight = asyncio.create_task(self._write(self._take()))
         return True
 
+    def _take(self) -> list[Write]:
+        writes, self._buffer = self._buffer, []
+        self._buffered_ids.clear()
+        return writes
+
+    async def _drain(self) -> None:
+        task, self._inflight = self._inflight, None
+        if task is not None:
+            await task
+
+    async def settle_inflight(self) -> None:
+        """After an error elsewhere: let a batch still being written finish (its own
+        error, if any, is dropped: the original one matters more)."""
+        try:
+            await self._drain()
+        except BaseException:  # noqa: BLE001
+            pass
+
     async def flush(self) -> None:
-        """Write the buffered batch now (the runner also calls it after ``up`` returns)."""
+        """Write the buffered batch now and wait for every batch in flight (the runner
+        also calls it after ``up`` returns)."""
+        await self._drain()
         if self._buffer:
-            writes, self._buffer = self._buffer, []
-            self._buffered_ids.clear()
+            await self._write(self._take())
+        if self._stop.requested:
+            raise Interrupted("interrupted: stopped after the current batch; the run is "
+                              "resumable", hint="re-run `layra-migrate rewrite` to finish, or "
+                              "`layra-migrate rollback` to undo what was written")
+
+    async def _write(self, writes: list[Write]) -> None:
+        if writes:
             if self._lock is not None:
                 await self._lock.ensure()
             if self._transactions and self._client is not None:
@@ -230,7 +262,3 @@ class MigrationContext:
                                     w.doc_id)
             if self._on_batch is not None:
                 self._on_batch(self.stats)
-        if self._stop.requested:
-            raise Interrupted("interrupted: stopped after the current batch; the run is "
-                              "resumable", hint="re-run `layra-migrate rewrite` to finish, or "
-                              "`layra-migrate rollback` to undo what was written")

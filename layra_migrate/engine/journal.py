@@ -108,11 +108,23 @@ async def fetch_docs(db: AsyncDatabase[dict[str, Any]], collection: str, ids: li
     from bson import encode
 
     out: dict[Any, dict[str, Any]] = {}
-    cursor = db[collection].find({"_id": {"$in": ids}}, top_fields(paths) or {"_id": 1},
-                                 session=session)
-    async for d in cursor:
-        out[encode({"_id": d["_id"]})] = d
+    for part in chunks(ids):
+        cursor = db[collection].find({"_id": {"$in": list(part)}},
+                                     top_fields(paths) or {"_id": 1}, session=session)
+        async for d in cursor:
+            out[encode({"_id": d["_id"]})] = d
     return out
+
+
+IN_CHUNK = 32
+"""Most ids one ``$in`` carries. Servers that match ``$in`` by a linear scan of the list
+(SecantusDB does) pay list-length x documents: measured on 500 documents, ``$in`` lists of
+25-50 ids cost 0.12-0.15 s, 200 ids 0.43-0.75 s, 500 ids 0.8-2.5 s. A real mongod is not
+hurt by short lists either (see docs/PERFORMANCE.md)."""
+
+
+def chunks(items: Sequence[Any], size: int = IN_CHUNK) -> list[Sequence[Any]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
 
 
 def id_key(doc_id: Any) -> bytes:
@@ -193,11 +205,28 @@ def grouped_updates(writes: list[Write]) -> list[Any]:
     ops: list[Any] = []
     for ws in groups.values():
         first = ws[0]
-        if len(ws) == 1:
-            ops.append(UpdateOne(cas_filter(first.doc_id, first.before), set_unset(first.after)))
-        else:
-            ops.append(UpdateMany(cas_filter({"$in": [w.doc_id for w in ws]}, first.before),
-                                  set_unset(first.after)))
+        for part in chunks(ws):
+            if len(part) == 1:
+                ops.append(UpdateOne(cas_filter(part[0].doc_id, first.before),
+                                     set_unset(first.after)))
+            else:
+                ops.append(UpdateMany(cas_filter({"$in": [w.doc_id for w in part]},
+                                                 first.before), set_unset(first.after)))
+    return ops
+
+
+def state_updates(states: dict[Any, str]) -> list[Any]:
+    """Journal entries' new states (entry ``_id`` -> state) as few writes as possible."""
+    from pymongo import UpdateMany, UpdateOne
+
+    by_state: dict[str, list[Any]] = {}
+    for eid, state in states.items():
+        by_state.setdefault(state, []).append(eid)
+    ops: list[Any] = []
+    for state, ids in by_state.items():
+        for part in chunks(ids):
+            ops.append(UpdateOne({"_id": part[0]}, {"$set": {"state": state}}) if len(part) == 1
+                       else UpdateMany({"_id": {"$in": list(part)}}, {"$set": {"state": state}}))
     return ops
 
 
@@ -227,8 +256,10 @@ async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *,
         return BatchOutcome(list(writes), [])
     # Some guarded writes did not match: decide each from the document.
     await settle(db, docs, session)
-    kept = {d["_id"] async for d in journal.find({"_id": {"$in": ids}}, {"_id": 1},
-                                                 session=session)}
+    kept: set[Any] = set()
+    for part in chunks(ids):
+        kept.update([d["_id"] async for d in journal.find({"_id": {"$in": list(part)}},
+                                                          {"_id": 1}, session=session)])
     written = [w for w, d in zip(writes, docs, strict=True) if d["_id"] in kept]
     skipped = [w for w, d in zip(writes, docs, strict=True) if d["_id"] not in kept]
     return BatchOutcome(written, skipped)

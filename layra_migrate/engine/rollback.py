@@ -24,14 +24,17 @@ from layra_migrate.engine.journal import (
     CONFLICT,
     PENDING,
     RESTORED,
+    Write,
     current_values,
     decode_image,
     equal_images,
     fetch_docs,
+    grouped_updates,
     id_key,
     id_range,
+    state_updates,
 )
-from layra_migrate.engine.paths import cas_filter, set_unset, values_hash
+from layra_migrate.engine.paths import values_hash
 from layra_migrate.errors import Interrupted
 
 if TYPE_CHECKING:
@@ -92,8 +95,6 @@ MAX_LISTED_CONFLICTS = 1000
 async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bool,
                  dry_run: bool, lock: LeaseLock | None, progress: Progress | None = None,
                  stop: StopFlag | None = None, batch_size: int = 500) -> RollbackStats:
-    from pymongo import UpdateOne
-
     journal = db[toolstate.JOURNAL]
     progress = progress or NullProgress()
     stop = stop or StopFlag()
@@ -109,11 +110,11 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
         by_coll: dict[str, list[dict[str, Any]]] = {}
         for e in entries:
             by_coll.setdefault(e["collection"], []).append(e)
-        jops: list[Any] = []
+        jops: dict[Any, str] = {}  # entry _id -> new state, written grouped by state
         for coll, group in by_coll.items():
             paths = {i["p"] for e in group for i in e["before"]}
             docs = await fetch_docs(db, coll, [e["doc_id"] for e in group], paths)
-            dops: list[Any] = []
+            dops: list[Write] = []  # guarded restores, merged like the apply's writes
             dentries: list[dict[str, Any]] = []
             for e in group:
                 before = decode_image(e["before"])
@@ -125,21 +126,21 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
                                           "deleted"))
                     if force:
                         stats.gone += 1
-                        jops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": ABANDONED}}))
+                        jops[e["_id"]] = ABANDONED
                     else:
                         stats.conflicts += 1
-                        jops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": CONFLICT}}))
+                        jops[e["_id"]] = CONFLICT
                     continue
                 if equal_images(cur, before):
                     stats.already += 1
-                    jops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": RESTORED}}))
+                    jops[e["_id"]] = RESTORED
                     continue
                 intact = values_hash(cur.items()) == e["after_hash"]
                 if not intact and not force:
                     stats.conflicts += 1
                     _note(stats, Conflict(migration, coll, e["doc_id"], sorted(before),
                                           "changed"))
-                    jops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": CONFLICT}}))
+                    jops[e["_id"]] = CONFLICT
                     continue
                 if not intact:
                     stats.forced += 1
@@ -151,17 +152,18 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
                     stats.restored += 1
                     stats.cache_keys.update(e.get("cache_keys") or [])
                     continue
-                dops.append(UpdateOne(cas_filter(e["doc_id"], cur), set_unset(before)))
+                # guarded by the values just read: an edit racing the restore wins
+                dops.append(Write(coll, e["doc_id"], cur, before))
                 dentries.append(e)
             if dops:
                 if lock is not None:
                     await lock.ensure()
-                res = await db[coll].bulk_write(dops, ordered=False)
+                res = await db[coll].bulk_write(grouped_updates(dops), ordered=False)
                 if res.matched_count == len(dops):
                     for e in dentries:
                         stats.restored += 1
                         stats.cache_keys.update(e.get("cache_keys") or [])
-                        jops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": RESTORED}}))
+                        jops[e["_id"]] = RESTORED
                 else:
                     # An edit raced the restore: decide each from the document again.
                     again = await fetch_docs(db, coll, [e["doc_id"] for e in dentries], paths)
@@ -171,16 +173,14 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
                         if cur is not None and equal_images(cur, before):
                             stats.restored += 1
                             stats.cache_keys.update(e.get("cache_keys") or [])
-                            jops.append(UpdateOne({"_id": e["_id"]},
-                                                  {"$set": {"state": RESTORED}}))
+                            jops[e["_id"]] = RESTORED
                         else:
                             stats.conflicts += 1
                             _note(stats, Conflict(migration, coll, e["doc_id"], sorted(before),
                                                   "changed"))
-                            jops.append(UpdateOne({"_id": e["_id"]},
-                                                  {"$set": {"state": CONFLICT}}))
+                            jops[e["_id"]] = CONFLICT
         if jops and not dry_run:
-            await journal.bulk_write(jops, ordered=True)
+            await journal.bulk_write(state_updates(jops), ordered=True)
         progress.advance(task, len(entries))
 
     async for e in cursor:

@@ -204,6 +204,7 @@ async def _apply_one(store: Store, ledger: Ledger, lock: LeaseLock, m: Migration
         await m.up(ctx)
         await ctx.flush()
     except BaseException as exc:
+        await ctx.settle_inflight()
         result.cache_keys.update(ctx.cache_keys)
         status = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
         try:
@@ -346,8 +347,12 @@ async def _hand_written_down(store: Store, m: Migration, lock: LeaseLock,
                            stop=options.stop, client=store.client,
                            transactions=store.transactions)
     assert m.down is not None
-    await m.down(ctx)
-    await ctx.flush()
+    try:
+        await m.down(ctx)
+        await ctx.flush()
+    except BaseException:
+        await ctx.settle_inflight()
+        raise
 
 
 @dataclass
