@@ -12,21 +12,31 @@ are rewritten twice, on identical databases:
   lock checks, post-condition), in a child process whose peak RSS is measured;
 - raw: ``update_many`` with array filters, server-side, no journal, no safety.
 
-Prints both wall times, the ratio (target <= 3x) and the engine's peak RSS
-(target <= 250 MB).
+Then both are rolled back: the engine's ``rollback`` (journal replay, guarded restores,
+in a child process too) against a raw ``update_many`` writing the same fields back
+(the proxy URL, the master key, the alias: a lower bound, since without a journal it
+cannot restore each copy's own key and spelling). The engine's rollback must restore
+the exact original content hash.
+
+Prints both wall times, the ratios (target <= 3x), the engine's peak RSS
+(target <= 250 MB) and where the engine's time went (driver-measured round trips per
+kind of command). ``benchmarks/run.py`` calls :func:`bench`.
 
     .venv/bin/python benchmarks/rewrite_bench.py               # N = 2000, < 2 min
     .venv/bin/python benchmarks/rewrite_bench.py --users 20000 # the real target
     .venv/bin/python benchmarks/rewrite_bench.py --keys unique # every key different
     .venv/bin/python benchmarks/rewrite_bench.py --mongo-uri mongodb://localhost:27017
+    .venv/bin/python benchmarks/rewrite_bench.py --json      # one JSON object
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -34,9 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import random
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
 PROXY = "http://litellm-proxy:4000/v1"
 SPELLINGS = [PROXY, "http://litellm-proxy:4000", "http://localhost:4000/v1"]
@@ -92,6 +101,34 @@ def seed(db: Any, users: int, mode: str = "shared") -> None:
             for i in span])
 
 
+def raw_restore(db: Any) -> float:
+    """Rollback's baseline: the same fields written back server-side, no journal. Every
+    copy gets the proxy URL, the master key and the alias (a raw update cannot know
+    each copy's own values), so it is a lower bound on the work of a real restore."""
+    old = {"model_url": PROXY, "api_key": MASTER, "model_name": ALIAS}
+    t0 = time.monotonic()
+    db.model_config.update_many({"models.model_url": TARGET_URL}, [{"$set": {"models": {
+        "$map": {"input": "$models",
+                 "in": {"$cond": [{"$eq": ["$$this.model_url", TARGET_URL]},
+                                  {"$mergeObjects": ["$$this", old]}, "$$this"]}}}}}])
+    db.conversations.update_many(
+        {"model_config.model_url": TARGET_URL},
+        {"$set": {f"model_config.{k}": v for k, v in old.items()}})
+    return time.monotonic() - t0
+
+
+def content_hash(db: Any) -> str:
+    """Hash of the application data (raw BSON bytes of every document, in _id order)."""
+    from bson.raw_bson import RawBSONDocument
+
+    h = hashlib.sha256()
+    for coll in ("model_config", "conversations"):
+        for d in db[coll].with_options(codec_options=db.codec_options.with_options(
+                document_class=RawBSONDocument)).find({}, sort=[("_id", 1)]):
+            h.update(d.raw)
+    return h.hexdigest()
+
+
 def raw_update(db: Any) -> float:
     """The same three fields, server-side, no journal. A pipeline update ($map over
     models[]) rather than array filters: some servers re-evaluate an array filter
@@ -108,27 +145,175 @@ def raw_update(db: Any) -> float:
     return time.monotonic() - t0
 
 
-async def engine_phase(uri: str, db_name: str, batch: int) -> dict[str, Any]:
-    from pymongo import AsyncMongoClient
 
-    from layra_migrate.engine.discovery import discover
-    from layra_migrate.engine.runner import RunOptions, Store, apply
+def _kind(name: str, coll: str) -> str:
+    """Which part of the engine's work a command belongs to."""
+    if coll == "layra_migrate_journal":
+        return "journal"
+    if coll.startswith("layra_migrate_"):
+        return "lock_ledger"
+    if name in ("update", "delete", "insert"):
+        return "writes"
+    if name == "aggregate":
+        return "postcondition"
+    return "reads"  # find, getMore, count
+
+
+def _listener() -> Any:
+    from pymongo import monitoring
+
+    class Split(monitoring.CommandListener):
+        def __init__(self) -> None:
+            self.seconds: dict[str, float] = {}
+            self.commands: dict[str, int] = {}
+            self._pending: dict[int, str] = {}
+
+        def started(self, event: Any) -> None:
+            cmd = event.command
+            coll = cmd.get(event.command_name)
+            if not isinstance(coll, str):
+                coll = str(cmd.get("collection", ""))
+            self._pending[event.request_id] = _kind(event.command_name, coll)
+
+        def _done(self, event: Any) -> None:
+            kind = self._pending.pop(event.request_id, "lock_ledger")
+            self.seconds[kind] = self.seconds.get(kind, 0.0) + event.duration_micros / 1e6
+            self.commands[kind] = self.commands.get(kind, 0) + 1
+
+        succeeded = failed = _done
+
+    return Split()
+
+
+def _plan(db_name: str) -> tuple[Any, Any]:
     from layra_migrate.litellm.resolve import Target
     from layra_migrate.plan import KeyValues, Plan, PlanEntry
 
     plan = Plan(None, db_name, SPELLINGS, {
         ALIAS: PlanEntry(ALIAS, Target("deepseek", TARGET_URL, UPSTREAM, "DEEPSEEK_API_KEY"))})
-    keys = KeyValues({"DEEPSEEK_API_KEY": KEY})
-    client: Any = AsyncMongoClient(uri, tz_aware=False)
+    return plan, KeyValues({"DEEPSEEK_API_KEY": KEY})
+
+
+async def engine_phase(uri: str, db_name: str, batch: int, phase: str) -> dict[str, Any]:
+    """Runs in a child process (so its peak RSS is the engine's own)."""
+    from pymongo import AsyncMongoClient
+
+    from layra_migrate.engine.discovery import discover
+    from layra_migrate.engine.runner import RunOptions, Store, apply, rollback
+
+    split = _listener()
+    client: Any = AsyncMongoClient(uri, tz_aware=False, event_listeners=[split])
     try:
         migrations = discover()
+        plan, keys = _plan(db_name)
         t0 = time.monotonic()
-        result = await apply(Store(client[db_name]), migrations, plan=plan, keys=keys,
-                             options=RunOptions(batch_size=batch))
+        if phase == "engine":
+            result = await apply(Store(client[db_name]), migrations, plan=plan, keys=keys,
+                                 options=RunOptions(batch_size=batch))
+            documents = result.documents
+        else:
+            rb = await rollback(Store(client[db_name]), migrations, to=None, force=False,
+                                options=RunOptions(batch_size=batch))
+            documents = sum(s.restored for s in rb.stats.values())
+            if rb.conflict_count:
+                raise SystemExit(f"rollback reported {rb.conflict_count} conflicts")
         wall = time.monotonic() - t0
     finally:
         await client.close()
-    return {"wall": wall, "documents": result.documents}
+    return {"wall": wall, "documents": documents, "split": split.seconds,
+            "commands": split.commands}
+
+
+def _child(uri: str, db_name: str, batch: int, phase: str) -> tuple[dict[str, Any], float]:
+    """The engine phase in a child process; returns its result and peak RSS in MB."""
+    proc = subprocess.Popen([sys.executable, __file__, "--phase", phase, "--db", db_name,
+                             "--mongo-uri", uri, "--batch-size", str(batch)],
+                            stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+    assert proc.stdout is not None
+    stdout = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    if status != 0:
+        raise RuntimeError(f"engine {phase} phase failed (status {status})")
+    return json.loads(stdout), usage.ru_maxrss / 1024  # Linux: kilobytes
+
+
+def _app_docs(db: Any, coll: str) -> list[dict[str, Any]]:
+    return [{k: v for k, v in d.items() if k != "_id"}
+            for d in db[coll].find({}, sort=[("username", 1)])]
+
+
+def _split_report(prefix: str, wall: float, split: dict[str, float]) -> dict[str, float]:
+    """Seconds per kind of command, as the driver timed the round trips, and the share of
+    each in their sum. With one batch in flight while the next is read, round trips can
+    overlap, so the shares are of the time spent waiting on the server, not of wall time;
+    ``engine_cpu_s`` is the wall time no round trip covered (Python work in the engine)."""
+    kinds = ("journal", "writes", "reads", "postcondition", "lock_ledger")
+    total = sum(split.values()) or 1.0
+    out: dict[str, float] = {}
+    for k in kinds:
+        out[f"{prefix}_{k}_s"] = round(split.get(k, 0.0), 3)
+        out[f"{prefix}_{k}_share"] = round(split.get(k, 0.0) / total, 3)
+    out[f"{prefix}_engine_cpu_s"] = round(max(0.0, wall - sum(split.values())), 3)
+    return out
+
+
+def bench(uri: str, users: int, batch_size: int = 500, keys: str = "shared",
+          rollback: bool = True, log: Any = None) -> dict[str, Any]:
+    """Rewrite (and roll back) ``users`` users + as many conversations, engine vs raw, on
+    two identical databases of the server at ``uri``. Returns one flat dict of numbers."""
+    from pymongo import MongoClient
+
+    say = log or (lambda msg: None)
+    client: Any = MongoClient(uri)
+    tag = f"{os.getpid()}_{users}_{batch_size}"
+    names = [f"bench_rewrite_engine_{tag}", f"bench_rewrite_raw_{tag}"]
+    try:
+        t0 = time.monotonic()
+        for n in names:
+            client.drop_database(n)
+            seed(client[n], users, keys)
+        original = content_hash(client[names[0]]) if rollback else ""
+        say(f"seeded 2 x ({users} users with 2 proxied entries + {users} conversations, "
+            f"{keys} keys) in {time.monotonic() - t0:.1f}s")
+        raw = raw_update(client[names[1]])
+        engine, peak_mb = _child(uri, names[0], batch_size, "engine")
+        say(f"rewrite: raw {raw:.2f}s, engine {engine['wall']:.2f}s, "
+            f"{engine['documents']} documents")
+        for coll in ("model_config", "conversations"):  # same application data afterwards
+            if _app_docs(client[names[0]], coll) != _app_docs(client[names[1]], coll):
+                raise AssertionError(f"engine and raw results differ in {coll}")
+        documents = int(engine["documents"])
+        out: dict[str, Any] = {
+            "rewrite_users": users, "rewrite_documents": documents,
+            "rewrite_batch_size": batch_size,
+            "rewrite_s": round(engine["wall"], 3), "rewrite_raw_s": round(raw, 3),
+            "rewrite_ratio": round(engine["wall"] / raw, 3),
+            "rewrite_per_doc_ms": round(engine["wall"] / max(documents, 1) * 1000, 4),
+            "rewrite_raw_per_doc_ms": round(raw / max(documents, 1) * 1000, 4),
+            "rewrite_peak_rss_mb": round(peak_mb, 1),
+            **_split_report("rewrite", engine["wall"], engine["split"]),
+        }
+        if rollback:
+            # the other order this time, so drift on the machine does not favour one side
+            back, back_mb = _child(uri, names[0], batch_size, "rollback")
+            raw_back = raw_restore(client[names[1]])
+            exact = content_hash(client[names[0]]) == original
+            say(f"rollback: raw {raw_back:.2f}s, engine {back['wall']:.2f}s, exact: {exact}")
+            if not exact:
+                raise AssertionError("rollback did not restore the original content hash")
+            out.update({
+                "rollback_s": round(back["wall"], 3), "rollback_raw_s": round(raw_back, 3),
+                "rollback_ratio": round(back["wall"] / raw_back, 3),
+                "rollback_documents": int(back["documents"]),
+                "rollback_peak_rss_mb": round(back_mb, 1),
+                "rollback_exact": 1,
+                **_split_report("rollback", back["wall"], back["split"]),
+            })
+        return out
+    finally:
+        for n in names:
+            client.drop_database(n)
+        client.close()
 
 
 def main() -> None:
@@ -136,17 +321,17 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=2000)
     ap.add_argument("--batch-size", type=int, default=500)
     ap.add_argument("--keys", choices=["shared", "unique"], default="shared")
+    ap.add_argument("--no-rollback", action="store_true", help="time the rewrite only")
     ap.add_argument("--mongo-uri", default=None, help="a real mongod instead of SecantusDB")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--db", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    if args.phase == "engine":
-        out = asyncio.run(engine_phase(args.mongo_uri, args.db, args.batch_size))
+    if args.phase in ("engine", "rollback"):
+        out = asyncio.run(engine_phase(args.mongo_uri, args.db, args.batch_size, args.phase))
         print(json.dumps(out))
         return
-
-    from pymongo import MongoClient
 
     server = None
     uri = args.mongo_uri
@@ -155,45 +340,29 @@ def main() -> None:
 
         server = start_mongo(Path(tempfile.mkdtemp(prefix="rewrite-bench-")) / "data")
         uri = server.uri
-    client: Any = MongoClient(uri)
-    names = [f"bench_rewrite_engine_{os.getpid()}", f"bench_rewrite_raw_{os.getpid()}"]
     try:
-        t0 = time.monotonic()
-        for n in names:
-            seed(client[n], args.users, args.keys)
-        print(f"seeded 2 x ({args.users} users with 2 proxied entries + {args.users} "
-              f"conversations, {args.keys} keys) in {time.monotonic() - t0:.1f}s", flush=True)
-        raw = raw_update(client[names[1]])
-        print(f"raw done {raw:.2f}s", flush=True)
-        proc = subprocess.Popen([sys.executable, __file__, "--phase", "engine", "--db", names[0],
-                                 "--mongo-uri", uri, "--batch-size", str(args.batch_size)],
-                                stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        stdout = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        if status != 0:
-            raise SystemExit(f"engine phase failed (status {status})")
-        engine = json.loads(stdout)
-        peak_mb = usage.ru_maxrss / 1024  # Linux: kilobytes
-        # both databases must hold the same application data afterwards
-        for coll in ("model_config", "conversations"):
-            a = [{k: v for k, v in d.items() if k != "_id"}
-                 for d in client[names[0]][coll].find({}, sort=[("username", 1)])]
-            b = [{k: v for k, v in d.items() if k != "_id"}
-                 for d in client[names[1]][coll].find({}, sort=[("username", 1)])]
-            assert a == b, f"engine and raw results differ in {coll}"
-        ratio = engine["wall"] / raw if raw else float("inf")
-        print(f"documents changed: {engine['documents']}")
-        print(f"raw update_many (no journal): {raw:.2f}s")
-        print(f"engine rewrite (journaled):   {engine['wall']:.2f}s")
-        print(f"ratio: {ratio:.2f}x (target <= 3x)")
-        print(f"engine peak RSS: {peak_mb:.0f} MB (target <= 250 MB)")
+        result = bench(uri, args.users, args.batch_size, args.keys,
+                       rollback=not args.no_rollback,
+                       log=None if args.json else (lambda m: print(m, flush=True)))
     finally:
-        for n in names:
-            client.drop_database(n)
-        client.close()
         if server is not None:
             server.stop()
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(f"documents changed: {result['rewrite_documents']}")
+    print(f"raw update_many (no journal): {result['rewrite_raw_s']:.2f}s")
+    print(f"engine rewrite (journaled):   {result['rewrite_s']:.2f}s")
+    print(f"ratio: {result['rewrite_ratio']:.2f}x (target <= 3x)")
+    print(f"engine peak RSS: {result['rewrite_peak_rss_mb']:.0f} MB (target <= 250 MB)")
+    if "rollback_s" in result:
+        print(f"raw restore update_many:      {result['rollback_raw_s']:.2f}s")
+        print(f"engine rollback (journal):    {result['rollback_s']:.2f}s")
+        print(f"rollback ratio: {result['rollback_ratio']:.2f}x (target <= 3x), "
+              f"peak RSS {result['rollback_peak_rss_mb']:.0f} MB, exact original restored")
+    for k, v in result.items():
+        if k.endswith("_share"):
+            print(f"  {k}: {v:.0%}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -26,7 +27,8 @@ from layra_migrate.sandbox.servers import free_port, wait_port  # noqa: E402
 from layra_migrate.verify import DEFAULT_CONCURRENCY, VerifyTarget, probe, probe_all  # noqa: E402
 
 
-async def bench(n: int, latency_ms: float, rounds: int) -> float:
+async def bench(n: int, latency_ms: float, rounds: int) -> dict[str, float]:
+    """Returns ``verify_ratio`` (all n together / the slowest single probe) and the times."""
     names = [f"bench-model-{i:02d}" for i in range(n)]
     # The stub runs in its own process, as a remote provider would: in-process it would
     # share the GIL with the probes and the benchmark would measure the stub too.
@@ -64,15 +66,11 @@ async def bench(n: int, latency_ms: float, rounds: int) -> float:
     finally:
         proc.terminate()
         proc.wait(10)
-    ratio = wall / slowest
-    print(f"targets: {n}, latency each: {latency_ms:g} ms")
-    print(f"slowest single probe:         {slowest * 1000:7.0f} ms")
-    print(f"all {n} at --concurrency {n}:   {wall * 1000:7.0f} ms  (best of {rounds})")
-    print(f"ratio wall / slowest single:  {ratio:7.2f}  (target <= 1.3)")
-    print(f"all {n} at --concurrency {DEFAULT_CONCURRENCY} (default): "
-          f"{default_wall * 1000:7.0f} ms "
-          f"({-(-n // DEFAULT_CONCURRENCY)} waves)")
-    return ratio
+    return {"verify_targets": n, "verify_latency_ms": latency_ms,
+            "verify_s": round(wall, 3), "verify_slowest_single_s": round(slowest, 3),
+            "verify_ratio": round(wall / slowest, 3),
+            "verify_default_concurrency": DEFAULT_CONCURRENCY,
+            "verify_default_concurrency_s": round(default_wall, 3)}
 
 
 def main() -> None:
@@ -80,9 +78,22 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=20)
     parser.add_argument("--latency-ms", type=float, default=300)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
-    ratio = asyncio.run(bench(args.targets, args.latency_ms, args.rounds))
-    sys.exit(0 if ratio <= 1.3 else 1)
+    r = asyncio.run(bench(args.targets, args.latency_ms, args.rounds))
+    n = args.targets
+    if args.json:
+        print(json.dumps(r))
+    else:
+        print(f"targets: {n}, latency each: {args.latency_ms:g} ms")
+        print(f"slowest single probe:         {r['verify_slowest_single_s'] * 1000:7.0f} ms")
+        print(f"all {n} at --concurrency {n}:   {r['verify_s'] * 1000:7.0f} ms  "
+              f"(best of {args.rounds})")
+        print(f"ratio wall / slowest single:  {r['verify_ratio']:7.2f}  (target <= 1.3)")
+        print(f"all {n} at --concurrency {DEFAULT_CONCURRENCY} (default): "
+              f"{r['verify_default_concurrency_s'] * 1000:7.0f} ms "
+              f"({-(-n // DEFAULT_CONCURRENCY)} waves)")
+    sys.exit(0 if r["verify_ratio"] <= 1.3 else 1)
 
 
 if __name__ == "__main__":
