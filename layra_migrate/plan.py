@@ -17,6 +17,7 @@ from layra_migrate import redact
 from layra_migrate.errors import ConfigError, RefusedError
 from layra_migrate.litellm.resolve import Target
 from layra_migrate.proxy import ProxySet, normalise_url
+from layra_migrate.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from layra_migrate.audit import AuditReport
@@ -163,28 +164,10 @@ def _target_from(raw: Any, where: str, path: str) -> Target | None:
 
 
 def read_plan(path: str | Path) -> Plan:
-    import yaml
-
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "plan not found",
-            path=str(p),
-            hint="write one with `layra-migrate audit --plan-out plan.yaml`",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read plan: {exc.__class__.__name__}", path=str(p)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(
-            f"invalid plan YAML: {getattr(exc, 'problem', None) or 'parse error'}",
-            path=str(p),
-            line=mark.line + 1 if mark else None,
-        ) from None
+    data = read_yaml(
+        p, what="plan", missing_hint="write one with `layra-migrate audit --plan-out plan.yaml`"
+    )
     if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise ConfigError(f"not a layra-migrate plan (format must be {PLAN_FORMAT})", path=str(p))
     urls = data.get("proxy_urls")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from layra_migrate.errors import ConfigError
+from layra_migrate.yamlfile import read_yaml
 
 ENV_PREFIX = "os.environ/"
 
@@ -47,27 +48,11 @@ class LiteLLMConfig:
 
 
 def _read_yaml(path: Path) -> Any:
-    import yaml
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "file not found",
-            path=str(path),
-            hint="pass --litellm-config PATH to LiteLLM's config.yaml",
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read: {exc.__class__.__name__}", path=str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or exc.__class__.__name__
-        raise ConfigError(
-            f"invalid YAML: {problem}", path=str(path), line=line, hint="fix the YAML syntax"
-        ) from None
+    return read_yaml(
+        path,
+        what="LiteLLM config",
+        missing_hint="pass --litellm-config PATH to LiteLLM's config.yaml",
+    )
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
