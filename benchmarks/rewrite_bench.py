@@ -224,8 +224,20 @@ async def engine_phase(uri: str, db_name: str, batch: int, phase: str) -> dict[s
             "commands": split.commands}
 
 
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds a process has used (Linux /proc), 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _child(uri: str, db_name: str, batch: int, phase: str) -> tuple[dict[str, Any], float]:
-    """The engine phase in a child process; returns its result and peak RSS in MB."""
+    """The engine phase in a child process; returns its result (with the child's own CPU
+    seconds) and peak RSS in MB."""
     proc = subprocess.Popen([sys.executable, __file__, "--phase", phase, "--db", db_name,
                              "--mongo-uri", uri, "--batch-size", str(batch)],
                             stdout=subprocess.PIPE, text=True, cwd=str(REPO))
@@ -234,7 +246,9 @@ def _child(uri: str, db_name: str, batch: int, phase: str) -> tuple[dict[str, An
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
         raise RuntimeError(f"engine {phase} phase failed (status {status})")
-    return json.loads(stdout), usage.ru_maxrss / 1024  # Linux: kilobytes
+    out = json.loads(stdout)
+    out["cpu"] = usage.ru_utime + usage.ru_stime
+    return out, usage.ru_maxrss / 1024  # Linux: kilobytes
 
 
 def _app_docs(db: Any, coll: str) -> list[dict[str, Any]]:
@@ -258,9 +272,14 @@ def _split_report(prefix: str, wall: float, split: dict[str, float]) -> dict[str
 
 
 def bench(uri: str, users: int, batch_size: int = 500, keys: str = "shared",
-          rollback: bool = True, log: Any = None) -> dict[str, Any]:
+          rollback: bool = True, log: Any = None, server_pid: int | None = None
+          ) -> dict[str, Any]:
     """Rewrite (and roll back) ``users`` users + as many conversations, engine vs raw, on
-    two identical databases of the server at ``uri``. Returns one flat dict of numbers."""
+    two identical databases of the server at ``uri``. Returns one flat dict of numbers.
+
+    With ``server_pid`` (the server runs here) CPU seconds are reported too: the server's
+    plus the engine process's, against the server's alone for the raw update. On a shared
+    machine they vary far less than wall times."""
     from pymongo import MongoClient
 
     say = log or (lambda msg: None)
@@ -275,8 +294,11 @@ def bench(uri: str, users: int, batch_size: int = 500, keys: str = "shared",
         original = content_hash(client[names[0]]) if rollback else ""
         say(f"seeded 2 x ({users} users with 2 proxied entries + {users} conversations, "
             f"{keys} keys) in {time.monotonic() - t0:.1f}s")
+        c0 = cpu_seconds(server_pid)
         raw = raw_update(client[names[1]])
+        c1 = cpu_seconds(server_pid)
         engine, peak_mb = _child(uri, names[0], batch_size, "engine")
+        c2 = cpu_seconds(server_pid)
         say(f"rewrite: raw {raw:.2f}s, engine {engine['wall']:.2f}s, "
             f"{engine['documents']} documents")
         for coll in ("model_config", "conversations"):  # same application data afterwards
@@ -293,10 +315,17 @@ def bench(uri: str, users: int, batch_size: int = 500, keys: str = "shared",
             "rewrite_peak_rss_mb": round(peak_mb, 1),
             **_split_report("rewrite", engine["wall"], engine["split"]),
         }
+        if server_pid is not None:
+            cpu, raw_cpu = c2 - c1 + engine["cpu"], c1 - c0
+            out.update({"rewrite_cpu_s": round(cpu, 2), "rewrite_raw_cpu_s": round(raw_cpu, 2),
+                        "rewrite_cpu_ratio": round(cpu / max(raw_cpu, 0.01), 3)})
         if rollback:
             # the other order this time, so drift on the machine does not favour one side
+            c0 = cpu_seconds(server_pid)
             back, back_mb = _child(uri, names[0], batch_size, "rollback")
+            c1 = cpu_seconds(server_pid)
             raw_back = raw_restore(client[names[1]])
+            c2 = cpu_seconds(server_pid)
             exact = content_hash(client[names[0]]) == original
             say(f"rollback: raw {raw_back:.2f}s, engine {back['wall']:.2f}s, exact: {exact}")
             if not exact:
@@ -309,6 +338,11 @@ def bench(uri: str, users: int, batch_size: int = 500, keys: str = "shared",
                 "rollback_exact": 1,
                 **_split_report("rollback", back["wall"], back["split"]),
             })
+            if server_pid is not None:
+                cpu, raw_cpu = c1 - c0 + back["cpu"], c2 - c1
+                out.update({"rollback_cpu_s": round(cpu, 2),
+                            "rollback_raw_cpu_s": round(raw_cpu, 2),
+                            "rollback_cpu_ratio": round(cpu / max(raw_cpu, 0.01), 3)})
         return out
     finally:
         for n in names:
@@ -343,6 +377,7 @@ def main() -> None:
     try:
         result = bench(uri, args.users, args.batch_size, args.keys,
                        rollback=not args.no_rollback,
+                       server_pid=server.proc.pid if server is not None else None,
                        log=None if args.json else (lambda m: print(m, flush=True)))
     finally:
         if server is not None:

@@ -114,30 +114,38 @@ def run(quick: bool, only: set[str], mongo_uri: str | None,
             server = start_mongo(Path(tmp.name) / "db")
             uri = server.uri
             log(f"SecantusDB on {uri}")
+        pid = server.proc.pid if server is not None else None  # for CPU seconds
         if "audit" in only:
             log(f"audit: {size['audit_users']} users (~8 references each) vs raw pipelines")
             out.update(asyncio.run(audit_bench.bench(uri, size["audit_users"],
                                                      repeat=size["audit_repeat"])))
             log(f"  ratio {out['audit_ratio']} ({out['audit_references']} references)")
         if "tuning" in only:
-            rows = []
-            for b in size["tuning_batches"]:
+            # Two rounds, the second in reverse order; per size the better round counts.
+            best: dict[int, dict[str, Any]] = {}
+            batches = size["tuning_batches"]
+            for b in batches + batches[::-1]:
                 log(f"batch-size tuning: {size['tuning_users']} users, batch {b}")
                 r = rewrite_bench.bench(uri, size["tuning_users"], batch_size=b,
-                                        rollback=False, log=lambda m: log("  " + m))
-                rows.append({"batch_size": b, "documents": r["rewrite_documents"],
-                             "rewrite_s": r["rewrite_s"], "raw_s": r["rewrite_raw_s"],
-                             "ratio": r["rewrite_ratio"],
-                             "per_doc_ms": r["rewrite_per_doc_ms"],
-                             "peak_rss_mb": r["rewrite_peak_rss_mb"]})
+                                        rollback=False, log=lambda m: log("  " + m),
+                                        server_pid=pid)
+                row = {"batch_size": b, "documents": r["rewrite_documents"],
+                       "rewrite_s": r["rewrite_s"], "raw_s": r["rewrite_raw_s"],
+                       "ratio": r["rewrite_ratio"], "per_doc_ms": r["rewrite_per_doc_ms"],
+                       "peak_rss_mb": r["rewrite_peak_rss_mb"],
+                       "cpu_ratio": r.get("rewrite_cpu_ratio", 0.0)}
+                if b not in best or row["rewrite_s"] < best[b]["rewrite_s"]:
+                    best[b] = row
+            rows = [best[b] for b in batches]
             out["batch_tuning"] = rows
             out["tuning_users"] = size["tuning_users"]
-            out["tuning_best_batch_size"] = min(rows, key=lambda r: r["ratio"])["batch_size"]
+            out["tuning_best_batch_size"] = min(rows, key=lambda r: r["rewrite_s"])["batch_size"]
         if "rewrite" in only:
             log(f"rewrite + rollback: {size['rewrite_users']} users + as many conversations, "
                 f"batch {batch_size}")
             out.update(rewrite_bench.bench(uri, size["rewrite_users"], batch_size=batch_size,
-                                           rollback=True, log=lambda m: log("  " + m)))
+                                           rollback=True, log=lambda m: log("  " + m),
+                                           server_pid=pid))
             log(f"  rewrite ratio {out['rewrite_ratio']}, rollback ratio "
                 f"{out['rollback_ratio']}, peak RSS {out['rewrite_peak_rss_mb']} MB")
         if "scale" in only:
@@ -146,12 +154,13 @@ def run(quick: bool, only: set[str], mongo_uri: str | None,
                 users = docs // 2  # one model_config + one conversation per user
                 log(f"scale: {docs} documents ({users} users)")
                 r = rewrite_bench.bench(uri, users, batch_size=batch_size, rollback=False,
-                                        log=lambda m: log("  " + m))
+                                        log=lambda m: log("  " + m), server_pid=pid)
                 rows.append({"documents": r["rewrite_documents"], "users": users,
                              "rewrite_s": r["rewrite_s"], "raw_s": r["rewrite_raw_s"],
                              "per_doc_ms": r["rewrite_per_doc_ms"],
                              "raw_per_doc_ms": r["rewrite_raw_per_doc_ms"],
-                             "ratio": r["rewrite_ratio"]})
+                             "ratio": r["rewrite_ratio"],
+                             "cpu_ratio": r.get("rewrite_cpu_ratio", 0.0)})
             out["scale"] = rows
             out["scale_growth"] = round(rows[-1]["per_doc_ms"] / rows[0]["per_doc_ms"], 3)
     finally:
@@ -185,6 +194,11 @@ def show(r: dict[str, Any]) -> None:
             print(f"{name:<10} {r[tool]:>9.3f} {r[base]:>11.3f} {r[ratio]:>7.2f} "
                   f"{r['targets'][ratio]:>7.2f}  {'yes' if r['met'][ratio] else 'NO'}")
     if "rewrite_peak_rss_mb" in r:
+        if "rewrite_cpu_ratio" in r:
+            print(f"CPU seconds (server + engine vs server): rewrite {r['rewrite_cpu_s']:.1f} vs "
+                  f"{r['rewrite_raw_cpu_s']:.1f} = {r['rewrite_cpu_ratio']:.2f}x, rollback "
+                  f"{r['rollback_cpu_s']:.1f} vs {r['rollback_raw_cpu_s']:.1f} = "
+                  f"{r['rollback_cpu_ratio']:.2f}x")
         print(f"rewrite peak RSS {r['rewrite_peak_rss_mb']:.0f} MB (target <= 250), "
               f"rollback {r['rollback_peak_rss_mb']:.0f} MB; "
               f"{r['rewrite_documents']} documents")
