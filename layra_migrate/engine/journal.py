@@ -185,6 +185,43 @@ async def recover(db: AsyncDatabase[dict[str, Any]], runs: list[str], batch: int
         await settle(db, entries)
 
 
+async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
+                          batch: int = 500) -> int:
+    """After a rollback died between restoring documents and marking their entries
+    (kill -9, lost server): an ``applied`` entry whose document already holds the
+    before-image is ``restored``. Left ``applied``, a re-run of ``rewrite`` would journal
+    the document a second time, and an app edit made in between would later read as a
+    rollback conflict of a document that was in fact restored. Returns how many."""
+    from pymongo import UpdateOne
+
+    journal = db[toolstate.JOURNAL]
+    bounds = id_range(migration)
+    last = bounds["$gt"]
+    total = 0
+    while True:
+        entries = await journal.find(
+            {"_id": {"$gt": last, "$lt": bounds["$lt"]}, "state": APPLIED}
+        ).sort("_id", 1).limit(batch).to_list()
+        if not entries:
+            return total
+        last = entries[-1]["_id"]
+        by_coll: dict[str, list[dict[str, Any]]] = {}
+        for e in entries:
+            by_coll.setdefault(e["collection"], []).append(e)
+        ops: list[Any] = []
+        for coll, group in by_coll.items():
+            paths = {i["p"] for e in group for i in e["before"]}
+            docs = await fetch_docs(db, coll, [e["doc_id"] for e in group], paths)
+            for e in group:
+                before = decode_image(e["before"])
+                cur = current_values(docs.get(id_key(e["doc_id"])), list(before))
+                if cur is not None and equal_images(cur, before):
+                    ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": RESTORED}}))
+        if ops:
+            await journal.bulk_write(ops, ordered=False)
+            total += len(ops)
+
+
 def grouped_updates(writes: list[Write]) -> list[Any]:
     """One guarded update per distinct (before-image, after-image), over all its documents.
 

@@ -185,6 +185,9 @@ async def _recover(store: Store, ledger: Ledger, migration: str) -> int:
     """Settle the journal entries of runs that died (kill -9, lost server) while running."""
     crashed = await ledger.crashed_runs(migration)
     n = await journal_mod.recover(store.db, crashed)
+    if crashed and await ledger.coll.count_documents(
+            {"_id": {"$in": crashed}, "direction": "down"}, limit=1):
+        await journal_mod.settle_restored(store.db, migration)
     await ledger.mark_settled(crashed)
     return n
 
