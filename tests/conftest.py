@@ -166,3 +166,12 @@ def assert_no_canary(*texts: str) -> None:
     for text in texts:
         for canary in ALL_CANARIES:
             assert canary not in text, f"secret canary {canary[:12]}... leaked"
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Any]:
+    """A real Docker engine for the session (tests/docker_engine.py), shared by the
+    decommission and sandbox tests: skips with the reason without one (fails with CI=true)."""
+    from tests.docker_engine import start_engine
+
+    yield from start_engine()

@@ -1,8 +1,9 @@
 """`decommission` and `restore` against a real Docker engine and a fake LiteLLM stack.
 
-The engine is a real ``dockerd`` started for the session (tests/docker_engine.py);
-the stack carries real compose labels, restart policies, named volumes with
-data, a project network, and an unrelated container and volume beside it.
+The engine is a real ``dockerd`` started for the session (the ``engine`` fixture in
+tests/conftest.py, from tests/docker_engine.py); the stack carries real compose
+labels, restart policies, named volumes with data, a project network, and an
+unrelated container and volume beside it.
 """
 
 from __future__ import annotations
@@ -28,10 +29,10 @@ from tests.docker_engine import (
     DB_PASSWORD,
     Engine,
     FakeStack,
+    build_images,
     destroy_stack,
     make_stack,
     read_file,
-    start_engine,
     state,
     volume_exists,
 )
@@ -46,11 +47,6 @@ def assert_no_secret(*texts: str) -> None:
     for text in texts:
         for s in SECRETS:
             assert s not in text, f"secret {s[:10]}... leaked"
-
-
-@pytest.fixture(scope="session")
-def engine() -> Iterator[Engine]:
-    yield from start_engine()
 
 
 @pytest.fixture
@@ -422,7 +418,6 @@ def test_forced_remove_keeps_volumes_and_records_the_reason(
         assert "layra-test/redis:7" in r.stderr and str(s.workdir) in r.stderr
         assert state(engine.client, s.db) == ("missing", "-")
     finally:
-        from tests.docker_engine import build_images
 
         build_images(engine.client)
 

@@ -1,13 +1,22 @@
-"""The Quick start job: all four phases against the sandbox, exit 0, nothing left running."""
+"""The Quick start job: all four phases against the sandbox, exit 0, nothing left running.
+
+Once without Docker (the job says decommission was shown as a dry run only), once on
+the session's real Docker engine (a real decommission and restore of a fake LiteLLM
+stack; it skips exactly when the Docker tests skip).
+"""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import psutil
+import pytest
 
+from layra_migrate.sandbox.docker_stack import SANDBOX_DB_PASSWORD, SANDBOX_ENV, SANDBOX_LABEL
 from tests.conftest import base_env
 
 
@@ -20,15 +29,30 @@ def _servers() -> set[int]:
     return found
 
 
-def test_sandbox_job_runs_every_phase_and_cleans_up(tmp_path: Path) -> None:
-    before = _servers()
-    work = tmp_path / "sandbox-work"
+def _run_job(work: Path, env: dict[str, str]) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "layra_migrate.sandbox", "--users", "6", "--workdir", str(work)],
-        capture_output=True, text=True, env=base_env(), timeout=600,
+        capture_output=True, text=True, env=base_env(env), timeout=600,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def _exits(out: str) -> list[tuple[str, int]]:
+    """(command, exit code) of every step the job ran, in order."""
+    steps: list[tuple[str, int]] = []
+    command = None
+    for line in out.splitlines():
+        if line.startswith("$ layra-migrate "):
+            command = line[2:]
+        elif command and (m := re.match(r"exit (\d+) \(expected", line)):
+            steps.append((command, int(m.group(1))))
+            command = None
+    return steps
+
+
+def _assert_common(out: str, work: Path) -> None:
     for command in ("layra-migrate audit --plan-out plan.yaml", "layra-migrate verify --plan",
                     "layra-migrate rewrite --plan plan.yaml --dry-run",
                     "layra-migrate rewrite --plan plan.yaml --skip-unresolved --yes",
@@ -38,4 +62,61 @@ def test_sandbox_job_runs_every_phase_and_cleans_up(tmp_path: Path) -> None:
     assert "identical: every byte restored" in out
     assert "UNEXPECTED" not in out
     assert (work / "plan.yaml").is_file()
+    # rollback is the last command, then the exactness check
+    assert _exits(out)[-1] == ("layra-migrate rollback --yes", 0)
+    assert out.index("rollback --yes") < out.index("identical: every byte restored")
+
+
+def test_sandbox_job_runs_every_phase_and_cleans_up(tmp_path: Path) -> None:
+    before = _servers()
+    work = tmp_path / "sandbox-work"
+    out = _run_job(work, {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    _assert_common(out, work)
+    assert "Docker is not reachable here: decommission was shown as a dry run only" in out
+    assert "layra-migrate restore" not in out
+    assert _servers() <= before, "the sandbox left a server running"
+
+
+@pytest.mark.docker
+def test_sandbox_job_decommissions_and_restores_on_docker(engine: Any, tmp_path: Path) -> None:
+    before = _servers()
+    work = tmp_path / "sandbox-work"
+    out = _run_job(work, {"DOCKER_HOST": engine.host})
+    _assert_common(out, work)
+    m = re.search(r"compose project (layra-sandbox-([0-9a-f]{8}))", out)
+    assert m, out[-3000:]
+    project, run_id = m.group(1), m.group(2)
+    steps = _exits(out)
+    docker_steps = [(c, code) for c, code in steps
+                    if c.startswith(("layra-migrate decommission", "layra-migrate restore"))]
+    assert docker_steps == [
+        (f"layra-migrate decommission --project {project} --dry-run", 4),
+        (f"layra-migrate decommission --project {project} --archive-dir archive --yes --force "
+         "--reason 'sandbox: voyage-3 and claude-sonnet-4 are migrated separately'", 0),
+        ("layra-migrate restore archive --yes", 0),
+    ], docker_steps
+    commands = [c for c, _ in steps]
+    assert commands.index("layra-migrate restore archive --yes") \
+        < commands.index("layra-migrate rollback --yes")
+    assert "still point at the proxy" in out
+    assert "The stack is back to its recorded pre-state." in out
+    assert "nothing of the sandbox is left on the Docker engine" in out
+    assert "dry run only" not in out
+    assert (work / "archive" / "manifest.json").is_file()
+    assert not (work / "archive" / "INCOMPLETE").exists()
+    for secret in [*SANDBOX_ENV.values(), SANDBOX_DB_PASSWORD]:
+        assert secret not in out
+
+    api = engine.client.api
+    for flt in ({"label": SANDBOX_LABEL}, {"label": f"com.docker.compose.project={project}"}):
+        assert not api.containers(all=True, filters=flt)
+        assert not api.networks(filters=flt)
+        assert not (api.volumes(filters=flt) or {}).get("Volumes")
+    assert not [c for c in api.containers(all=True)
+                if any(project in n or run_id in n for n in c["Names"])]
+    assert not [n["Name"] for n in api.networks() if project in n["Name"]]
+    assert not [v["Name"] for v in (api.volumes() or {}).get("Volumes") or []
+                if project in v["Name"] or run_id in v["Name"]]
+    assert not [t for i in api.images(all=True) for t in i.get("RepoTags") or []
+                if t.startswith("layra-sandbox-")]
     assert _servers() <= before, "the sandbox left a server running"

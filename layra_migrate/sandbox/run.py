@@ -8,6 +8,17 @@ with realistic Layra data, Redis when ``redis-server`` is installed, and an
 OpenAI-compatible provider stub on loopback standing in for the direct
 providers; writes a realistic LiteLLM config whose routes point at the stub;
 then runs the real CLI commands an operator runs, showing each one's output.
+
+When a Docker engine is reachable (``DOCKER_HOST`` or the default socket) and a
+static busybox is installed, it also starts a fake LiteLLM stack there
+(layra_migrate/sandbox/docker_stack.py: images ``layra-sandbox-<id>/*`` imported from
+busybox, no registry; compose project ``layra-sandbox-<id>`` with its volumes and
+network; compose directory in the work folder) and runs a real ``decommission``
+(forced past the interlock, archive in the work folder) and ``restore``, then removes
+the stack's containers, volumes, network and images. Without Docker, decommission
+is shown as a dry run only. Then ``rollback`` and a byte-for-byte check that the
+database is back to its original.
+
 It leaves nothing running. With ``--mongo-uri`` it seeds nothing and works on
 that database (take a copy first: the job rolls back at the end, but rehearse on a
 restored dump, never on production).
@@ -17,19 +28,22 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.rule import Rule
 from rich.table import Table
 
@@ -158,11 +172,115 @@ def docker_reachable() -> bool:
         return False
 
 
+@dataclass
+class DockerSandbox:
+    """The fake LiteLLM stack the job decommissions and restores for real."""
+
+    client: Any
+    project: str
+    run_id: str
+    images: dict[str, str]
+    leftovers: list[str] = field(default_factory=list)
+
+
+def start_docker_stack(console: Console, workdir: Path,
+                       cleanup: ExitStack) -> DockerSandbox | None:
+    """Build the sandbox images and start the fake stack on the reachable engine.
+
+    The teardown (containers, volumes, network, images) is registered on ``cleanup``
+    before anything is created, so it runs whatever happens next. None, with the
+    reason printed, when the stack cannot be made here."""
+    from layra_migrate import redact
+    from layra_migrate.sandbox import docker_stack as ds
+
+    busybox = ds.find_busybox()
+    if not busybox:
+        console.print("Docker: reachable, but busybox is not installed (busybox-static: the "
+                      "fake LiteLLM stack's images are built from it); decommission is shown "
+                      "as a dry run only")
+        return None
+    if not ds.is_static_elf(busybox):
+        console.print(f"Docker: reachable, but {busybox} is not statically linked (install "
+                      "busybox-static); decommission is shown as a dry run only")
+        return None
+    import docker
+
+    client = docker.from_env(timeout=60)
+    cleanup.callback(client.close)
+    try:
+        engine_arch = str(client.info().get("Architecture") or "")
+    except Exception:  # noqa: BLE001 - not fatal: the build below says what is wrong
+        engine_arch = ""
+    aliases = {"amd64": "x86_64", "arm64": "aarch64"}
+    if engine_arch and aliases.get(engine_arch, engine_arch) != aliases.get(
+            platform.machine().lower(), platform.machine().lower()):
+        console.print(f"Docker: the engine runs on {engine_arch}, this busybox is for "
+                      f"{platform.machine()}; decommission is shown as a dry run only")
+        return None
+    run_id = uuid.uuid4().hex[:8]
+    project = f"{ds.SANDBOX_PREFIX}{run_id}"
+    sb = DockerSandbox(client, project, run_id, ds.image_refs(project))
+
+    def teardown() -> None:
+        try:
+            sb.leftovers = ds.teardown(client, project, run_id, sb.images)
+        except Exception as exc:  # noqa: BLE001 - report, never mask the job's own error
+            sb.leftovers = [f"teardown failed: {redact.scrub(str(exc))}"]
+
+    cleanup.callback(teardown)
+    try:
+        ds.build_images(client, sb.images, busybox)
+        base = workdir / project
+        base.mkdir(parents=True)
+        ds.make_stack(client, base, images=sb.images, run_id=run_id)
+    except Exception as exc:  # noqa: BLE001 - the job goes on with the dry run
+        console.print(f"[yellow]Docker: could not start the fake LiteLLM stack "
+                      f"({exc.__class__.__name__}: {escape(redact.scrub(str(exc))[:300])}); "
+                      "decommission is shown as a dry run only[/]")
+        cleanup.close()
+        if sb.leftovers:
+            console.print(f"[red]left on the Docker engine: {escape(', '.join(sb.leftovers))}[/]")
+        return None
+    console.print(f"Docker: fake LiteLLM stack, compose project {project} (proxy, database, "
+                  f"cache, their volumes and network; compose directory {base}/litellm-compose),"
+                  f" images {project}/* imported from busybox")
+    return sb
+
+
+def run_docker_phase(job: Job, console: Console, sb: DockerSandbox, cleanup: ExitStack,
+                     workdir: Path) -> None:
+    """Phase 4 for real on the sandbox stack: the interlock, a forced decommission into
+    an archive, restore from it; then the stack and its images are removed."""
+    archive = "archive" if not (workdir / "archive").exists() else f"archive-{sb.run_id}"
+    try:
+        job.run("Phase 4: decommission refuses while references remain",
+                "decommission", "--project", sb.project, "--dry-run", expect=(4,),
+                why="voyage-3 and claude-sonnet-4 were left on the proxy on purpose")
+        job.run("Phase 4: decommission, for real (forced past the interlock)",
+                "decommission", "--project", sb.project, "--archive-dir", archive, "--yes",
+                "--force", "--reason",
+                "sandbox: voyage-3 and claude-sonnet-4 are migrated separately",
+                why="stops the proxy, dumps the database, archives volumes and the compose "
+                    "directory, verifies the archive")
+        job.run("restore: the stack back from its archive", "restore", archive, "--yes")
+    finally:
+        console.print(Rule("[bold]Docker clean-up"))
+        cleanup.close()
+    if sb.leftovers:
+        console.print(f"[red]left on the Docker engine: {escape(', '.join(sb.leftovers))}[/]")
+    else:
+        console.print(f"removed the {sb.project} stack (containers, volumes, network) and its "
+                      "images: nothing of the sandbox is left on the Docker engine")
+    job.results.append(StepResult("Docker: nothing of the sandbox stack left",
+                                  ["(docker inspect)"], (0,), 1 if sb.leftovers else 0, 0.0))
+
+
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m layra_migrate.sandbox",
-                                 description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(prog="python -m layra_migrate.sandbox", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--users", type=int, default=12, help="users in the seeded data (default 12)")
-    ap.add_argument("--mongo-uri", help="use this MongoDB (e.g. a restored dump) instead of seeding")
+    ap.add_argument("--mongo-uri",
+                    help="use this MongoDB (e.g. a restored dump) instead of seeding")
     ap.add_argument("--db", default="layra", help="database name (default layra)")
     ap.add_argument("--litellm-config", help="your LiteLLM config.yaml instead of the sandbox one")
     ap.add_argument("--workdir", help="keep plan and outputs here (default: a temporary folder)")
@@ -204,8 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             client.close()
             exp = data.expected
             console.print(f"MongoDB: SecantusDB on 127.0.0.1:{mongo.port}, database {args.db!r}, "
-                          f"{args.users} users, {sum(exp.references.values())} model configurations "
-                          f"({exp.proxied_total()} via the proxy) in 4 places")
+                          f"{args.users} users, {sum(exp.references.values())} model "
+                          f"configurations ({exp.proxied_total()} via the proxy) in 4 places")
         redis = start_redis(tmp / "redis")
         if redis:
             stack.callback(redis.stop)
@@ -214,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
                           "cached the way Layra caches them")
         else:
             console.print("Redis: redis-server not installed; cache clearing is skipped")
+        docker_cleanup = stack.enter_context(ExitStack())
+        docker_sb: DockerSandbox | None = None
+        reachable = docker_reachable()
+        if reachable:
+            docker_sb = start_docker_stack(console, tmp, docker_cleanup)
+        else:
+            console.print("Docker: not reachable (DOCKER_HOST or the default socket); "
+                          "decommission is shown as a dry run only")
         config = Path(args.litellm_config) if args.litellm_config else \
             write_litellm_config(tmp / "litellm", provider_base=stub_root)
         console.print(f"LiteLLM config: {config}")
@@ -245,17 +371,17 @@ def main(argv: list[str] | None = None) -> int:
         job.run("status", "status")
         job.run("check: reversibility proof on a scratch copy", "check", "--plan", plan)
         job.run("audit again: what still points at the proxy", "audit")
-        job.run("Phase 4: decommission refuses while references remain",
-                "decommission", "--dry-run", expect=(4, 3),
-                why="voyage-3 and claude-sonnet-4 were left on the proxy on purpose")
-        if docker_reachable():
-            job.run("Phase 4: decommission (dry run, forced past the interlock)",
-                    "decommission", "--dry-run", "--force", "--reason",
-                    "sandbox: embeddings and anthropic handled separately", expect=(0, 4))
+        if docker_sb is not None:
+            run_docker_phase(job, console, docker_sb, docker_cleanup, tmp)
         else:
+            job.run("Phase 4: decommission refuses while references remain",
+                    "decommission", "--dry-run", expect=(4, 3),
+                    why="voyage-3 and claude-sonnet-4 were left on the proxy on purpose")
             console.print(Rule("[bold]Phase 4: decommission"))
-            console.print("[yellow]Docker is not reachable here: decommission was shown as a "
-                          "dry run only (its interlock above); no stack was stopped.[/]")
+            why_not = ("no sandbox stack could be started on it (see Sandbox above)"
+                       if reachable else "Docker is not reachable here")
+            console.print(f"[yellow]{why_not}: decommission was shown as a dry run only "
+                          "(its interlock above); no stack was stopped.[/]")
         job.run("rollback: back to the exact original", "rollback", "--yes")
         after = content_digest(mongo_uri, args.db)
         console.print(Rule("[bold]Exactness"))
@@ -273,7 +399,8 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column("exit", justify="right")
         table.add_column("result")
         for r in job.results:
-            table.add_row(r.title, str(r.code), "[green]as expected[/]" if r.ok else "[red]UNEXPECTED[/]")
+            table.add_row(r.title, str(r.code),
+                          "[green]as expected[/]" if r.ok else "[red]UNEXPECTED[/]")
         console.print(table)
         failed = [r for r in job.results if not r.ok]
         if not args.keep and not args.workdir:
@@ -281,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             console.print(f"[bold red]{len(failed)} step(s) did not end as expected[/]")
             return 1
-        console.print("[bold green]All four phases ran against the sandbox; nothing is left running.[/]")
+        console.print("[bold green]All four phases ran against the sandbox; "
+                      "nothing is left running.[/]")
         return 0
 
 
