@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
             why_not = ("no sandbox stack could be started on it (see Sandbox above)"
                        if reachable else "Docker is not reachable here")
             console.print(f"[yellow]{why_not}: decommission was shown as a dry run only "
-                          "(its interlock above); no stack was stopped.[/]")
+                          "(above); no stack was stopped.[/]")
         job.run("rollback: back to the exact original", "rollback", "--yes")
         after = content_digest(mongo_uri, args.db)
         console.print(Rule("[bold]Exactness"))
