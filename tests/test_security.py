@@ -104,6 +104,7 @@ def _tool_docs(db: Any, name: str) -> list[dict[str, Any]]:
     return list(db[name].find()) if name in db.list_collection_names() else []
 
 
+@pytest.mark.slow
 def test_no_secret_in_any_output_or_record_of_any_command(
         auth_mongo: tuple[Server, str], tmp_path: Path) -> None:
     from pymongo import MongoClient
