@@ -188,8 +188,9 @@ async def recover(db: AsyncDatabase[dict[str, Any]], runs: list[str], batch: int
 async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
                           batch: int = 500) -> int:
     """After a rollback died between restoring documents and marking their entries
-    (kill -9, lost server): an ``applied`` entry whose document already holds the
-    before-image is ``restored``. Left ``applied``, a re-run of ``rewrite`` would journal
+    (kill -9, lost server): a live entry (``written``/``applied``) whose document already
+    holds the before-image is ``restored``. Call it after :func:`recover`, which settles
+    the crashed runs' own unfinished writes first. Left ``applied``, a re-run of ``rewrite`` would journal
     the document a second time, and an app edit made in between would later read as a
     rollback conflict of a document that was in fact restored. Returns how many."""
     from pymongo import UpdateOne
@@ -200,7 +201,7 @@ async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
     total = 0
     while True:
         entries = await journal.find(
-            {"_id": {"$gt": last, "$lt": bounds["$lt"]}, "state": APPLIED}
+            {"_id": {"$gt": last, "$lt": bounds["$lt"]}, "state": {"$in": [PENDING, APPLIED]}}
         ).sort("_id", 1).limit(batch).to_list()
         if not entries:
             return total
