@@ -550,3 +550,65 @@ def test_signal_during_verify_exits_130_and_records_no_key(
     assert "interrupted" in err
     _no_traceback(err)
     assert_no_canary(out, err, repr(list(db["layra_migrate_verify"].find())))
+
+
+def _simulate_rollback_killed_after_restoring(db: Any) -> dict[str, Any]:
+    """The narrowest kill point of a rollback, made deterministic: one document restored,
+    the process dead before its journal entry was marked and its run finished."""
+    from layra_migrate.engine.lock import now
+
+    entry = db[JOURNAL].find_one({"state": {"$in": list(LIVE_STATES)},
+                                  "collection": "conversations"})
+    sets = {i["p"]: i["v"] for i in entry["before"] if not i.get("m")}
+    unsets = {i["p"]: "" for i in entry["before"] if i.get("m")}
+    update: dict[str, Any] = {"$set": sets} if sets else {}
+    if unsets:
+        update["$unset"] = unsets
+    db[entry["collection"]].update_one({"_id": entry["doc_id"]}, update)
+    up = db[LEDGER].find_one({"direction": "up"})
+    db[LEDGER].insert_one({**up, "_id": "killed-rollback", "direction": "down",
+                           "status": "running", "run_no": up["run_no"] + 1,
+                           "started_at": now(), "finished_at": None, "counts": {}})
+    return entry
+
+
+@pytest.mark.parametrize("then", ["rewrite", "app_edit"])
+def test_a_rollback_killed_after_restoring_but_before_marking(
+        then: str, corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str,
+        tmp_path: Path) -> None:
+    """rewrite: re-running rewrite settles the dead rollback's restored documents first
+    (no second journal entry for them), and the final rollback is exact.
+    app_edit: the app edits the restored document before the re-run: the rollback cannot
+    tell "restored, then edited" from "edited instead", so it leaves the document alone
+    and reports it (exit 6); the app's edit is never overwritten."""
+    from bson import encode
+
+    db = fresh_db(f"settle_{then}")
+    corpus.seed(db)
+    env = _env(mongo_uri, db.name)
+    rewrite = ["rewrite", "--plan", str(corpus.plan), "--yes", "--skip-unresolved"]
+    assert run_cli(*rewrite, env=env, cwd=tmp_path).code == 0
+    entry = _simulate_rollback_killed_after_restoring(db)
+    key = encode({"_id": entry["doc_id"]}).hex()
+    if then == "rewrite":
+        r = _run_until_done([*rewrite, "--json"], env, tmp_path, db)
+        assert r.json()["documents"] == 1  # the restored document, migrated again
+        assert raw_fingerprint(db) == corpus.reference
+        assert_single_journal_entry_per_document(db)
+        assert db[JOURNAL].find_one({"_id": entry["_id"]})["state"] == "restored"
+        _run_until_done(["rollback", "--yes"], env, tmp_path, db)
+        assert raw_fingerprint(db) == corpus.original
+        return
+    url_path = next(i["p"] for i in entry["before"]
+                    if i["p"].endswith(("model_url", "modelURL")))
+    db[entry["collection"]].update_one({"_id": entry["doc_id"]},
+                                       {"$set": {url_path: "http://ollama.internal:11434/v1"}})
+    edited = raw_fingerprint(db)[entry["collection"]][key]
+    rb = _run_until_done(["rollback", "--yes", "--json"], env, tmp_path, db, expect=6)
+    assert [c["doc_id"] for c in rb.json()["conflicts"]] == [str(entry["doc_id"])]
+    after = raw_fingerprint(db)
+    assert after[entry["collection"]][key] == edited  # the app's edit survived
+    for coll, docs in corpus.original.items():  # everything else is the original
+        for k, digest in docs.items():
+            if not (coll == entry["collection"] and k == key):
+                assert after[coll][k] == digest, (coll, k)
