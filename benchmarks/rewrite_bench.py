@@ -221,7 +221,19 @@ async def engine_phase(uri: str, db_name: str, batch: int, phase: str) -> dict[s
     finally:
         await client.close()
     return {"wall": wall, "documents": documents, "split": split.seconds,
-            "commands": split.commands}
+            "commands": split.commands, "peak_rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ``ru_maxrss``: a child started by
+    fork/vfork + exec inherits the parent's high-water mark there, so a big parent would
+    be reported as the engine's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -248,7 +260,7 @@ def _child(uri: str, db_name: str, batch: int, phase: str) -> tuple[dict[str, An
         raise RuntimeError(f"engine {phase} phase failed (status {status})")
     out = json.loads(stdout)
     out["cpu"] = usage.ru_utime + usage.ru_stime
-    return out, usage.ru_maxrss / 1024  # Linux: kilobytes
+    return out, float(out["peak_rss_mb"])
 
 
 def _app_docs(db: Any, coll: str) -> list[dict[str, Any]]:
