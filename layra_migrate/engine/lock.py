@@ -102,6 +102,7 @@ class LeaseLock:
         self.took_over: LockInfo | None = None
         self._task: asyncio.Task[None] | None = None
         self._lost = False
+        self._stopping = False
 
     def _doc(self) -> dict[str, Any]:
         t = now()
@@ -141,7 +142,10 @@ class LeaseLock:
 
     async def _heartbeat(self) -> None:
         interval = max(self.ttl.total_seconds() / 4, 0.1)
-        while True:
+        # The flag, not only the cancellation, ends the loop: a driver call that is
+        # cancelled while the server is gone can surface as an ordinary error instead of
+        # CancelledError, which the `except Exception` below would swallow forever.
+        while not self._stopping:
             await asyncio.sleep(interval)
             try:
                 t = now()
@@ -164,9 +168,11 @@ class LeaseLock:
 
     async def release(self) -> None:
         if self._task is not None:
+            self._stopping = True
             self._task.cancel()
+            # Bounded: releasing must never hang on a heartbeat stuck in a dead server.
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await asyncio.wait({self._task}, timeout=5.0)
             self._task = None
         with contextlib.suppress(Exception):
             await self.coll.delete_one({"_id": LOCK_ID, "owner": self.owner})
