@@ -114,6 +114,12 @@ class _ScrubFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact.scrub(record.getMessage())
         record.args = ()
+        if record.exc_info:  # the traceback is scrubbed too, not only the message
+            import traceback
+
+            record.exc_text = redact.scrub("".join(traceback.format_exception(
+                *record.exc_info)))
+            record.exc_info = None
         return True
 
 
@@ -128,6 +134,16 @@ def setup_logging(output: Output) -> None:
         logging.DEBUG if output.debug else logging.INFO if output.verbose else logging.WARNING
     )
     root.propagate = False
+    # Libraries' own logs (PyMongo's background tasks log whole tracebacks when the server
+    # goes away mid-run): without a handler Python prints them raw on stderr, breaking the
+    # one-line error. Silent by default; with --debug shown, scrubbed, from WARNING up.
+    others = logging.getLogger()
+    others.handlers.clear()
+    if output.debug:
+        others.addHandler(handler)
+        others.setLevel(logging.WARNING)
+    else:
+        others.addHandler(logging.NullHandler())
 
 
 def show_settings(output: Output, settings: Any) -> None:
