@@ -530,3 +530,32 @@ def test_the_untampered_archive_passes_verification(tmp_path: Path) -> None:
     r = run_cli("restore", str(root), "--yes", env={
         "DOCKER_HOST": f"unix://{tmp_path}/none.sock"}, cwd=tmp_path)
     assert r.code == 3, r.stderr
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_library_logs_are_silent_or_scrubbed(debug: bool, capsys: pytest.CaptureFixture[str]
+                                             ) -> None:
+    """PyMongo's background tasks log whole tracebacks (e.g. killing cursors on a server
+    that went away). Without --debug they must not break the one-line error; with it they
+    are shown scrubbed, traceback included."""
+    import logging
+
+    from layra_migrate.cli.common import make_output, setup_logging
+
+    secret = KEY_ENV["OPENAI_API_KEY"]
+    setup_logging(make_output(debug=debug))
+    try:
+        try:
+            raise ConnectionError(f"lost 127.0.0.1:1 with key {secret}")
+        except ConnectionError:
+            logging.getLogger("pymongo.client").exception(
+                "MongoClient background task encountered an error:")
+        logging.getLogger("docker.utils").warning("auth %s", secret)
+        err = capsys.readouterr().err
+    finally:
+        logging.getLogger().handlers.clear()
+    assert secret not in err
+    if debug:
+        assert "Traceback" in err and "ConnectionError: lost" in err
+    else:
+        assert err == ""
