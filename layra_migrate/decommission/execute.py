@@ -509,16 +509,18 @@ def wait_running(client: docker.DockerClient, cid: str, timeout_s: float) -> tup
 
 
 class _SigintGuard:
-    """Keep Ctrl-C from interrupting a rollback half-way."""
+    """Keep Ctrl-C (and SIGTERM, which the CLI turns into Ctrl-C) from interrupting a
+    rollback half-way."""
 
     def __enter__(self) -> None:
-        self.old = None
+        self.old: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, signal.SIG_IGN)
 
     def __exit__(self, *exc: object) -> None:
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
 
 
 def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: RunResult,
@@ -591,7 +593,14 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
             else:
                 run.rollback()
             _finish_incomplete(run, message)
-        result.error = f"{message}; rolled back, archive kept and marked incomplete"
+        if isinstance(exc, UnreachableError):
+            # Nothing could be undone: say so, and give the way back.
+            result.error = (f"{message}; nothing could be rolled back while Docker is "
+                            f"unreachable: when it answers again, `layra-migrate restore "
+                            f"{writer.root}` brings back the recorded pre-state (archive "
+                            f"kept, marked incomplete)")
+        else:
+            result.error = f"{message}; rolled back, archive kept and marked incomplete"
         result.exit_code = exc.exit_code if isinstance(exc, UnreachableError) \
             else EXIT_VERIFY_FAILED
         _after_states(client, stack, result)
