@@ -214,6 +214,9 @@ def _check_tar_member(info: tarfile.TarInfo) -> None:
     if name.startswith("/") or ".." in parts:
         raise VerificationFailed(f"tar member {name!r} escapes its directory",
                                  hint="the archive may have been crafted; nothing was touched")
+    if info.ischr() or info.isblk():
+        raise VerificationFailed(f"tar member {name!r} is a device node",
+                                 hint="the archive may have been crafted; nothing was touched")
     if info.issym() or info.islnk():
         target = info.linkname
         if info.islnk():
