@@ -492,7 +492,15 @@ def _craft_truncated_tar(root: Path, outside: Path) -> None:
     _resum(root)
 
 
-CRAFTED = [_craft_lying_checksum, _craft_dotdot_in_sums, _craft_absolute_in_sums,
+def _craft_tar_device_node(root: Path, outside: Path) -> None:
+    dev = _info("data/disk", tarfile.CHRTYPE)
+    dev.devmajor, dev.devminor = 8, 0  # /dev/sda, inside a container that mounts the volume
+    (root / "volumes/p_data.tar").write_bytes(_tar([(dev, None)]))
+    _resum(root)
+
+
+CRAFTED = [_craft_tar_device_node, _craft_lying_checksum, _craft_dotdot_in_sums,
+           _craft_absolute_in_sums,
            _craft_member_symlink_outside, _craft_dir_symlink_outside, _craft_tar_dotdot,
            _craft_tar_absolute, _craft_tar_symlink_then_write_through,
            _craft_tar_relative_symlink_escape, _craft_tar_hardlink_outside,
