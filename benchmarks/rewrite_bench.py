@@ -49,13 +49,13 @@ sys.path.insert(0, str(REPO))
 
 PROXY = "http://litellm-proxy:4000/v1"
 SPELLINGS = [PROXY, "http://litellm-proxy:4000", "http://localhost:4000/v1"]
-MASTER = "sk-bench-master-key-000000000000000000"
+MASTER = "sk-bench-master-key-FAKE-0000"
 VIRTUAL = [f"sk-bench-virtual-{i:02d}-abcdefghijklmnop" for i in range(8)]
 PLACEHOLDERS = ["sk-1234", "", None]
 TARGET_URL = "https://api.deepseek.com"
 ALIAS = "thesis-default"
 UPSTREAM = "deepseek-reasoner"
-KEY = "sk-bench-direct-key-000000000000000000"
+KEY = "sk-bench-direct-key-FAKE-0000"
 
 
 def key_for(i: int, j: int, mode: str, rng: random.Random) -> Any:

@@ -180,10 +180,10 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 # -- the fake LiteLLM stack ----------------------------------------------------------------
 
 CANARY_ENV = {
-    "OPENAI_API_KEY": "sk-proj-CANARYenvOPENAIkey00000000000",
-    "DEEPSEEK_API_KEY": "sk-CANARYenvDEEPSEEKkey000000000000000",
-    "LITELLM_MASTER_KEY": "sk-litellm-master-CANARYmasterKEY00000000001",
-    "LITELLM_SALT_KEY": "sk-salt-CANARYmasterKEYsalt0000000000",
+    "OPENAI_API_KEY": "sk-proj-CANARYenvOPENAIkey-0000",
+    "DEEPSEEK_API_KEY": "sk-CANARYenvDEEPSEEKkey-0000",
+    "LITELLM_MASTER_KEY": "sk-CANARYmasterKEY-0001",
+    "LITELLM_SALT_KEY": "sk-salt-CANARYmasterKEYsalt-0000",
 }
 DB_PASSWORD = "CANARYpassDB0000"
 

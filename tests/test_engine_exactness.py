@@ -24,7 +24,7 @@ from tests.rewrite_support import raw_fingerprint
 PROXY = ["http://litellm-proxy:4000/v1", "http://localhost:4000/v1"]
 SPELLINGS = ["http://litellm-proxy:4000/v1", "HTTP://LiteLLM-Proxy:4000/v1/",
              "http://localhost:4000", "https://api.deepseek.com", "", None]
-KEY = "sk-CANARYenvALPHAkey0000000000000000"
+KEY = "sk-CANARYenvALPHAkey-0000"
 PLAN = Plan(None, None, PROXY, {
     "alpha": PlanEntry("alpha", Target("deepseek", "https://api.deepseek.com", "alpha-up",
                                        "ALPHA_KEY")),
@@ -65,7 +65,7 @@ def configs(draw: Any, camel: bool, with_id: bool = True) -> dict[str, Any]:
     if draw(st.integers(0, 9)) > 0:
         cfg[name_k] = draw(st.sampled_from(["alpha", "beta", "gamma", "", None]))
     if draw(st.integers(0, 4)) > 0:
-        cfg[key_k] = draw(st.sampled_from(["sk-CANARYvirtualKEY0001abcdefghijklmnop", "", None,
+        cfg[key_k] = draw(st.sampled_from(["sk-CANARYvirtualKEY0001-ijklmnop", "", None,
                                            "sk-1234"]))
     cfg.update(draw(extras))
     if draw(st.booleans()):

@@ -534,7 +534,7 @@ def test_signal_during_verify_exits_130_and_records_no_key(
     from layra_migrate.sandbox.provider_stub import ProviderStub
 
     db = fresh_db(f"vsig{int(sig)}")
-    key = "sk-CANARYdirectSTALL0000000000000000"
+    key = "sk-CANARYdirectSTALL-0000"
     with ProviderStub(behaviours={"slow-model": "stall"}, valid_keys=frozenset({key}),
                       stall_s=60) as stub:
         db.model_config.insert_one({"username": "u", "selected_model": "x", "models": [

@@ -89,8 +89,8 @@ def test_registered_secrets_never_survive_scrub(secret: str) -> None:
 
 def test_scrub_masks_unregistered_key_shapes_and_url_passwords() -> None:
     text = (
-        "key sk-proj-ABCDEFGHIJKLMNOPQRSTUVWXYZ012345 and "
-        "mongodb://admin:hunter2hunter2@db:27017 and AIzaSyA1234567890abcdefghijklmnopqrs"
+        "key sk-proj-ABCDEFGHIJKLMNOPQRS012345 and "
+        "mongodb://admin:hunter2hunter2@db:27017 and AIzaSyA1234567890abcdefFAKE"
     )
     out = redact.scrub(text)
     assert "ABCDEFGHIJKLMNOP" not in out and "hunter2" not in out and "AIzaSyA12345" not in out

@@ -33,7 +33,7 @@ from layra_migrate.verify import (
 )
 from tests.conftest import ALL_CANARIES, assert_no_canary
 
-KEY = "sk-CANARYdirectDEEPSEEK000000000000"
+KEY = "sk-CANARYdirectDEEPSEEK-0000"
 
 
 @pytest.fixture(scope="module")

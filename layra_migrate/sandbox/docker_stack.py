@@ -39,10 +39,10 @@ SANDBOX_LABEL = "io.layra-migrate.sandbox"
 SANDBOX_PREFIX = "layra-sandbox-"
 # Obviously fake values for the stack's .env and container environment.
 SANDBOX_ENV = {
-    "OPENAI_API_KEY": "sk-sandbox-stack-openai-000000000000000",
-    "DEEPSEEK_API_KEY": "sk-sandbox-stack-deepseek-0000000000000",
-    "LITELLM_MASTER_KEY": "sk-sandbox-stack-litellm-master-00000000",
-    "LITELLM_SALT_KEY": "sk-sandbox-stack-litellm-salt-0000000000",
+    "OPENAI_API_KEY": "sk-sandbox-stack-openai-FAKE",
+    "DEEPSEEK_API_KEY": "sk-sandbox-stack-deepseek-FAKE",
+    "LITELLM_MASTER_KEY": "sk-sandbox-stack-master-FAKE",
+    "LITELLM_SALT_KEY": "sk-sandbox-stack-salt-0000",
 }
 SANDBOX_DB_PASSWORD = "sandbox-db-password-not-a-secret"
 

@@ -50,10 +50,10 @@ PROXIED_NAMES = [
     "openai/gpt-4.1-mini",  # wildcard passthrough
 ]
 # Canary secrets: obviously fake, unique, searchable in any output.
-MASTER_KEY = "sk-litellm-master-CANARYmasterKEY00000000001"
-VIRTUAL_KEYS = [f"sk-CANARYvirtualKEY{i:04d}abcdefghijklmnop" for i in range(8)]
+MASTER_KEY = "sk-CANARYmasterKEY-0001"
+VIRTUAL_KEYS = [f"sk-CANARYvirtualKEY{i:04d}-ijklmnop" for i in range(8)]
 PLACEHOLDER_KEYS = ["sk-1234", "sk-default-xxx", "PLEASE_SET_API_KEY_IN_ENV", "", None]
-DIRECT_KEYS = ["sk-CANARYdirectDEEPSEEK000000000000", "sk-proj-CANARYdirectOPENAI0000000000000"]
+DIRECT_KEYS = ["sk-CANARYdirectDEEPSEEK-0000", "sk-proj-CANARYdirectOPENAI-0000"]
 
 
 @dataclass

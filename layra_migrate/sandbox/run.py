@@ -48,12 +48,12 @@ from rich.rule import Rule
 from rich.table import Table
 
 # Sandbox keys: obviously fake; the stub accepts exactly these.
-ALREADY_DIRECT_KEY = "sk-sandbox-already-direct-00000000000000"
+ALREADY_DIRECT_KEY = "sk-sandbox-already-direct-0000"
 SANDBOX_KEYS = {
-    "DEEPSEEK_API_KEY": "sk-sandbox-deepseek-000000000000000000",
+    "DEEPSEEK_API_KEY": "sk-sandbox-deepseek-0000",
     "GEMINI_API_KEY": "sandbox-gemini-0000000000000000000000",
     "OLLAMA_API_KEY": "sandbox-ollama-0000000000000000000000",
-    "OPENAI_API_KEY": "sk-sandbox-openai-0000000000000000000000",
+    "OPENAI_API_KEY": "sk-sandbox-openai-0000",
 }
 
 
