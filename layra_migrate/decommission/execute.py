@@ -417,10 +417,7 @@ class _Run:
             with docker_errors(f"removing network {n.name}"):
                 self.api.remove_network(n.id)
             self.removed["networks"].append(n.name)
-        detail = ", ".join(self.removed["networks"]) or "none removed"
-        if kept:
-            detail += "; kept: " + ", ".join(kept)
-        step.done(detail) if self.removed["networks"] else step.skipped(detail)
+        _finish_removal(step, self.removed["networks"], kept)
 
         if not self.opts.remove_volumes:
             return
@@ -438,10 +435,7 @@ class _Run:
             with docker_errors(f"removing volume {v.name}"):
                 self.api.remove_volume(v.name)
             self.removed["volumes"].append(v.name)
-        detail = ", ".join(self.removed["volumes"]) or "none removed"
-        if kept:
-            detail += "; kept: " + ", ".join(kept)
-        step.done(detail) if self.removed["volumes"] else step.skipped(detail)
+        _finish_removal(step, self.removed["volumes"], kept)
 
     # -- the way back ----------------------------------------------------------------------
     def rollback(self) -> Step:
@@ -664,3 +658,15 @@ def _after_states(client: docker.DockerClient, stack: Stack, result: RunResult) 
         report.state_after = str((attrs.get("State") or {}).get("Status", "unknown"))
         report.restart_policy_after = _policy_str((attrs.get("HostConfig") or {})
                                                   .get("RestartPolicy"))
+
+
+def _finish_removal(step: Step, removed: list[str], kept: list[str]) -> None:
+    """A removal step is done when it removed something, skipped otherwise; its detail
+    names what went and what was kept (and why)."""
+    detail = ", ".join(removed) or "none removed"
+    if kept:
+        detail += "; kept: " + ", ".join(kept)
+    if removed:
+        step.done(detail)
+    else:
+        step.skipped(detail)
