@@ -73,11 +73,8 @@ def audit(
     output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
-        from layra_migrate.audit import run_audit
-        from layra_migrate.litellm.config import load_config
-        from layra_migrate.mongo import connect
-        from layra_migrate.plan import plan_from_report, write_plan
-        from layra_migrate.proxy import ProxySet
+        from layra_migrate import commands
+        from layra_migrate.cli.hooks import CliHooks
         from layra_migrate.settings import load_settings
 
         settings = load_settings(
@@ -88,23 +85,15 @@ def audit(
             litellm_config=str(litellm_config) if litellm_config else None,
         )
         show_settings(output, settings)
-        proxies = ProxySet.build(proxy_url or [])
-        config = (
-            load_config(settings.litellm_config.value) if settings.litellm_config.value else None
+        result = await commands.audit(
+            settings, proxy_urls=proxy_url or [], plan_out=plan_out, hooks=CliHooks(output)
         )
-        if config is None:
-            output.warn("no --litellm-config: proxied names are listed but not resolved")
-        async with connect(settings) as conn:
-            report = await run_audit(conn.db, proxies, config, settings.env)
-        written = write_plan(plan_from_report(report), plan_out) if plan_out else None
         if output.json_mode:
-            data = report.as_json()
-            data["plan"] = str(written) if written else None
-            output.emit_json(data)
+            output.emit_json(result.as_json())
         else:
             from layra_migrate.views.audit import render_audit
 
-            render_audit(report, output, str(written) if written else None)
-        return 0
+            render_audit(result.report, output, str(result.plan_path) if result.plan_path else None)
+        return result.exit_code
 
     run("audit", output, body)

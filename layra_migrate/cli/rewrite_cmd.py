@@ -21,25 +21,18 @@ from layra_migrate.cli.common import (
     TimeoutOpt,
     VerboseOpt,
     YesOpt,
-    confirm,
     make_output,
     run,
     show_settings,
 )
-from layra_migrate.errors import EXIT_CONFLICTS, EXIT_UNREACHABLE, EXIT_VERIFY_FAILED
 
 if TYPE_CHECKING:
-    from layra_migrate.engine.context import StopFlag
+    from layra_migrate.engine.cache import CacheResult
     from layra_migrate.render import Output
     from layra_migrate.settings import Settings
 
-DEFAULT_PLAN = Path("plan.yaml")
 BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=10_000,
                                        help="Documents per journaled write batch.")]
-
-
-def _schema(command: str) -> str:
-    return f"layra-migrate/{command}/v1"
 
 
 def _settings(output: Output, **kw: Any) -> Settings:
@@ -51,85 +44,13 @@ def _settings(output: Output, **kw: Any) -> Settings:
     return settings
 
 
-def _lock_ttl(settings: Settings) -> float:
-    from layra_migrate.engine.lock import TTL_ENV, ttl_from_env
-
-    return ttl_from_env(settings.env.get(TTL_ENV))
-
-
-def _plan_path(plan: Path | None) -> Path:
-    from layra_migrate.errors import ConfigError
-
-    if plan is not None:
-        return plan
-    if DEFAULT_PLAN.is_file():
-        return DEFAULT_PLAN
-    raise ConfigError("no plan given and no ./plan.yaml",
-                      hint="write one with `layra-migrate audit --plan-out plan.yaml`, review "
-                           "it, then pass --plan plan.yaml")
-
-
-def _install_stop(stop: StopFlag, output: Output) -> None:
-    """First Ctrl-C / SIGTERM: finish the current batch and stop. A second Ctrl-C stops
-    at once (still safe: the journal settles an interrupted batch on the next run)."""
-    import asyncio
-    import signal
-
-    loop = asyncio.get_running_loop()
-
-    def request(sig: signal.Signals) -> None:
-        stop.set()
-        output.warn(f"{sig.name}: stopping after the current batch (again to stop at once)")
-        loop.remove_signal_handler(signal.SIGINT)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(sig, request, sig)
-        except (NotImplementedError, RuntimeError):
-            pass
-
-
-async def _warn_if_backend_runs(output: Output) -> None:
-    """Layra's editor autosaves whole workflows: warn when its backend still runs."""
-    import asyncio
-
-    def probe() -> list[str]:
-        import docker
-
-        client = docker.from_env(timeout=2)
-        try:
-            return [c.name for c in client.containers.list(filters={"status": "running"})
-                    if "layra-backend" in c.name or "layra-frontend" in c.name]
-        finally:
-            client.close()
-
-    try:
-        names = await asyncio.wait_for(asyncio.to_thread(probe), 3)
-    except Exception:  # noqa: BLE001 - Docker is optional here
-        return
-    if names:
-        output.warn(f"Layra is running ({', '.join(names)}): stop its backend and frontend "
-                    "during the rewrite, or autosaves may overwrite migrated workflows")
-
-
-async def _open_cache(url: str | None, dry_run: bool) -> Any:
-    if not url or dry_run:
-        return None
-    from layra_migrate.engine.cache import RedisCache
-
-    cache = RedisCache(url)
-    await cache.connect()  # exit 3 here, before any MongoDB write
-    return cache
-
-
-def _cache_exit(cache_result: Any, output: Output) -> int:
-    """Keys that could not be deleted after the write: named on stderr, exit 3."""
+def _render_cache_failure(cache_result: CacheResult | None, output: Output) -> None:
+    """Keys that could not be deleted after the write: named on stderr (exit 3)."""
     if cache_result is None or not cache_result.failed:
-        return 0
+        return
     output.err.print(f"[red]error:[/] the MongoDB write is done, but {len(cache_result.failed)} "
                      f"cached key(s) could not be deleted from Redis ({cache_result.error}): "
                      + " ".join(cache_result.failed), soft_wrap=True)
-    return EXIT_UNREACHABLE
 
 
 @app.command()
@@ -177,75 +98,27 @@ def rewrite(
     output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
-        from layra_migrate.engine.context import StopFlag
-        from layra_migrate.engine.discovery import discover
-        from layra_migrate.engine.preflight import preflight
-        from layra_migrate.engine.runner import RunOptions, Store, apply
-        from layra_migrate.errors import UsageError
-        from layra_migrate.mongo import connect
-        from layra_migrate.plan import read_plan
-        from layra_migrate.views.rewrite import (
-            RichProgress,
-            render_apply,
-            render_cache,
-            render_changes,
-            render_preflight,
-        )
+        from layra_migrate import commands
+        from layra_migrate.cli.hooks import CliHooks, asker
+        from layra_migrate.views.rewrite import render_apply, render_cache, render_changes
 
-        if (accept_changed is None) != (reason is None):
-            raise UsageError("--accept-changed ID and --reason TEXT go together")
         settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
                              timeout_s=timeout, redis_url=redis_url,
                              migrations_dir=migrations_dir)
-        migrations = discover(settings.migrations_dir.value)
-        plan_path = _plan_path(plan)
-        the_plan = read_plan(plan_path)
-        stop = StopFlag()
-        async with connect(settings) as conn:
-            pre = await preflight(conn.db, the_plan, settings.env,
-                                  skip_unresolved=skip_unresolved)
-            if not output.json_mode:
-                render_preflight(pre, the_plan, output, str(plan_path))
-            cache = await _open_cache(settings.redis_url.value, dry_run)
-            try:
-                if not dry_run:
-                    await _warn_if_backend_runs(output)
-                    confirm(output, f"Rewrite {pre.references} proxied reference(s) in "
-                                    f"{conn.db.name}?", yes=yes)
-                _install_stop(stop, output)
-                with RichProgress(output) as progress:
-                    options = RunOptions(dry_run=dry_run, batch_size=batch_size,
-                                         lock_ttl_s=_lock_ttl(settings), progress=progress,
-                                         stop=stop, cache=cache, command="rewrite")
-                    result = await apply(Store(conn.db, conn.client, conn.topology.transactions),
-                                         migrations, plan=the_plan, keys=pre.keys,
-                                         options=options,
-                                         accept_changed={accept_changed: reason or ""}
-                                         if accept_changed else None)
-            finally:
-                if cache is not None:
-                    await cache.close()
-        code = _cache_exit(result.cache, output)
+        result = await commands.rewrite(
+            settings, plan=plan, dry_run=dry_run, skip_unresolved=skip_unresolved,
+            accept_changed=accept_changed, reason=reason, batch_size=batch_size,
+            confirm=asker(output, yes=yes), hooks=CliHooks(output))
+        code = result.exit_code
+        _render_cache_failure(result.applied.cache, output)
         if output.json_mode:
-            output.emit_json({
-                "schema": _schema("rewrite"), "database": settings.db.value,
-                "dry_run": dry_run, "plan": str(plan_path), "preflight": pre.as_dict(),
-                "skipped_unresolved": [b.model_name for b in pre.blocking],
-                "migrations": [m.as_dict() for m in result.migrations],
-                "documents": result.documents,
-                "changes": [c.as_dict() for c in result.changes] if dry_run else None,
-                "accepted_changes": result.accepted,
-                "lock_taken_over": result.took_over.as_dict() if result.took_over else None,
-                "redis": (result.cache.as_dict() if result.cache else
-                          {"keys": len(result.cache_keys), "deleted": 0, "failed": [],
-                           "redis_url": None, "error": None}),
-                "exit_code": code,
-            })
+            output.emit_json(result.as_json())
             return code
+        applied = result.applied
         if dry_run:
-            render_changes(result.changes, output)
-        render_apply(result, output)
-        render_cache(result.cache, len(result.cache_keys), output, dry_run)
+            render_changes(applied.changes, output)
+        render_apply(applied, output)
+        render_cache(applied.cache, len(applied.cache_keys), output, dry_run)
         if dry_run:
             output.next_step("review the changes, then run the same command without --dry-run")
         elif code:
@@ -298,61 +171,28 @@ def rollback(
     output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
-        from layra_migrate.engine.context import StopFlag
-        from layra_migrate.engine.discovery import discover
-        from layra_migrate.engine.runner import RunOptions, Store
-        from layra_migrate.engine.runner import rollback as do_rollback
-        from layra_migrate.mongo import connect
-        from layra_migrate.views.rewrite import RichProgress, render_cache, render_rollback
+        from layra_migrate import commands
+        from layra_migrate.cli.hooks import CliHooks, asker
+        from layra_migrate.views.rewrite import render_cache, render_rollback
 
         settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
                              timeout_s=timeout, redis_url=redis_url,
                              migrations_dir=migrations_dir)
-        migrations = discover(settings.migrations_dir.value)
-        stop = StopFlag()
-        async with connect(settings) as conn:
-            cache = await _open_cache(settings.redis_url.value, dry_run)
-            try:
-                if not dry_run:
-                    what = f"migration {to} and later ones" if to else "the newest migration"
-                    confirm(output, f"Roll back {what} in {conn.db.name}?", yes=yes)
-                _install_stop(stop, output)
-                with RichProgress(output) as progress:
-                    options = RunOptions(dry_run=dry_run, batch_size=batch_size,
-                                         lock_ttl_s=_lock_ttl(settings), progress=progress,
-                                         stop=stop, cache=cache, command="rollback")
-                    result = await do_rollback(
-                        Store(conn.db, conn.client, conn.topology.transactions), migrations,
-                        to=to, force=force, options=options)
-            finally:
-                if cache is not None:
-                    await cache.close()
-        cache_code = _cache_exit(result.cache, output)
-        code = EXIT_CONFLICTS if result.conflict_count else cache_code
+        result = await commands.rollback(
+            settings, to=to, dry_run=dry_run, force=force, batch_size=batch_size,
+            confirm=asker(output, yes=yes), hooks=CliHooks(output))
+        _render_cache_failure(result.run.cache, output)
         if output.json_mode:
-            output.emit_json({
-                "schema": _schema("rollback"), "database": settings.db.value,
-                "dry_run": dry_run, "force": force,
-                "migrations": [m.as_dict() | {"counts": result.stats[m.id].as_dict()}
-                               for m in result.migrations],
-                "restored": sum(s.restored for s in result.stats.values()),
-                "conflict_count": result.conflict_count,
-                "conflicts": [c.as_dict() for c in result.conflicts],
-                "restores": [r.as_dict() for r in result.restores] if dry_run else None,
-                "lock_taken_over": result.took_over.as_dict() if result.took_over else None,
-                "redis": result.cache.as_dict() if result.cache else None,
-                "exit_code": code,
-            })
-            return code
-        render_rollback(result, output)
-        keys = sum(len(s.cache_keys) for s in result.stats.values())
-        render_cache(result.cache, keys, output, dry_run)
-        if result.conflict_count:
+            output.emit_json(result.as_json())
+            return result.exit_code
+        render_rollback(result.run, output)
+        render_cache(result.run.cache, result.cache_keys, output, dry_run)
+        if result.run.conflict_count:
             output.next_step("inspect the conflicting documents; `rollback --force` restores "
                              "them too (their later edits to migrated fields are lost)")
-        elif result.migrations and not dry_run:
+        elif result.run.migrations and not dry_run:
             output.next_step("`layra-migrate status` shows the ledger")
-        return code
+        return result.exit_code
 
     run("rollback", output, body)
 
@@ -384,24 +224,19 @@ def status(
     output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
-        from layra_migrate.engine.discovery import discover
-        from layra_migrate.engine.runner import status as read_status
-        from layra_migrate.mongo import connect
+        from layra_migrate import commands
         from layra_migrate.views.rewrite import render_status
 
         settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
                              timeout_s=timeout, migrations_dir=migrations_dir)
-        migrations = discover(settings.migrations_dir.value)
-        async with connect(settings) as conn:
-            report = await read_status(conn.db, migrations)
+        result = await commands.status(settings)
         if output.json_mode:
-            output.emit_json({"schema": _schema("status"), **report.as_dict()})
-            return 0
-        render_status(report, output)
-        pending = [r.id for r in report.migrations if r.state != "applied"]
-        if pending:
+            output.emit_json(result.as_json())
+            return result.exit_code
+        render_status(result.report, output)
+        if result.pending:
             output.next_step("`layra-migrate rewrite --plan plan.yaml --dry-run` to preview")
-        return 0
+        return result.exit_code
 
     run("status", output, body)
 
@@ -441,52 +276,21 @@ def check(
     output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
-        from layra_migrate.engine.check import run_check
-        from layra_migrate.engine.context import StopFlag
-        from layra_migrate.engine.discovery import discover
-        from layra_migrate.engine.preflight import preflight
-        from layra_migrate.engine.runner import RunOptions
-        from layra_migrate.mongo import connect
-        from layra_migrate.plan import read_plan
-        from layra_migrate.views.rewrite import RichProgress, render_check
+        from layra_migrate import commands
+        from layra_migrate.cli.hooks import CliHooks
+        from layra_migrate.views.rewrite import render_check
 
         settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
                              timeout_s=timeout, migrations_dir=migrations_dir)
-        migrations = discover(settings.migrations_dir.value)
-        plan_path = _plan_path(plan)
-        the_plan = read_plan(plan_path)
-        async with connect(settings) as conn:
-            pre = await preflight(conn.db, the_plan, settings.env, skip_unresolved=True,
-                                  keys_required=False)
-            for b in pre.blocking:
-                output.info(f"blocking (left on the proxy in the check): {b.model_name} "
-                            f"({b.references}): {b.reason}")
-            if pre.placeholder_keys:
-                output.warn("key variable(s) not set, placeholders used on the scratch copy: "
-                            + ", ".join(pre.placeholder_keys))
-            stop = StopFlag()
-            _install_stop(stop, output)
-            with RichProgress(output) as progress:
-                options = RunOptions(batch_size=batch_size, lock_ttl_s=_lock_ttl(settings),
-                                     progress=progress, stop=stop, command="check")
-                result = await run_check(conn.client, conn.db, migrations, plan=the_plan,
-                                         keys=pre.keys, options=options,
-                                         scratch_name=scratch_db)
-        code = 0 if result.ok else EXIT_VERIFY_FAILED
+        result = await commands.check(settings, plan=plan, scratch_db=scratch_db,
+                                      batch_size=batch_size, hooks=CliHooks(output))
         if output.json_mode:
-            output.emit_json({
-                "schema": _schema("check"), "database": settings.db.value,
-                "scratch_db": result.scratch_db, "ok": result.ok, "copied": result.copied,
-                "original_hash": result.original, "steps": [s.as_dict() for s in result.steps],
-                "first_difference": result.first_difference,
-                "blocking": [b.as_dict() for b in pre.blocking],
-                "placeholder_keys": pre.placeholder_keys, "exit_code": code,
-            })
-            return code
-        render_check(result, output)
+            output.emit_json(result.as_json())
+            return result.exit_code
+        render_check(result.run, output)
         if result.ok:
             output.next_step("`layra-migrate rewrite --plan ... --dry-run`")
-        return code
+        return result.exit_code
 
     run("check", output, body)
 
@@ -512,19 +316,16 @@ def new(
     output = make_output(json_out, debug=debug)
 
     async def body() -> int:
-        from layra_migrate.engine.discovery import default_dir
-        from layra_migrate.engine.scaffold import create
+        from layra_migrate import commands
 
         settings = _settings(output, env_file=env_file, migrations_dir=migrations_dir)
-        folder = Path(settings.migrations_dir.value) if settings.migrations_dir.value \
-            else default_dir()
-        path = create(folder, name)
+        result = commands.new(settings, name)
         if output.json_mode:
-            output.emit_json({"schema": _schema("new"), "path": str(path)})
+            output.emit_json(result.as_json())
         else:
-            output.out.print(f"created {path}")
-            output.next_step(f"write up(ctx) in {path.name}, then `layra-migrate check`")
-        return 0
+            output.out.print(f"created {result.path}")
+            output.next_step(f"write up(ctx) in {result.path.name}, then `layra-migrate check`")
+        return result.exit_code
 
     run("new", output, body)
 
@@ -554,26 +355,22 @@ def unlock(
     output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
-        from layra_migrate.engine.lock import unlock_if_stale
-        from layra_migrate.errors import RefusedError, UsageError
-        from layra_migrate.mongo import connect
+        from layra_migrate import commands
+        from layra_migrate.errors import UsageError
 
         if not if_stale:
             raise UsageError("unlock only releases an expired lock: pass --if-stale")
         settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
                              timeout_s=timeout)
-        async with connect(settings) as conn:
-            result = await unlock_if_stale(conn.db)
-        if result.held is not None:
-            raise RefusedError(f"the lock is live, not released: {result.held.describe()}",
-                               hint="wait for that run to finish or its lease to expire")
+        result = await commands.unlock(settings, if_stale=if_stale)
+        released = result.run.released
         if output.json_mode:
-            output.emit_json({"schema": _schema("unlock"), **result.as_dict()})
-        elif result.released:
-            output.out.print(f"released an expired lock: {result.released.describe()}")
+            output.emit_json(result.as_json())
+        elif released:
+            output.out.print(f"released an expired lock: {released.describe()}")
             output.next_step("re-run the interrupted command; it resumes from the journal")
         else:
             output.out.print("no lock held")
-        return 0
+        return result.exit_code
 
     run("unlock", output, body)

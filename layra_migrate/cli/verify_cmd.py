@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -71,43 +71,27 @@ def verify(
     output = make_output(json_out, verbose, debug)
 
     async def body() -> int:
-        from layra_migrate.errors import EXIT_OK, EXIT_VERIFY_FAILED, UsageError
-        from layra_migrate.mongo import connect
-        from layra_migrate.plan import read_plan
-        from layra_migrate.proxy import ProxySet
+        from layra_migrate import commands
+        from layra_migrate.cli.hooks import CliHooks
+        from layra_migrate.errors import UsageError
         from layra_migrate.settings import load_settings
-        from layra_migrate.verify import run_verify
 
         if not timeout > 0:
             raise UsageError("--timeout must be a positive number of seconds")
         settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file,
                                  timeout_s=mongo_timeout)
         show_settings(output, settings)
-        the_plan = read_plan(plan) if plan is not None else None
-        proxies = the_plan.proxy if the_plan is not None else ProxySet.build(proxy_url or [])
-        with output.progress() as bar:
-            task: dict[str, Any] = {}
-
-            def on_targets(targets: list[Any]) -> None:
-                task["id"] = bar.add_task("probing", total=len(targets), rate="")
-
-            def on_result(_result: Any) -> None:
-                if "id" in task:
-                    bar.advance(task["id"])
-
-            async with connect(settings) as conn:
-                report = await run_verify(
-                    conn.db, settings.db.value or "", proxies=proxies, env=settings.env,
-                    plan=the_plan, only=only, concurrency=concurrency, timeout_s=timeout,
-                    allow_skipped=allow_skipped, on_targets=on_targets, on_result=on_result)
+        result = await commands.verify(
+            settings, plan=plan, concurrency=concurrency, timeout_s=timeout, only=only,
+            allow_skipped=allow_skipped, proxy_urls=proxy_url or [], hooks=CliHooks(output))
         if output.json_mode:
-            if report.record_error:
-                output.warn(report.record_error)
-            output.emit_json(report.as_json())
+            if result.report.record_error:
+                output.warn(result.report.record_error)
+            output.emit_json(result.as_json())
         else:
             from layra_migrate.views.verify import render_verify
 
-            render_verify(report, output, allow_skipped=allow_skipped)
-        return EXIT_OK if report.passed(allow_skipped) else EXIT_VERIFY_FAILED
+            render_verify(result.report, output, allow_skipped=allow_skipped)
+        return result.exit_code
 
     run("verify", output, body)
