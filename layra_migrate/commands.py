@@ -234,9 +234,7 @@ class RollbackResult:
             "database": self.database,
             "dry_run": self.dry_run,
             "force": self.force,
-            "migrations": [
-                m.as_dict() | {"counts": r.stats[m.id].as_dict()} for m in r.migrations
-            ],
+            "migrations": [m.as_dict() | {"counts": r.stats[m.id].as_dict()} for m in r.migrations],
             "restored": sum(s.restored for s in r.stats.values()),
             "conflict_count": r.conflict_count,
             "conflicts": [c.as_dict() for c in r.conflicts],

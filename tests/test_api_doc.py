@@ -31,8 +31,14 @@ REPO = Path(__file__).resolve().parents[1]
 # The dataset's proxied names the sandbox config resolves to one direct target each
 # (gpt-4o has no route, gpt-oss-120b is a load-balanced group, voyage-3 and
 # claude-sonnet-4 are not OpenAI-compatible chat targets: a plan needs a person there).
-RESOLVABLE = ["deepseek-reasoner", "deepseek-chat", "gemini-2.5-flash", "kimi-k2",
-              "thesis-default", "openai/gpt-4.1-mini"]
+RESOLVABLE = [
+    "deepseek-reasoner",
+    "deepseek-chat",
+    "gemini-2.5-flash",
+    "kimi-k2",
+    "thesis-default",
+    "openai/gpt-4.1-mini",
+]
 DIRECT_KEY = "sk-apidoc-direct-0000"
 
 
@@ -56,21 +62,38 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
-def test_whole_job_example_runs(engine: Engine, db: Any, mongo_uri: str, db_name: str,
-                                stub: ProviderStub, clean_env: None, tmp_path: Path,
-                                monkeypatch: pytest.MonkeyPatch,
-                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_whole_job_example_runs(
+    engine: Engine,
+    db: Any,
+    mongo_uri: str,
+    db_name: str,
+    stub: ProviderStub,
+    clean_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from layra_migrate import commands, load_settings
 
-    data = build_dataset(users=6, seed=13, names=RESOLVABLE, direct_urls=[stub.base_url],
-                         direct_keys=[DIRECT_KEY])
+    data = build_dataset(
+        users=6, seed=13, names=RESOLVABLE, direct_urls=[stub.base_url], direct_keys=[DIRECT_KEY]
+    )
     seed_database(db, data)
     original = raw_fingerprint(db)
-    config = write_litellm_config(tmp_path / "litellm",
-                                  provider_base=stub.base_url.removesuffix("/v1"))
+    config = write_litellm_config(
+        tmp_path / "litellm", provider_base=stub.base_url.removesuffix("/v1")
+    )
     layra_env = tmp_path / "layra.env"
-    layra_env.write_text("".join(f"{k}={v}\n" for k, v in {
-        "LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": db_name, **KEY_ENV}.items()))
+    layra_env.write_text(
+        "".join(
+            f"{k}={v}\n"
+            for k, v in {
+                "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+                "LAYRA_MIGRATE_DB": db_name,
+                **KEY_ENV,
+            }.items()
+        )
+    )
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
@@ -117,9 +140,14 @@ def test_whole_job_example_runs(engine: Engine, db: Any, mongo_uri: str, db_name
         destroy_stack(engine.client, s)
 
 
-def test_status_example_and_confirmation_default(db: Any, mongo_uri: str, db_name: str,
-                                                 clean_env: None, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_status_example_and_confirmation_default(
+    db: Any,
+    mongo_uri: str,
+    db_name: str,
+    clean_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The first example's call, and the default ``confirm`` that refuses like a terminal
     without --yes: a UsageError before anything is written."""
     from layra_migrate import commands, load_settings
