@@ -75,12 +75,6 @@ class VerificationFailed(LayraMigrateError):
     exit_code = EXIT_VERIFY_FAILED
 
 
-class ConflictError(LayraMigrateError):
-    """Rollback found documents changed since the migration."""
-
-    exit_code = EXIT_CONFLICTS
-
-
 class Interrupted(LayraMigrateError):
     """Ctrl-C or SIGTERM, after the interrupted step was made safe."""
 

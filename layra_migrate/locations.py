@@ -31,12 +31,6 @@ class Spelling:
 SNAKE = Spelling("model_id", "model_name", "model_url", "api_key")
 CAMEL = Spelling("modelId", "modelName", "modelURL", "apiKey")
 
-# Fields a rewrite may change, by logical name.
-FIELD_URL = "model_url"
-FIELD_KEY = "api_key"
-FIELD_NAME = "model_name"
-
-
 def spelling_of(cfg: dict[str, Any]) -> Spelling:
     """The spelling a copy already uses (camelCase when any camel key is present)."""
     if any(k in cfg for k in (CAMEL.model_url, CAMEL.model_name, CAMEL.api_key, CAMEL.model_id)):
@@ -45,23 +39,29 @@ def spelling_of(cfg: dict[str, Any]) -> Spelling:
     return SNAKE
 
 
+def _spellings(logical: str) -> tuple[str, str]:
+    """(camelCase key, snake_case key) of a logical field."""
+    return str(getattr(CAMEL, logical)), str(getattr(SNAKE, logical))
+
+
 def field_name(cfg: dict[str, Any], logical: str) -> str:
-    """The concrete key for a logical field in this copy, preferring the key present."""
-    camel = getattr(CAMEL, logical)
-    snake = getattr(SNAKE, logical)
-    if camel in cfg:
+    """The one field-spelling rule: the key that holds the value :func:`read_field`
+    returns (the value the app reads: camelCase when it holds a value, else snake_case
+    when present), so a rewrite changes the copy the app uses. A field absent in both
+    spellings gets the spelling the copy already uses."""
+    camel, snake = _spellings(logical)
+    if cfg.get(camel) is not None:
         return camel
     if snake in cfg:
         return snake
-    return getattr(spelling_of(cfg), logical)
+    if camel in cfg:
+        return camel
+    return str(getattr(spelling_of(cfg), logical))
 
 
 def read_field(cfg: dict[str, Any], logical: str) -> Any:
-    camel = getattr(CAMEL, logical)
-    snake = getattr(SNAKE, logical)
-    if cfg.get(camel) is not None:
-        return cfg[camel]
-    return cfg.get(snake, cfg.get(camel))
+    """The value the app reads for a logical field (see :func:`field_name`)."""
+    return cfg.get(field_name(cfg, logical))
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,6 @@ class Reference:
     path: str  # dotted path of the config object, e.g. "models.3" or "nodes.0.data.modelConfig"
     username: str | None
     config: dict[str, Any]
-
-    @property
-    def spelling(self) -> Spelling:
-        return spelling_of(self.config)
 
     @property
     def model_name(self) -> Any:

@@ -90,7 +90,3 @@ class ProxySet:
     def matches(self, url: object) -> bool:
         n = normalise_url(url)
         return n is not None and n in self.normalised
-
-    def select(self, raw_urls: Iterable[object]) -> list[object]:
-        """The raw spellings (as stored) that point at the proxy."""
-        return [u for u in raw_urls if self.matches(u)]

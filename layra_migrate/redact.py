@@ -90,17 +90,6 @@ def register_secrets(values: Iterable[Any]) -> None:
         register_secret(v)
 
 
-def registered_secrets() -> frozenset[str]:
-    with _lock:
-        return frozenset(_secrets)
-
-
-def forget_secrets() -> None:
-    """For tests: start with an empty registry."""
-    with _lock:
-        _secrets.clear()
-
-
 def scrub(text: str) -> str:
     """Remove every registered secret and every key-shaped token from text."""
     if not text:

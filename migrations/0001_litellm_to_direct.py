@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from layra_migrate.engine.api import MigrationAPI
 from layra_migrate.locations import (
-    CAMEL,
     CONVERSATIONS,
     LOCATION_NAMES,
     LOCATIONS,
     MODEL_CONFIG,
-    SNAKE,
     Reference,
     field_name,
     redis_keys_for,
@@ -28,17 +27,7 @@ id = "0001_litellm_to_direct"
 description = "LiteLLM proxy -> direct provider: model URL, key and model id in all four places"
 
 
-def _source_field(cfg: dict[str, Any], logical: str) -> str:
-    """The key that holds the value the app reads (the one read_field returns)."""
-    camel, snake = getattr(CAMEL, logical), getattr(SNAKE, logical)
-    if cfg.get(camel) is not None:
-        return camel
-    if snake in cfg:
-        return snake
-    return field_name(cfg, logical)
-
-
-def _changes(ctx: Any, ref: Reference) -> tuple[dict[str, Any], dict[str, Any]]:
+def _changes(ctx: MigrationAPI, ref: Reference) -> tuple[dict[str, Any], dict[str, Any]]:
     changes: dict[str, Any] = {}
     expect: dict[str, Any] = {}
     if not ctx.plan.proxy.matches(ref.model_url):
@@ -49,11 +38,13 @@ def _changes(ctx: Any, ref: Reference) -> tuple[dict[str, Any], dict[str, Any]]:
     cfg = ref.config
 
     def put(logical: str, value: Any, *, only_if_present: bool = False) -> None:
-        key = _source_field(cfg, logical)
+        # the one spelling rule (locations.field_name): the key the app reads
+        key = field_name(cfg, logical)
         if only_if_present and key not in cfg:
             return  # never add a field the copy does not have
-        changes[f"{ref.path}.{key}"] = value
-        expect[f"{ref.path}.{key}"] = cfg[key] if key in cfg else ctx.MISSING
+        path = ref.field_path(logical)
+        changes[path] = value
+        expect[path] = cfg[key] if key in cfg else ctx.MISSING
 
     put("model_url", target.base_url)
     put("api_key", ctx.keys.for_target(target), only_if_present=True)
@@ -62,7 +53,7 @@ def _changes(ctx: Any, ref: Reference) -> tuple[dict[str, Any], dict[str, Any]]:
     return changes, expect
 
 
-async def up(ctx: Any) -> None:
+async def up(ctx: MigrationAPI) -> None:
     for name in LOCATION_NAMES:
         loc = LOCATIONS[name]
         async for doc in ctx.stream(loc.collection, loc.candidate_filter, loc.projection(),
@@ -85,7 +76,7 @@ async def up(ctx: Any) -> None:
         await _postcondition(ctx)
 
 
-async def _any_proxy_url(ctx: Any, name: str) -> bool:
+async def _any_proxy_url(ctx: MigrationAPI, name: str) -> bool:
     """Whether any reference in one place still has a proxy URL: the distinct URLs, from
     the same server-side expression the exact recount uses, at about half its cost."""
     loc = LOCATIONS[name]
@@ -97,7 +88,7 @@ async def _any_proxy_url(ctx: Any, name: str) -> bool:
     return found
 
 
-async def _postcondition(ctx: Any) -> None:
+async def _postcondition(ctx: MigrationAPI) -> None:
     """No reference that the plan resolves may still point at the proxy (exact, server-side:
     the audit's recount, run only where a proxy URL is left at all)."""
     from layra_migrate.audit import url_name_counts
@@ -111,7 +102,7 @@ async def _postcondition(ctx: Any) -> None:
             key = row["_id"]
             if ctx.plan.proxy.matches(key.get("url")) and ctx.plan.target(key.get("name")):
                 left[name] = left.get(name, 0) + int(row["n"])
-    skipped = ctx.stats.skipped
+    skipped = ctx.skipped
     if left and not skipped:
         shown = ", ".join(f"{k}: {v}" for k, v in left.items())
         raise VerificationFailed(f"post-condition failed: resolvable references still point at "

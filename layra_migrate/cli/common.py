@@ -7,7 +7,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 # Start-up time matters (`--help` must stay close to bare `import typer, rich`):
 # asyncio, Rich consoles and every driver are imported inside the commands.
-
-T = TypeVar("T")
 
 MongoUriOpt = Annotated[
     str | None,

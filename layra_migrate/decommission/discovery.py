@@ -27,12 +27,9 @@ SERVICE_LABEL = "com.docker.compose.service"
 WORKDIR_LABEL = "com.docker.compose.project.working_dir"
 CONFIG_FILES_LABEL = "com.docker.compose.project.config_files"
 DEPENDS_LABEL = "com.docker.compose.depends_on"
-VOLUME_LABEL = "com.docker.compose.volume"
-NETWORK_LABEL = "com.docker.compose.network"
 
 DEFAULT_PROJECT = "litellm"
 KNOWN_NAMES = ("litellm-proxy", "litellm-postgres", "litellm-redis", "litellm_db")
-ROLES = ("proxy", "database", "cache", "other")
 # Stop order: the proxy first (nothing new reaches the database), the database last.
 STOP_ORDER = {"proxy": 0, "other": 1, "cache": 2, "database": 3}
 # Start order is the reverse: dependencies first.
@@ -168,16 +165,12 @@ class Stack:
     working_dir: str | None
     config_files: list[str]
     searched: str
-    other_containers: list[dict[str, Any]] = field(default_factory=list)
 
     def by_role(self, role: str) -> list[StackContainer]:
         return [c for c in self.containers if c.role == role]
 
     def stop_order(self) -> list[StackContainer]:
         return sorted(self.containers, key=lambda c: (STOP_ORDER[c.role], c.name))
-
-    def start_order(self) -> list[StackContainer]:
-        return sorted(self.containers, key=lambda c: (START_ORDER[c.role], c.name))
 
 
 def _container(attrs: dict[str, Any]) -> StackContainer:

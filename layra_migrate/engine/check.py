@@ -123,8 +123,8 @@ class CheckResult:
 
 
 async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
-                    migrations: Sequence[Migration], *, plan: Plan | None,
-                    keys: KeyValues | None, options: RunOptions,
+                    migrations: Sequence[Migration], *, plan: Plan,
+                    keys: KeyValues, options: RunOptions,
                     scratch_name: str | None = None) -> CheckResult:
     """Raises VerificationFailed (exit 5) naming the first differing document."""
     name = scratch_name or f"{source.name[:40]}_lmcheck_{uuid.uuid4().hex[:8]}"
@@ -183,19 +183,19 @@ async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
         await client.drop_database(name)
 
 
-async def _rerun_all(store: Store, migrations: Sequence[Migration], *, plan: Plan | None,
-                     keys: KeyValues | None, options: RunOptions) -> int:
+async def _rerun_all(store: Store, migrations: Sequence[Migration], *, plan: Plan,
+                     keys: KeyValues, options: RunOptions) -> int:
     """Run every ``up`` again regardless of the ledger; count the documents it writes."""
-    from layra_migrate.engine.context import MigrationContext
+    from layra_migrate.engine.context import UpContext
     from layra_migrate.engine.lock import LeaseLock
 
     written = 0
     async with LeaseLock(store.db, "check", ttl_s=options.lock_ttl_s) as lock:
         for m in migrations:
-            ctx = MigrationContext(db=store.db, migration=m, plan=plan, keys=keys,
-                                   dry_run=False, progress=options.progress, lock=lock,
-                                   run_id="check-rerun", run_no=10**9,
-                                   batch_size=options.batch_size, stop=options.stop)
+            ctx = UpContext(db=store.db, migration=m, plan=plan, keys=keys,
+                            dry_run=False, progress=options.progress, lock=lock,
+                            run_id="check-rerun", run_no=10**9,
+                            batch_size=options.batch_size, stop=options.stop)
             try:
                 await m.up(ctx)
                 await ctx.flush()

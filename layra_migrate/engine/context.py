@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -103,21 +103,20 @@ class WriteStats:
 
 
 class MigrationContext:
-    """What a migration sees. Attributes: ``db``, ``plan``, ``keys``, ``logger``,
-    ``progress``, ``dry_run``, ``migration``; ``MISSING`` stands for an absent field."""
+    """The engine's context behind :class:`~layra_migrate.engine.api.DownAPI` (what
+    ``down(ctx)`` receives). Migrations use only the Protocol's members; the rest
+    (``stats``, ``changes``, ``cache_keys``, ``skipped_docs``, the constructor) is the
+    engine's."""
 
     MISSING = MISSING
 
     def __init__(self, *, db: AsyncDatabase[dict[str, Any]], migration: Migration,
-                 plan: Plan | None, keys: KeyValues | None, dry_run: bool,
-                 progress: Progress | None = None, lock: LeaseLock | None = None,
+                 dry_run: bool, progress: Progress | None = None, lock: LeaseLock | None = None,
                  run_id: str = "", run_no: int = 0, batch_size: int = DEFAULT_BATCH,
-                 stop: StopFlag | None = None, client: Any = None, transactions: bool = False,
-                 on_batch: Callable[[WriteStats], None] | None = None) -> None:
+                 stop: StopFlag | None = None, client: Any = None,
+                 transactions: bool = False) -> None:
         self.db = db
         self.migration = migration
-        self.plan = plan
-        self.keys = keys
         self.dry_run = dry_run
         self.progress: Progress = progress or NullProgress()
         self.logger = logging.getLogger(f"layra_migrate.migrations.{migration.id}")
@@ -135,8 +134,12 @@ class MigrationContext:
         self._stop = stop or StopFlag()
         self._client = client
         self._transactions = transactions
-        self._on_batch = on_batch
         self._inflight: asyncio.Task[None] | None = None
+
+    @property
+    def skipped(self) -> int:
+        """Documents left alone because they changed while migrating."""
+        return self.stats.skipped
 
     # -- reading --------------------------------------------------------------------------
     async def stream(self, collection: str, filter: Mapping[str, Any] | None = None,
@@ -260,5 +263,13 @@ class MigrationContext:
                 self.skipped_docs.append((w.collection, w.doc_id))
                 self.logger.warning("%s %s changed while migrating; left alone", w.collection,
                                     w.doc_id)
-            if self._on_batch is not None:
-                self._on_batch(self.stats)
+
+
+class UpContext(MigrationContext):
+    """The context behind :class:`~layra_migrate.engine.api.MigrationAPI` (what
+    ``up(ctx)`` receives): also the reviewed plan and the key values."""
+
+    def __init__(self, *, plan: Plan, keys: KeyValues, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.plan = plan
+        self.keys = keys

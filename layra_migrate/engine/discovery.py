@@ -13,12 +13,14 @@ import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layra_migrate.errors import ConfigError
+
+if TYPE_CHECKING:
+    from layra_migrate.engine.api import DownFunction, UpFunction
 
 FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9][a-z0-9_]*)\.py$")
 ENV_DIR = "LAYRA_MIGRATE_MIGRATIONS_DIR"
@@ -31,8 +33,8 @@ class Migration:
     description: str
     path: Path
     checksum: str  # sha256 of the file's bytes
-    up: Callable[[Any], Any]
-    down: Callable[[Any], Any] | None
+    up: UpFunction
+    down: DownFunction | None
 
     def matches(self, ref: str) -> bool:
         """``0001``, ``1`` and ``0001_litellm_to_direct`` all name migration 1."""

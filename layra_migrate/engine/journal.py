@@ -190,8 +190,8 @@ async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
     """After a rollback died between restoring documents and marking their entries
     (kill -9, lost server): a live entry (``written``/``applied``) whose document already
     holds the before-image is ``restored``. Call it after :func:`recover`, which settles
-    the crashed runs' own unfinished writes first. Left ``applied``, a re-run of ``rewrite`` would journal
-    the document a second time, and an app edit made in between would later read as a
+    the crashed runs' own unfinished writes first. Left ``applied``, a re-run of ``rewrite``
+    would journal the document a second time, and an app edit made in between would later read as a
     rollback conflict of a document that was in fact restored. Returns how many."""
     from pymongo import UpdateOne
 

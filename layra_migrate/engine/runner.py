@@ -22,6 +22,7 @@ from layra_migrate.engine.context import (
     NullProgress,
     Progress,
     StopFlag,
+    UpContext,
 )
 from layra_migrate.engine.discovery import Migration
 from layra_migrate.engine.ledger import (
@@ -133,8 +134,8 @@ def _resolve_accept(migrations: Sequence[Migration], accept: dict[str, str]) -> 
     return out
 
 
-async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan | None,
-                keys: KeyValues | None, options: RunOptions,
+async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan,
+                keys: KeyValues, options: RunOptions,
                 accept_changed: dict[str, str] | None = None,
                 only: Sequence[str] | None = None) -> ApplyResult:
     """Apply every pending migration in order (or, resuming, finish an interrupted one)."""
@@ -153,9 +154,9 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan | N
             result.migrations.append(MigrationOutcome(m.id, m.description, "already_applied"))
     if options.dry_run:
         for m in pending:
-            ctx = MigrationContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=True,
-                                   progress=options.progress, batch_size=options.batch_size,
-                                   stop=options.stop)
+            ctx = UpContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=True,
+                            progress=options.progress, batch_size=options.batch_size,
+                            stop=options.stop)
             started = time.monotonic()
             await m.up(ctx)
             result.migrations.append(MigrationOutcome(
@@ -193,15 +194,15 @@ async def _recover(store: Store, ledger: Ledger, migration: str) -> int:
 
 
 async def _apply_one(store: Store, ledger: Ledger, lock: LeaseLock, m: Migration,
-                     plan: Plan | None, keys: KeyValues | None, options: RunOptions,
+                     plan: Plan, keys: KeyValues, options: RunOptions,
                      state: MigrationState | None, result: ApplyResult) -> MigrationOutcome:
     recovered = await _recover(store, ledger, m.id)
     rec = await ledger.start(m.id, "up", m.checksum)
-    ctx = MigrationContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=False,
-                           progress=options.progress, lock=lock, run_id=rec.id,
-                           run_no=rec.run_no, batch_size=options.batch_size,
-                           stop=options.stop, client=store.client,
-                           transactions=store.transactions)
+    ctx = UpContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=False,
+                    progress=options.progress, lock=lock, run_id=rec.id,
+                    run_no=rec.run_no, batch_size=options.batch_size,
+                    stop=options.stop, client=store.client,
+                    transactions=store.transactions)
     started = time.monotonic()
     try:
         await m.up(ctx)
@@ -344,7 +345,7 @@ async def _hand_written_down(store: Store, m: Migration, lock: LeaseLock,
 
     down_m = replace(m, id=f"{m.id}#down")
     run_id = uuid.uuid4().hex
-    ctx = MigrationContext(db=store.db, migration=down_m, plan=None, keys=None, dry_run=False,
+    ctx = MigrationContext(db=store.db, migration=down_m, dry_run=False,
                            progress=options.progress, lock=lock, run_id=run_id,
                            run_no=int(time.time()), batch_size=options.batch_size,
                            stop=options.stop, client=store.client,

@@ -9,47 +9,54 @@ from layra_migrate.errors import ConfigError
 
 TEMPLATE = '''"""{title}
 
-Context API (``ctx``), the only way a migration writes:
+The context (``ctx``) is typed: ``up`` gets a MigrationAPI, ``down`` a DownAPI
+(layra_migrate/engine/api.py); ``mypy --strict`` checks a migration against them.
+set_fields is the only way a migration writes:
 
   ctx.db                 the application database (pymongo AsyncDatabase): read freely
-  ctx.plan               the reviewed plan (proxy URLs, targets by model name), or None
+  ctx.plan               the reviewed plan: ctx.plan.proxy.matches(url), ctx.plan.target(name)
   ctx.keys               key values: ctx.keys.for_target(ctx.plan.target(name))
   ctx.logger             a logging.Logger (secrets are masked on output)
-  ctx.progress           progress reporter; ctx.stream() drives it for you
   ctx.dry_run            True under --dry-run: set_fields records the diff, writes nothing
+  ctx.skipped            documents left alone because they changed while migrating
   ctx.MISSING            the value of an absent field (in expect, or to remove a field)
 
   async for doc in ctx.stream(collection, filter, projection):
-      ...                # documents in _id order, in batches (bounded memory)
+      ...                # documents in _id order, in batches (bounded memory), with progress
 
   await ctx.set_fields(collection, doc["_id"],
                        {{"models.0.model_url": "https://api.example.com/v1"}},
                        expect={{"models.0.model_url": doc["models"][0]["model_url"]}},
                        cache_keys=["model_config:" + doc["username"]])
 
+Field names: a model configuration spells its keys in snake_case or camelCase; use
+layra_migrate.locations (Location.references(doc), Reference.field_path(logical))
+rather than spelling keys yourself, so you change the copy the app reads.
+
 set_fields journals the before-image of exactly those paths (and a hash of the
 new values) before writing, and writes only while the document still holds the
 ``expect`` values. Rollback replays the journal, so ``down`` is optional: write
-one only for changes the journal cannot see. Never replace whole documents.
-A migration must be safe to run again after an interruption: compute changes
-from the data (as 0001 does), not from counters.
+one only for changes the journal cannot see (it gets no plan and no keys).
+Never replace whole documents. A migration must be safe to run again after an
+interruption: compute changes from the data (as 0001 does), not from counters.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from layra_migrate.engine.api import MigrationAPI
 
 id = "{stem}"
 description = "{title}"
 
 
-async def up(ctx: Any) -> None:
+async def up(ctx: MigrationAPI) -> None:
     async for doc in ctx.stream("collection_name", {{}}, {{"field": 1}}):
         pass  # compute new values, then: await ctx.set_fields(...)
 
 
-# async def down(ctx: Any) -> None:
-#     """Optional: runs before the journal replay on rollback."""
+async def down(ctx: DownAPI) -> None:
+    """Optional (delete it if the journal replay is enough): runs before the journal
+    replay on rollback."""
 '''
 
 
