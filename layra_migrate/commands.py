@@ -256,7 +256,9 @@ class StatusResult:
     @property
     def pending(self) -> list[str]:
         """Migrations not applied (pending, interrupted, partially rolled back)."""
-        return [r.id for r in self.report.migrations if r.state != "applied"]
+        from layra_migrate.engine.ledger import LedgerState
+
+        return [r.id for r in self.report.migrations if r.state != LedgerState.APPLIED]
 
     def as_json(self) -> dict[str, Any]:
         return {"schema": self.SCHEMA, **self.report.as_dict()}

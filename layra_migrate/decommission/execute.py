@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,9 +38,12 @@ from layra_migrate.decommission.models import (
     MANIFEST_SCHEMA,
     ContainerReport,
     InterlockReport,
+    Note,
     RunResult,
     SecurityReport,
     Step,
+    StepKind,
+    StepStatus,
 )
 from layra_migrate.decommission.security import key_names_from_config, key_names_from_env_file
 from layra_migrate.errors import (
@@ -101,32 +104,39 @@ def _policy_str(policy: dict[str, Any] | None) -> str:
 def plan_steps(stack: Stack, opts: Options, result: RunResult) -> None:
     """The ordered steps and the resources each touches (all ``pending``)."""
     order = stack.stop_order()
-    result.step("record pre-state", [c.name for c in stack.containers])
+    result.step("record pre-state", [c.name for c in stack.containers], kind=StepKind.RECORD)
     for c in (c for c in order if c.role == "proxy"):
-        result.step(f"stop {c.name} (proxy, timeout {opts.stop_timeouts['proxy']}s)", [c.name])
+        result.step(f"stop {c.name} (proxy, timeout {opts.stop_timeouts['proxy']}s)", [c.name],
+                    kind=StepKind.STOP, target=c.name)
     for db in stack.by_role("database"):
         result.step(f"dump {db.name} (pg_dump -Fc, pg_dumpall --globals-only, "
-                    "pg_restore --list)", [db.name])
+                    "pg_restore --list)", [db.name], kind=StepKind.DUMP, target=db.name)
     for c in (c for c in order if c.role in ("other", "cache")):
-        result.step(f"stop {c.name} ({c.role}, timeout {opts.stop_timeouts[c.role]}s)", [c.name])
+        result.step(f"stop {c.name} ({c.role}, timeout {opts.stop_timeouts[c.role]}s)", [c.name],
+                    kind=StepKind.STOP, target=c.name)
     for c in (c for c in order if c.role == "database"):
         result.step(f"stop {c.name} (database, timeout {opts.stop_timeouts['database']}s)",
-                    [c.name])
+                    [c.name], kind=StepKind.STOP, target=c.name)
     binds = [m.source for c in stack.containers for m in c.mounts
              if m.type == "bind" and _worth_archiving(m.source, stack.working_dir)]
     result.step("archive volumes (get_archive from the stopped containers)",
-                [v.name for v in stack.volumes] + [f"bind {b}" for b in binds])
+                [v.name for v in stack.volumes] + [f"bind {b}" for b in binds],
+                kind=StepKind.ARCHIVE_VOLUMES)
     result.step("archive compose directory and config files (including .env)",
-                [p for p in [stack.working_dir, *stack.config_files] if p])
-    result.step("set restart policies to no", [c.name for c in stack.containers])
-    result.step("verify archive (re-hash every member, read every tar)", [str(opts.archive_dir)])
+                [p for p in [stack.working_dir, *stack.config_files] if p],
+                kind=StepKind.ARCHIVE_COMPOSE)
+    result.step("set restart policies to no", [c.name for c in stack.containers],
+                kind=StepKind.POLICIES)
+    result.step("verify archive (re-hash every member, read every tar)", [str(opts.archive_dir)],
+                kind=StepKind.VERIFY)
     if opts.remove:
-        result.step("remove containers", [c.name for c in stack.containers])
+        result.step("remove containers", [c.name for c in stack.containers],
+                    kind=StepKind.REMOVE_CONTAINERS)
         result.step("remove networks (project-labelled, no foreign container attached)",
-                    [n.name for n in stack.networks])
+                    [n.name for n in stack.networks], kind=StepKind.REMOVE_NETWORKS)
         if opts.remove_volumes:
             result.step("remove volumes (project-labelled, not used elsewhere)",
-                        [v.name for v in stack.volumes])
+                        [v.name for v in stack.volumes], kind=StepKind.REMOVE_VOLUMES)
 
 
 def estimate_size(stack: Stack) -> int | None:
@@ -177,10 +187,11 @@ class _Run:
                                         "config_files": list(stack.config_files), "files": []}
         self.removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
         self.binds: list[dict[str, Any]] = []
-        self._steps: Iterator[Step] = iter(result.steps)
+        self.current: Step | None = None
 
-    def next_step(self) -> Step:
-        step = next(self._steps)
+    def begin(self, kind: StepKind, target: str | None = None) -> Step:
+        """The planned step of this kind (and target), now running."""
+        step = self.current = self.result.find(kind, target)
         self.progress(step.name)
         return step
 
@@ -221,7 +232,7 @@ class _Run:
 
     # -- steps ---------------------------------------------------------------------------
     def stop(self, c: StackContainer) -> None:
-        step = self.next_step()
+        step = self.begin(StepKind.STOP, c.name)
         if not c.running:
             step.skipped(f"was {c.status}")
             return
@@ -236,7 +247,7 @@ class _Run:
         step.done(f"stopped (exit code {state.get('ExitCode')})")
 
     def dump(self, db: StackContainer) -> None:
-        step = self.next_step()
+        step = self.begin(StepKind.DUMP, db.name)
         assert self.writer is not None
         if not db.running:
             step.skipped("database was not running; the volume copy is the only copy")
@@ -251,7 +262,7 @@ class _Run:
             step.skipped(outcome.detail)
 
     def archive_volumes(self) -> None:
-        step = self.next_step()
+        step = self.begin(StepKind.ARCHIVE_VOLUMES)
         assert self.writer is not None
         names = {c.name: c for c in self.stack.containers}
         done = []
@@ -315,7 +326,7 @@ class _Run:
         self.helpers.clear()
 
     def archive_compose(self) -> None:
-        step = self.next_step()
+        step = self.begin(StepKind.ARCHIVE_COMPOSE)
         assert self.writer is not None
         wd = self.stack.working_dir
         notes: list[str] = []
@@ -368,7 +379,7 @@ class _Run:
             step.skipped("; ".join(notes) or "no compose working directory label")
 
     def neutralise_policies(self) -> None:
-        step = self.next_step()
+        step = self.begin(StepKind.POLICIES)
         changed = []
         for c in self.stack.containers:
             if c.policy_name == "no":
@@ -380,7 +391,7 @@ class _Run:
         step.done(", ".join(changed)) if changed else step.skipped("all policies were already no")
 
     def verify(self) -> None:
-        step = self.next_step()
+        step = self.begin(StepKind.VERIFY)
         assert self.writer is not None
         problems = arch.verify_members(self.writer.root, self.writer.members)
         if problems:
@@ -392,14 +403,14 @@ class _Run:
         self.result.archive_verified = True
 
     def remove(self) -> None:
-        step = self.next_step()
+        step = self.begin(StepKind.REMOVE_CONTAINERS)
         for c in self.stack.containers:
             with docker_errors(f"removing {c.name}"):
                 self.api.remove_container(c.id, v=False)
             self.removed["containers"].append(c.name)
         step.done(", ".join(self.removed["containers"]))
 
-        step = self.next_step()
+        step = self.begin(StepKind.REMOVE_NETWORKS)
         ours = {c.id for c in self.stack.containers}
         kept = []
         for n in self.stack.networks:
@@ -421,7 +432,7 @@ class _Run:
 
         if not self.opts.remove_volumes:
             return
-        step = self.next_step()
+        step = self.begin(StepKind.REMOVE_VOLUMES)
         kept = []
         for v in self.stack.volumes:
             if v.labels.get("com.docker.compose.project") != self.stack.project:
@@ -439,16 +450,16 @@ class _Run:
 
     # -- the way back ----------------------------------------------------------------------
     def rollback(self) -> Step:
-        step = Step("rollback")
-        self.result.steps.append(step)
-        notes: list[str] = []
+        step = self.result.step("rollback", kind=StepKind.ROLLBACK)
+        notes: list[Note] = []
         self._drop_helpers()
         for c in self.policies_changed:
             try:
                 self.api.update_container(c.id, restart_policy=dict(c.restart_policy))
-                notes.append(f"{c.name} policy {_policy_str(c.restart_policy)}")
+                notes.append(Note(f"{c.name} policy {_policy_str(c.restart_policy)}"))
             except Exception as exc:  # noqa: BLE001 - keep undoing the rest
-                notes.append(f"{c.name} policy NOT restored ({exc.__class__.__name__})")
+                notes.append(Note(f"{c.name} policy NOT restored ({exc.__class__.__name__})",
+                                  ok=False))
         states = [c.pre_state() for c in self.stopped]
         notes.extend(start_in_order(self.client, states))
         # A stop cut short by Ctrl-C may still complete in the daemon after our start:
@@ -462,17 +473,19 @@ class _Run:
             except Exception:  # noqa: BLE001 - reported by the first pass
                 continue
         if late:
-            notes.extend(f"{n} (second attempt)" for n in start_in_order(self.client, late))
+            notes.extend(Note(f"{n.text} (second attempt)", n.ok)
+                         for n in start_in_order(self.client, late))
         self.result.rolled_back = True
-        failed = any("NOT" in n for n in notes)
-        return step.failed("; ".join(notes)) if failed else step.done("; ".join(notes)
-                                                                      or "nothing to undo")
+        detail = "; ".join(n.text for n in notes)
+        if not all(n.ok for n in notes):
+            return step.failed(detail)
+        return step.done(detail or "nothing to undo")
 
 
 def start_in_order(client: docker.DockerClient, states: list[dict[str, Any]],
-                   health_timeout_s: float = 90.0) -> list[str]:
+                   health_timeout_s: float = 90.0) -> list[Note]:
     """Start the containers that were running, dependencies first; wait for health."""
-    notes = []
+    notes: list[Note] = []
     api = client.api
     for state in sorted(states, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2),
                                                 s["name"])):
@@ -481,9 +494,11 @@ def start_in_order(client: docker.DockerClient, states: list[dict[str, Any]],
         try:
             api.start(state["id"])
             ok, detail = wait_running(client, state["id"], health_timeout_s)
-            notes.append(f"{state['name']} {detail}" if ok else f"{state['name']} NOT {detail}")
+            notes.append(Note(f"{state['name']} {detail}") if ok
+                         else Note(f"{state['name']} NOT {detail}", ok=False))
         except Exception as exc:  # noqa: BLE001 - keep starting the rest
-            notes.append(f"{state['name']} NOT started ({exc.__class__.__name__})")
+            notes.append(Note(f"{state['name']} NOT started ({exc.__class__.__name__})",
+                              ok=False))
     return notes
 
 
@@ -547,7 +562,7 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
     writer = run.writer
     result.archive = str(writer.root)
     try:
-        step = run.next_step()
+        step = run.begin(StepKind.RECORD)
         for c in stack.containers:
             writer.write_json(f"containers/{c.name}.inspect.json", c.attrs, "inspect")
         writer.mark_incomplete("run in progress")
@@ -569,7 +584,7 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
         writer.clear_incomplete()
         writer.write_manifest(run.manifest(complete=True, verified=True))
     except KeyboardInterrupt:
-        _fail_current(result, "interrupted")
+        _fail_current(run, "interrupted")
         with _SigintGuard():
             run.rollback()
             _finish_incomplete(run, "interrupted (Ctrl-C)")
@@ -579,11 +594,11 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
         return result
     except (LayraMigrateError, OSError, Exception) as exc:  # noqa: BLE001
         message = _describe(exc)
-        _fail_current(result, message)
+        _fail_current(run, message)
         with _SigintGuard():
             if isinstance(exc, UnreachableError):
-                result.steps.append(Step("rollback").failed("Docker engine unreachable: "
-                                                            "nothing could be undone"))
+                result.step("rollback", kind=StepKind.ROLLBACK).failed(
+                    "Docker engine unreachable: nothing could be undone")
             else:
                 run.rollback()
             _finish_incomplete(run, message)
@@ -605,7 +620,7 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
             run.remove()
         except (LayraMigrateError, Exception) as exc:  # noqa: BLE001
             message = _describe(exc)
-            _fail_current(result, message)
+            _fail_current(run, message)
             result.error = (f"{message}; the archive is verified: `layra-migrate restore "
                             f"{writer.root}` brings the stack back")
             result.exit_code = getattr(exc, "exit_code", EXIT_VERIFY_FAILED) \
@@ -624,13 +639,16 @@ def _describe(exc: BaseException) -> str:
     return redact.scrub(f"{exc.__class__.__name__}: {exc}")
 
 
-def _fail_current(result: RunResult, message: str) -> None:
-    for s in result.steps:
-        if s.status == "pending":
+def _fail_current(run: _Run, message: str) -> None:
+    """The running step failed; the steps not run are skipped. A failure between steps
+    (writing the manifest) fails the next step: it could not start."""
+    pending = [s for s in run.result.steps if s.status == StepStatus.PENDING]
+    failed = run.current if any(s is run.current for s in pending) \
+        else next(iter(pending), None)
+    for s in pending:
+        if s is failed:
             s.failed(message)
-            break
-    for s in result.steps:
-        if s.status == "pending":
+        else:
             s.skipped("not run: an earlier step failed")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 DECOMMISSION_SCHEMA = "layra-migrate/decommission/v1"
@@ -10,28 +11,64 @@ RESTORE_SCHEMA = "layra-migrate/restore/v1"
 MANIFEST_SCHEMA = "layra-migrate/decommission-manifest/v1"
 
 
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    DONE = "done"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+class StepKind(StrEnum):
+    """What a decommission step does; with its ``target`` (a container name, for the
+    per-container steps) it names the step the run executes."""
+
+    RECORD = "record"
+    STOP = "stop"
+    DUMP = "dump"
+    ARCHIVE_VOLUMES = "archive_volumes"
+    ARCHIVE_COMPOSE = "archive_compose"
+    POLICIES = "policies"
+    VERIFY = "verify"
+    REMOVE_CONTAINERS = "remove_containers"
+    REMOVE_NETWORKS = "remove_networks"
+    REMOVE_VOLUMES = "remove_volumes"
+    ROLLBACK = "rollback"
+
+
 @dataclass
 class Step:
+    """One step of a run: its own label (``name``), what it touches and its result."""
+
     name: str
-    status: str = "pending"  # pending | done | skipped | failed
+    status: StepStatus = StepStatus.PENDING
     detail: str = ""
     resources: list[str] = field(default_factory=list)
+    kind: StepKind | None = None  # decommission steps; restore's are made as they run
+    target: str | None = None
 
     def done(self, detail: str = "") -> Step:
-        self.status, self.detail = "done", detail
+        self.status, self.detail = StepStatus.DONE, detail
         return self
 
     def skipped(self, detail: str) -> Step:
-        self.status, self.detail = "skipped", detail
+        self.status, self.detail = StepStatus.SKIPPED, detail
         return self
 
     def failed(self, detail: str) -> Step:
-        self.status, self.detail = "failed", detail
+        self.status, self.detail = StepStatus.FAILED, detail
         return self
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "detail": self.detail,
                 "resources": list(self.resources)}
+
+
+@dataclass(frozen=True)
+class Note:
+    """One line of a step's detail, and whether what it reports went as intended."""
+
+    text: str
+    ok: bool = True
 
 
 @dataclass
@@ -102,10 +139,18 @@ class RunResult:
     error: str | None = None
     exit_code: int = 0
 
-    def step(self, name: str, resources: list[str] | None = None) -> Step:
-        s = Step(name, resources=list(resources or []))
+    def step(self, name: str, resources: list[str] | None = None, *,
+             kind: StepKind | None = None, target: str | None = None) -> Step:
+        s = Step(name, resources=list(resources or []), kind=kind, target=target)
         self.steps.append(s)
         return s
+
+    def find(self, kind: StepKind, target: str | None = None) -> Step:
+        """The planned step of this kind (and target); LookupError when none was planned."""
+        for s in self.steps:
+            if s.kind == kind and s.target == target:
+                return s
+        raise LookupError(f"no {kind} step planned" + (f" for {target}" if target else ""))
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from layra_migrate import toolstate
@@ -40,11 +41,14 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
     from pymongo.asynchronous.database import AsyncDatabase
 
-PENDING = "written"  # journaled, then written (or, after a crash, maybe not: see recover)
-APPLIED = "applied"
-RESTORED = "restored"
-CONFLICT = "conflict"
-ABANDONED = "abandoned"  # the document disappeared before anything could be restored
+class EntryState(StrEnum):
+    """A journal entry's state (the ``state`` field of each entry)."""
+
+    WRITTEN = "written"  # journaled, then written (or, after a crash, maybe not: see recover)
+    APPLIED = "applied"
+    RESTORED = "restored"
+    CONFLICT = "conflict"
+    ABANDONED = "abandoned"  # the document disappeared before anything could be restored
 
 
 @dataclass
@@ -151,10 +155,10 @@ async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]
             before = decode_image(e["before"])
             cur = current_values(docs.get(id_key(e["doc_id"])), list(before))
             if cur is None:
-                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": ABANDONED}}))
+                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.ABANDONED}}))
                 dropped += 1
             elif values_hash(cur.items()) == e["after_hash"]:
-                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": APPLIED}}))
+                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.APPLIED}}))
                 applied += 1
             elif equal_images(cur, before):
                 ops.append(DeleteOne({"_id": e["_id"]}))
@@ -162,7 +166,7 @@ async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]
             else:
                 # Changed by someone else after (or instead of) our write: keep the
                 # before-image; rollback will report the document as a conflict.
-                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": APPLIED,
+                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.APPLIED,
                                                                     "unsure": True}}))
                 applied += 1
     if ops:
@@ -177,8 +181,8 @@ async def recover(db: AsyncDatabase[dict[str, Any]], runs: list[str], batch: int
     if not runs:
         return 0
     while True:
-        entries = await journal.find({"run": {"$in": runs}, "state": PENDING}).limit(batch) \
-            .to_list()
+        entries = await journal.find({"run": {"$in": runs}, "state": EntryState.WRITTEN}) \
+            .limit(batch).to_list()
         if not entries:
             return total
         total += len(entries)
@@ -201,7 +205,8 @@ async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
     total = 0
     while True:
         entries = await journal.find(
-            {"_id": {"$gt": last, "$lt": bounds["$lt"]}, "state": {"$in": [PENDING, APPLIED]}}
+            {"_id": {"$gt": last, "$lt": bounds["$lt"]},
+             "state": {"$in": [EntryState.WRITTEN, EntryState.APPLIED]}}
         ).sort("_id", 1).limit(batch).to_list()
         if not entries:
             return total
@@ -217,7 +222,8 @@ async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
                 before = decode_image(e["before"])
                 cur = current_values(docs.get(id_key(e["doc_id"])), list(before))
                 if cur is not None and equal_images(cur, before):
-                    ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": RESTORED}}))
+                    ops.append(UpdateOne({"_id": e["_id"]},
+                                         {"$set": {"state": EntryState.RESTORED}}))
         if ops:
             await journal.bulk_write(ops, ordered=False)
             total += len(ops)
@@ -279,7 +285,7 @@ async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *,
                       session: AsyncClientSession | None = None) -> BatchOutcome:
     """Journal first, then the guarded document writes, then mark applied."""
     journal = db[toolstate.JOURNAL]
-    docs = [entry_doc(w, migration, run_no, seq_start + i, run_id, PENDING)
+    docs = [entry_doc(w, migration, run_no, seq_start + i, run_id, EntryState.WRITTEN)
             for i, w in enumerate(writes)]
     await journal.insert_many(docs, ordered=True, session=session)
     matched = 0

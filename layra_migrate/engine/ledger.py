@@ -11,6 +11,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from layra_migrate import redact, toolstate
@@ -19,25 +20,49 @@ from layra_migrate.engine.lock import now, whoami
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
-# Migration states.
-PENDING = "pending"
-APPLIED = "applied"
-INTERRUPTED = "interrupted"  # an up run stopped (Ctrl-C, crash, error): rewrite resumes it
-ROLLED_BACK = "rolled_back"
-PARTIALLY_ROLLED_BACK = "partially_rolled_back"
-ROLLBACK_INTERRUPTED = "rollback_interrupted"
+class LedgerState(StrEnum):
+    """A migration's state, read from its newest ``up``/``down`` run."""
 
-NEEDS_UP = frozenset({PENDING, INTERRUPTED, ROLLED_BACK, PARTIALLY_ROLLED_BACK,
-                      ROLLBACK_INTERRUPTED})
-CAN_ROLL_BACK = frozenset({APPLIED, INTERRUPTED, PARTIALLY_ROLLED_BACK, ROLLBACK_INTERRUPTED})
+    PENDING = "pending"
+    APPLIED = "applied"
+    INTERRUPTED = "interrupted"  # an up run stopped (Ctrl-C, crash, error): rewrite resumes it
+    ROLLED_BACK = "rolled_back"
+    PARTIALLY_ROLLED_BACK = "partially_rolled_back"
+    ROLLBACK_INTERRUPTED = "rollback_interrupted"
+
+
+class RunStatus(StrEnum):
+    """A run record's ``status``."""
+
+    RUNNING = "running"  # never finished while this stays: crashed (kill -9, lost server)
+    APPLIED = "applied"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    PARTIALLY_ROLLED_BACK = "partially_rolled_back"
+    ACCEPTED = "accepted"  # an --accept-changed record
+
+
+class Direction(StrEnum):
+    """A run record's ``direction``."""
+
+    UP = "up"
+    DOWN = "down"
+    ACCEPT_CHANGED = "accept_changed"
+
+
+NEEDS_UP = frozenset({LedgerState.PENDING, LedgerState.INTERRUPTED, LedgerState.ROLLED_BACK,
+                      LedgerState.PARTIALLY_ROLLED_BACK, LedgerState.ROLLBACK_INTERRUPTED})
+CAN_ROLL_BACK = frozenset({LedgerState.APPLIED, LedgerState.INTERRUPTED,
+                           LedgerState.PARTIALLY_ROLLED_BACK, LedgerState.ROLLBACK_INTERRUPTED})
 
 
 @dataclass
 class RunRecord:
     id: str
     migration: str
-    direction: str  # up | down | accept_changed
-    status: str  # running | applied | interrupted | failed | rolled_back | partially_rolled_back
+    direction: str  # a Direction
+    status: str  # a RunStatus
     run_no: int
     checksum: str | None
     started_at: datetime
@@ -68,7 +93,7 @@ class RunRecord:
 @dataclass
 class MigrationState:
     migration: str
-    state: str
+    state: LedgerState
     last_up: RunRecord | None
     last_run: RunRecord | None
     accepted_checksum: str | None  # the checksum the file must have while applied
@@ -90,34 +115,36 @@ class Ledger:
     async def states(self) -> dict[str, MigrationState]:
         out: dict[str, MigrationState] = {}
         for r in await self.runs():
-            st = out.setdefault(r.migration, MigrationState(r.migration, PENDING, None, None, None))
-            if r.direction == "accept_changed":
+            st = out.setdefault(r.migration, MigrationState(r.migration, LedgerState.PENDING,
+                                                            None, None, None))
+            if r.direction == Direction.ACCEPT_CHANGED:
                 st.accepted_checksum = r.checksum
                 continue
             st.last_run = r
-            if r.direction == "up":
-                if r.status == "applied":
-                    st.state = APPLIED
+            if r.direction == Direction.UP:
+                if r.status == RunStatus.APPLIED:
+                    st.state = LedgerState.APPLIED
                     st.last_up = r
                     st.accepted_checksum = r.checksum
-                elif r.status == "running" or r.status in ("interrupted", "failed"):
-                    st.state = INTERRUPTED
-            elif r.direction == "down":
-                if r.status == "rolled_back":
-                    st.state = ROLLED_BACK
+                elif r.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED, RunStatus.FAILED):
+                    st.state = LedgerState.INTERRUPTED
+            elif r.direction == Direction.DOWN:
+                if r.status == RunStatus.ROLLED_BACK:
+                    st.state = LedgerState.ROLLED_BACK
                     st.accepted_checksum = None
-                elif r.status == "partially_rolled_back":
-                    st.state = PARTIALLY_ROLLED_BACK
+                elif r.status == RunStatus.PARTIALLY_ROLLED_BACK:
+                    st.state = LedgerState.PARTIALLY_ROLLED_BACK
                 else:
-                    st.state = ROLLBACK_INTERRUPTED
+                    st.state = LedgerState.ROLLBACK_INTERRUPTED
         return out
 
     async def next_run_no(self, migration: str) -> int:
         last = await self.coll.find_one({"migration": migration}, sort=[("run_no", -1)])
         return int(last.get("run_no") or 0) + 1 if last else 1
 
-    async def start(self, migration: str, direction: str, checksum: str | None) -> RunRecord:
-        rec = RunRecord(uuid.uuid4().hex, migration, direction, "running",
+    async def start(self, migration: str, direction: Direction,
+                    checksum: str | None) -> RunRecord:
+        rec = RunRecord(uuid.uuid4().hex, migration, direction, RunStatus.RUNNING,
                         await self.next_run_no(migration), checksum, now(), whoami())
         doc = rec.as_dict()
         doc["_id"] = doc.pop("run")
@@ -125,7 +152,7 @@ class Ledger:
         await self.coll.insert_one(doc)
         return rec
 
-    async def finish(self, rec: RunRecord, status: str, counts: dict[str, int],
+    async def finish(self, rec: RunRecord, status: RunStatus, counts: dict[str, int],
                      error: str | None = None) -> None:
         rec.status = status
         rec.finished_at = now()
@@ -139,7 +166,8 @@ class Ledger:
     async def crashed_runs(self, migration: str) -> list[str]:
         """Runs of this migration (and its hand-written down) that never finished cleanly."""
         flt = {"migration": {"$in": [migration, f"{migration}#down"]},
-               "status": {"$in": ["running", "failed"]}, "settled": {"$ne": True}}
+               "status": {"$in": [RunStatus.RUNNING, RunStatus.FAILED]},
+               "settled": {"$ne": True}}
         return [str(d["_id"]) async for d in self.coll.find(flt, {"_id": 1})]
 
     async def mark_settled(self, runs: list[str]) -> None:
@@ -148,7 +176,7 @@ class Ledger:
 
     async def accept_changed(self, migration: str, previous: str | None, checksum: str,
                              reason: str) -> RunRecord:
-        rec = RunRecord(uuid.uuid4().hex, migration, "accept_changed", "accepted",
+        rec = RunRecord(uuid.uuid4().hex, migration, Direction.ACCEPT_CHANGED, RunStatus.ACCEPTED,
                         await self.next_run_no(migration), checksum, now(), whoami(),
                         reason=redact.scrub(reason), previous_checksum=previous)
         doc = rec.as_dict()

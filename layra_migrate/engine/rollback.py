@@ -19,11 +19,7 @@ from typing import TYPE_CHECKING, Any
 from layra_migrate import toolstate
 from layra_migrate.engine.context import NullProgress, Progress, StopFlag, shown_value
 from layra_migrate.engine.journal import (
-    ABANDONED,
-    APPLIED,
-    CONFLICT,
-    PENDING,
-    RESTORED,
+    EntryState,
     Write,
     current_values,
     decode_image,
@@ -99,7 +95,8 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
     progress = progress or NullProgress()
     stop = stop or StopFlag()
     stats = RollbackStats()
-    flt = {"_id": id_range(migration), "state": {"$in": [PENDING, APPLIED, CONFLICT]}}
+    live = [EntryState.WRITTEN, EntryState.APPLIED, EntryState.CONFLICT]
+    flt = {"_id": id_range(migration), "state": {"$in": live}}
     task = f"{migration}: rollback"
     progress.start(task, await journal.count_documents(flt))
     cursor = journal.find(flt, batch_size=batch_size).sort("_id", -1)  # newest first
@@ -126,21 +123,21 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
                                           "deleted"))
                     if force:
                         stats.gone += 1
-                        jops[e["_id"]] = ABANDONED
+                        jops[e["_id"]] = EntryState.ABANDONED
                     else:
                         stats.conflicts += 1
-                        jops[e["_id"]] = CONFLICT
+                        jops[e["_id"]] = EntryState.CONFLICT
                     continue
                 if equal_images(cur, before):
                     stats.already += 1
-                    jops[e["_id"]] = RESTORED
+                    jops[e["_id"]] = EntryState.RESTORED
                     continue
                 intact = values_hash(cur.items()) == e["after_hash"]
                 if not intact and not force:
                     stats.conflicts += 1
                     _note(stats, Conflict(migration, coll, e["doc_id"], sorted(before),
                                           "changed"))
-                    jops[e["_id"]] = CONFLICT
+                    jops[e["_id"]] = EntryState.CONFLICT
                     continue
                 if not intact:
                     stats.forced += 1
@@ -163,7 +160,7 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
                     for e in dentries:
                         stats.restored += 1
                         stats.cache_keys.update(e.get("cache_keys") or [])
-                        jops[e["_id"]] = RESTORED
+                        jops[e["_id"]] = EntryState.RESTORED
                 else:
                     # An edit raced the restore: decide each from the document again.
                     again = await fetch_docs(db, coll, [e["doc_id"] for e in dentries], paths)
@@ -173,12 +170,12 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
                         if cur is not None and equal_images(cur, before):
                             stats.restored += 1
                             stats.cache_keys.update(e.get("cache_keys") or [])
-                            jops[e["_id"]] = RESTORED
+                            jops[e["_id"]] = EntryState.RESTORED
                         else:
                             stats.conflicts += 1
                             _note(stats, Conflict(migration, coll, e["doc_id"], sorted(before),
                                                   "changed"))
-                            jops[e["_id"]] = CONFLICT
+                            jops[e["_id"]] = EntryState.CONFLICT
         if jops and not dry_run:
             await journal.bulk_write(state_updates(jops), ordered=True)
         progress.advance(task, len(entries))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from layra_migrate import redact
@@ -26,13 +27,13 @@ from layra_migrate.engine.context import (
 )
 from layra_migrate.engine.discovery import Migration
 from layra_migrate.engine.ledger import (
-    APPLIED,
     CAN_ROLL_BACK,
-    INTERRUPTED,
     NEEDS_UP,
-    PENDING,
+    Direction,
     Ledger,
+    LedgerState,
     MigrationState,
+    RunStatus,
 )
 from layra_migrate.engine.lock import DEFAULT_TTL_S, LeaseLock, LockInfo, read_lock
 from layra_migrate.engine.rollback import Conflict, Restore, RollbackStats, replay
@@ -65,11 +66,22 @@ class RunOptions:
     command: str = "rewrite"
 
 
+class Outcome(StrEnum):
+    """What a run did with one migration (``MigrationOutcome.status``)."""
+
+    APPLIED = "applied"
+    WOULD_APPLY = "would_apply"  # dry run
+    ALREADY_APPLIED = "already_applied"
+    ROLLED_BACK = "rolled_back"
+    PARTIALLY_ROLLED_BACK = "partially_rolled_back"  # conflicts left alone
+    WOULD_ROLL_BACK = "would_roll_back"  # dry run
+
+
 @dataclass
 class MigrationOutcome:
     id: str
     description: str
-    status: str  # applied | would_apply | already_applied | rolled_back | partially_rolled_back
+    status: Outcome
     documents: int = 0
     fields: int = 0
     skipped: int = 0
@@ -99,15 +111,20 @@ class ApplyResult:
         return sum(m.documents for m in self.migrations)
 
 
+def _state_of(states: dict[str, MigrationState], migration: str) -> LedgerState:
+    st = states.get(migration)
+    return st.state if st is not None else LedgerState.PENDING
+
+
 def _check_checksums(migrations: Sequence[Migration], states: dict[str, MigrationState],
                      accept: dict[str, str]) -> list[tuple[Migration, str | None]]:
     """Refuse an applied (or half-applied) migration whose file changed, unless accepted."""
     to_accept: list[tuple[Migration, str | None]] = []
     for m in migrations:
         st = states.get(m.id)
-        if st is None or st.state not in (APPLIED, INTERRUPTED):
+        if st is None or st.state not in (LedgerState.APPLIED, LedgerState.INTERRUPTED):
             continue
-        recorded = st.accepted_checksum if st.state == APPLIED else (
+        recorded = st.accepted_checksum if st.state == LedgerState.APPLIED else (
             st.last_run.checksum if st.last_run else None)
         if recorded is None or recorded == m.checksum:
             continue
@@ -144,14 +161,13 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan,
     accept = _resolve_accept(migrations, accept_changed or {})
     to_accept = _check_checksums(migrations, states, accept)
     pending = [m for m in migrations
-               if states.get(m.id, MigrationState(m.id, PENDING, None, None, None)).state
-               in NEEDS_UP and (only is None or m.id in only)]
+               if _state_of(states, m.id) in NEEDS_UP and (only is None or m.id in only)]
     result = ApplyResult(options.dry_run, [], [], set(),
                          accepted=[m.id for m, _ in to_accept])
     for m in migrations:
         st = states.get(m.id)
-        if st is not None and st.state == APPLIED and (only is None or m.id in only):
-            result.migrations.append(MigrationOutcome(m.id, m.description, "already_applied"))
+        if st is not None and st.state == LedgerState.APPLIED and (only is None or m.id in only):
+            result.migrations.append(MigrationOutcome(m.id, m.description, Outcome.ALREADY_APPLIED))
     if options.dry_run:
         for m in pending:
             ctx = UpContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=True,
@@ -160,7 +176,7 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan,
             started = time.monotonic()
             await m.up(ctx)
             result.migrations.append(MigrationOutcome(
-                m.id, m.description, "would_apply", ctx.stats.documents, ctx.stats.fields,
+                m.id, m.description, Outcome.WOULD_APPLY, ctx.stats.documents, ctx.stats.fields,
                 duration_s=time.monotonic() - started))
             result.changes.extend(ctx.changes)
             result.cache_keys.update(ctx.cache_keys)
@@ -187,7 +203,7 @@ async def _recover(store: Store, ledger: Ledger, migration: str) -> int:
     crashed = await ledger.crashed_runs(migration)
     n = await journal_mod.recover(store.db, crashed)
     if crashed and await ledger.coll.count_documents(
-            {"_id": {"$in": crashed}, "direction": "down"}, limit=1):
+            {"_id": {"$in": crashed}, "direction": Direction.DOWN}, limit=1):
         await journal_mod.settle_restored(store.db, migration)
     await ledger.mark_settled(crashed)
     return n
@@ -197,7 +213,7 @@ async def _apply_one(store: Store, ledger: Ledger, lock: LeaseLock, m: Migration
                      plan: Plan, keys: KeyValues, options: RunOptions,
                      state: MigrationState | None, result: ApplyResult) -> MigrationOutcome:
     recovered = await _recover(store, ledger, m.id)
-    rec = await ledger.start(m.id, "up", m.checksum)
+    rec = await ledger.start(m.id, Direction.UP, m.checksum)
     ctx = UpContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=False,
                     progress=options.progress, lock=lock, run_id=rec.id,
                     run_no=rec.run_no, batch_size=options.batch_size,
@@ -210,7 +226,8 @@ async def _apply_one(store: Store, ledger: Ledger, lock: LeaseLock, m: Migration
     except BaseException as exc:
         await ctx.settle_inflight()
         result.cache_keys.update(ctx.cache_keys)
-        status = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) else "failed"
+        status = RunStatus.INTERRUPTED if isinstance(exc, (Interrupted, KeyboardInterrupt)) \
+            else RunStatus.FAILED
         try:
             await ledger.finish(rec, status, ctx.stats.as_dict(),
                                 error=f"{exc.__class__.__name__}: {exc}")
@@ -218,11 +235,11 @@ async def _apply_one(store: Store, ledger: Ledger, lock: LeaseLock, m: Migration
             pass
         raise
     result.cache_keys.update(ctx.cache_keys)
-    await ledger.finish(rec, "applied", ctx.stats.as_dict())
-    return MigrationOutcome(m.id, m.description, "applied", ctx.stats.documents,
+    await ledger.finish(rec, RunStatus.APPLIED, ctx.stats.as_dict())
+    return MigrationOutcome(m.id, m.description, Outcome.APPLIED, ctx.stats.documents,
                             ctx.stats.fields, ctx.stats.skipped, recovered,
-                            resumed=bool(state and state.state != PENDING and
-                                         state.state == INTERRUPTED),
+                            resumed=bool(state and state.state != LedgerState.PENDING and
+                                         state.state == LedgerState.INTERRUPTED),
                             duration_s=time.monotonic() - started)
 
 
@@ -291,7 +308,7 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
             for mid in targets:
                 await _recover(store, ledger, mid)
                 m = by_id.get(mid)
-                rec = await ledger.start(mid, "down", m.checksum if m else None)
+                rec = await ledger.start(mid, Direction.DOWN, m.checksum if m else None)
                 started = time.monotonic()
                 stats = RollbackStats()
                 try:
@@ -302,8 +319,8 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
                                          batch_size=options.batch_size)
                 except BaseException as exc:
                     cache_keys.update(stats.cache_keys)
-                    status = "interrupted" if isinstance(exc, (Interrupted, KeyboardInterrupt)) \
-                        else "failed"
+                    status = RunStatus.INTERRUPTED \
+                        if isinstance(exc, (Interrupted, KeyboardInterrupt)) else RunStatus.FAILED
                     try:
                         await ledger.finish(rec, status, {}, error=f"{exc.__class__.__name__}: "
                                                                    f"{redact.scrub(str(exc))}")
@@ -311,8 +328,8 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
                         pass
                     raise
                 cache_keys.update(stats.cache_keys)
-                status = "partially_rolled_back" if stats.conflicts else "rolled_back"
-                await ledger.finish(rec, status, stats.as_dict())
+                await ledger.finish(rec, RunStatus.PARTIALLY_ROLLED_BACK if stats.conflicts
+                                    else RunStatus.ROLLED_BACK, stats.as_dict())
                 result.stats[mid] = stats
                 out = _outcome(mid, by_id, stats, dry_run=False)
                 out.duration_s = time.monotonic() - started
@@ -329,9 +346,9 @@ def _outcome(mid: str, by_id: dict[str, Migration], stats: RollbackStats, *,
              dry_run: bool) -> MigrationOutcome:
     m = by_id.get(mid)
     if dry_run:
-        status = "would_roll_back"
+        status = Outcome.WOULD_ROLL_BACK
     else:
-        status = "partially_rolled_back" if stats.conflicts else "rolled_back"
+        status = Outcome.PARTIALLY_ROLLED_BACK if stats.conflicts else Outcome.ROLLED_BACK
     return MigrationOutcome(mid, m.description if m else "(file not found)", status,
                             stats.restored, skipped=stats.conflicts)
 
@@ -363,7 +380,7 @@ async def _hand_written_down(store: Store, m: Migration, lock: LeaseLock,
 class StatusRow:
     id: str
     description: str
-    state: str
+    state: LedgerState
     file_checksum: str | None
     recorded_checksum: str | None
     changed: bool
@@ -401,9 +418,9 @@ async def status(db: AsyncDatabase[dict[str, Any]], migrations: Sequence[Migrati
     for mid in _ordered_ids(migrations, states):
         m = by_id.get(mid)
         st = states.get(mid)
-        state = st.state if st else PENDING
+        state = st.state if st else LedgerState.PENDING
         recorded = st.accepted_checksum if st else None
-        if st and state == INTERRUPTED and st.last_run:
+        if st and state == LedgerState.INTERRUPTED and st.last_run:
             recorded = st.last_run.checksum
         changed = bool(m and recorded and recorded != m.checksum)
         rows.append(StatusRow(
