@@ -54,9 +54,10 @@ async def up(ctx: MigrationAPI) -> None:
         pass  # compute new values, then: await ctx.set_fields(...)
 
 
-async def down(ctx: DownAPI) -> None:
-    """Optional (delete it if the journal replay is enough): runs before the journal
-    replay on rollback."""
+# Optional: runs before the journal replay on rollback; it gets no plan and no keys
+# (from layra_migrate.engine.api import DownAPI).
+# async def down(ctx: DownAPI) -> None:
+#     ...
 '''
 
 
