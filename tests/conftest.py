@@ -1,5 +1,6 @@
 """Shared fixtures: a real MongoDB wire-protocol server, one database per test,
-realistic Layra data and LiteLLM config, and a CLI runner.
+realistic Layra data and LiteLLM config, and the CLI runners: ``run_cli`` in process
+(Typer's CliRunner), ``run_process`` in a subprocess for what needs a real process.
 
 ``LAYRA_MIGRATE_TEST_MONGO_URI`` points the suite at a real mongod instead of
 the SecantusDB process started here.
@@ -11,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -119,14 +121,15 @@ def base_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_cli(
+def run_process(
     *args: str,
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     timeout: float = 120,
     input: str | None = None,
 ) -> CliResult:
-    """Run the real console entry point in a subprocess, as an operator would."""
+    """Run the real console entry point in a subprocess, as an operator would: for what
+    only a real process shows (start-up, signals, kill -9, the installed entry point)."""
     proc = subprocess.run(
         [sys.executable, "-m", "layra_migrate", *args],
         capture_output=True,
@@ -139,9 +142,85 @@ def run_cli(
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    input: str | None = None,
+) -> CliResult:
+    """Run one command in this process through Typer's CliRunner: the same Typer app,
+    options, exit codes, stdout and stderr as the console entry point, without a fresh
+    interpreter per call. What a process would not share with the next one is isolated:
+    the environment (as ``base_env`` builds it), the working directory, the logging
+    handlers the command installs and the registry of secrets it learnt.
+    ``timeout`` is kept for the subprocess runner's signature (commands bound their own
+    waits)."""
+    full = base_env(env)
+    delta: dict[str, str | None] = {k: None for k in os.environ if k not in full}
+    delta.update({k: v for k, v in full.items() if os.environ.get(k) != v})
+    if _loop_running():
+        # An async test calling the CLI: asyncio.run() needs a thread without a loop.
+        box: list[CliResult] = []
+        worker = threading.Thread(
+            target=lambda: box.append(_invoke(args, delta, cwd or REPO, input)), daemon=True
+        )
+        worker.start()
+        worker.join()
+        return box[0]
+    return _invoke(args, delta, cwd or REPO, input)
+
+
+def _loop_running() -> bool:
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+_cwd_lock = threading.Lock()
+
+
+def _invoke(args: tuple[str, ...], env: dict[str, str | None], cwd: Path,
+            input: str | None) -> CliResult:
+    import logging
+    import traceback
+
+    from typer.testing import CliRunner
+
+    from layra_migrate.cli import app
+
+    loggers = [logging.getLogger(), logging.getLogger("layra_migrate")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    secrets = set(redact._secrets)
+    with _cwd_lock:
+        previous = os.getcwd()
+        os.chdir(cwd)
+        try:
+            result = CliRunner().invoke(app, list(args), input=input, env=env)
+        finally:
+            os.chdir(previous)
+            for lg, handlers, level, propagate in saved:
+                lg.handlers[:] = handlers
+                lg.setLevel(level)
+                lg.propagate = propagate
+            with redact._lock:
+                redact._secrets.clear()
+                redact._secrets.update(secrets)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        # What the interpreter would have printed: an exception escaped the CLI's wrapper.
+        stderr += "".join(traceback.format_exception(result.exception))
+    return CliResult(result.exit_code, result.stdout, stderr)
+
+
 @pytest.fixture
 def cli(mongo_uri: str, db_name: str, tmp_path: Path) -> Any:
-    """``cli("audit", "--json")`` against this test's database, from an empty cwd."""
+    """``cli("audit", "--json")`` against this test's database, from an empty cwd
+    (in process: :func:`run_cli`)."""
 
     def _run(
         *args: str, env: dict[str, str] | None = None, mongo: bool = True, **kw: Any
