@@ -104,9 +104,9 @@ class WriteStats:
 
 class MigrationContext:
     """The engine's context behind :class:`~layra_migrate.engine.api.DownAPI` (what
-    ``down(ctx)`` receives). Migrations use only the Protocol's members; the rest
-    (``stats``, ``changes``, ``cache_keys``, ``skipped_docs``, the constructor) is the
-    engine's."""
+    ``down(ctx)`` receives). Migrations use only the Protocol's members; ``stats``,
+    ``changes`` and ``cache_keys`` are what the engine reads back after a run; the rest
+    is private."""
 
     MISSING = MISSING
 
@@ -116,15 +116,14 @@ class MigrationContext:
                  stop: StopFlag | None = None, client: Any = None,
                  transactions: bool = False) -> None:
         self.db = db
-        self.migration = migration
+        self._migration = migration
         self.dry_run = dry_run
-        self.progress: Progress = progress or NullProgress()
+        self._progress: Progress = progress or NullProgress()
         self.logger = logging.getLogger(f"layra_migrate.migrations.{migration.id}")
-        self.batch_size = max(1, batch_size)
+        self._batch_size = max(1, batch_size)
         self.stats = WriteStats()
         self.changes: list[Change] = []
         self.cache_keys: set[str] = set()
-        self.skipped_docs: list[tuple[str, Any]] = []
         self._lock = lock
         self._run_id = run_id
         self._run_no = run_no
@@ -148,15 +147,15 @@ class MigrationContext:
         """Documents in ``_id`` order, fetched in batches (bounded memory), with progress."""
         name = task or collection
         total = await self.db[collection].estimated_document_count()
-        self.progress.start(name, total)
+        self._progress.start(name, total)
         cursor = self.db[collection].find(dict(filter or {}), dict(projection) if projection
-                                          else None, batch_size=self.batch_size).sort("_id", 1)
+                                          else None, batch_size=self._batch_size).sort("_id", 1)
         async for doc in cursor:
             if self._stop.requested:
                 await self.flush()  # writes the batch in hand, then raises Interrupted
             yield doc
-            self.progress.advance(name)
-        self.progress.finish(name)
+            self._progress.advance(name)
+        self._progress.finish(name)
 
     # -- writing --------------------------------------------------------------------------
     async def set_fields(self, collection: str, doc_id: Any, changes: Mapping[str, Any],
@@ -195,7 +194,7 @@ class MigrationContext:
             for p in before:
                 labels = dict(label or {})
                 labels.update((field_labels or {}).get(p, {}))
-                self.changes.append(Change(self.migration.id, collection, doc_id, p,
+                self.changes.append(Change(self._migration.id, collection, doc_id, p,
                                            shown_value(p, before[p]), shown_value(p, after[p]),
                                            labels))
             self.stats.documents += 1
@@ -204,7 +203,7 @@ class MigrationContext:
             return True
         self._buffer.append(write)
         self._buffered_ids.add(key)
-        if len(self._buffer) >= self.batch_size:
+        if len(self._buffer) >= self._batch_size:
             await self._drain()  # the previous batch is written (or its error raised) first
             self._inflight = asyncio.create_task(self._write(self._take()))
         return True
@@ -246,10 +245,10 @@ class MigrationContext:
                 async with self._client.start_session() as session:
                     async with await session.start_transaction():
                         outcome = await write_batch(
-                            self.db, writes, migration=self.migration.id, run_id=self._run_id,
+                            self.db, writes, migration=self._migration.id, run_id=self._run_id,
                             run_no=self._run_no, seq_start=self._seq, session=session)
             else:
-                outcome = await write_batch(self.db, writes, migration=self.migration.id,
+                outcome = await write_batch(self.db, writes, migration=self._migration.id,
                                             run_id=self._run_id, run_no=self._run_no,
                                             seq_start=self._seq)
             self._seq += len(writes)
@@ -260,7 +259,6 @@ class MigrationContext:
             for w in outcome.written:
                 self.cache_keys.update(w.cache_keys)
             for w in outcome.skipped:
-                self.skipped_docs.append((w.collection, w.doc_id))
                 self.logger.warning("%s %s changed while migrating; left alone", w.collection,
                                     w.doc_id)
 
