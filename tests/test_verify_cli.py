@@ -96,28 +96,32 @@ def test_database_source_dedupes_counts_and_classifies(db: Any, cli: Any,
     assert data["not_migrated"] == 2
     rows = data["targets"]
     chat = [t for t in rows if t["model"] == "deepseek-chat"]
-    assert len(chat) == 2  # two keys -> two targets
-    good = next(t for t in chat if t["status"] == "ok")
-    bad = next(t for t in chat if t["status"] != "ok")
-    assert good["references"] == 4  # model_config + conversation + workflow + custom node
-    assert bad["references"] == 1 and bad["status"] == "auth_failed"
     # told apart by the masked key only (never the key itself)
-    assert (good["key"], bad["key"]) == ("sk-...0000", "sk-...mnop")
+    goods = [t for t in chat if t["key"] == "sk-...0000"]
+    [bad] = [t for t in chat if t["key"] == "sk-...mnop"]
+    assert bad["references"] == 1 and bad["status"] == "auth_failed"
     assert bad["hint"].startswith("key rejected")
-    assert good["params"] == {"temperature": 0.3, "top_p": 0.9, "max_tokens": 16}
+    # model_config + conversation + workflow + custom node: one target, probed once per
+    # distinct parameter shape its references send (most common first), never a mix
+    assert all(t["references"] == 4 and t["status"] == "ok" for t in goods)
+    assert [t["params"] for t in goods] == [None, {"temperature": 0.3}, {"top_p": 0.9}]
+    assert [(t["shape"]["index"], t["shape"]["of"], t["shape"]["references"])
+            for t in goods] == [(1, 3, 2), (2, 3, 1), (3, 3, 1)]
+    good = goods[0]
     assert good["latency_ms"] >= 0 and good["first_token_ms"] is not None
     by = {(t["model"], t["status"]) for t in rows}
     assert ("deepseek-reasoner", "ok") in by
     assert ("gpt-4o", "model_not_found") in by
     assert ("gpt-4o", "skipped") in by  # empty model_url
     assert ("claude-sonnet-4", "skipped") in by  # anthropic, never sent
-    assert data["ok"] == 2 and data["failed"] == 2 and data["skipped"] == 2
-    # request shape of the deduplicated target: sent once, with the configured parameters
+    assert data["ok"] == 4 and data["failed"] == 2 and data["skipped"] == 2
+    # request shapes of the deduplicated target: each sent once, exactly as configured
     sent = [q for q in stub.requests_for("deepseek-chat") if q.api_key == DIRECT_KEY]
-    assert len(sent) == 1
-    body = sent[0].body
-    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
-    assert body["temperature"] == 0.3 and body["top_p"] == 0.9
+    shapes = sorted(sorted((k, v) for k, v in q.body.items()
+                           if k in ("temperature", "top_p", "max_tokens")) for q in sent)
+    assert shapes == [[], [("temperature", 0.3)], [("top_p", 0.9)]]
+    assert all(q.body["stream"] is True and q.body["stream_options"] == {"include_usage": True}
+               for q in sent)
     assert not any(q.model == "claude-sonnet-4" for q in stub.requests)
     assert not any(q.api_key == MASTER for q in stub.requests)
     assert_no_canary(r.stdout, r.stderr)
@@ -210,11 +214,13 @@ def test_plan_source_probes_what_the_rewrite_would_write(db: Any, cli: Any, stub
     assert t["gpt-4o"]["status"] == "skipped"
     assert wall < 2 * 1.3 + 6, f"verify --plan took {wall:.1f}s"  # one timeout + CLI start-up
     # keys from the environment, the configured parameters, nothing for the unset key
-    [reasoner] = stub.requests_for("deepseek-reasoner")
-    assert reasoner.api_key == KEY_ENV["DEEPSEEK_API_KEY"]
-    assert reasoner.body["max_tokens"] == 2048
-    [chat] = stub.requests_for("deepseek-chat")
-    assert chat.body["temperature"] == 0.2 and chat.body["top_p"] == 0.5
+    # (one probe per distinct shape: each reference's own parameters, never a mix)
+    reasoner = stub.requests_for("deepseek-reasoner")
+    assert {q.api_key for q in reasoner} == {KEY_ENV["DEEPSEEK_API_KEY"]}
+    assert sorted(q.body.get("max_tokens", 0) for q in reasoner) == [0, 2048]
+    chat = stub.requests_for("deepseek-chat")
+    assert sorted((q.body["temperature"], q.body.get("top_p", 0)) for q in chat) == \
+        [(0.2, 0), (0.2, 0.5)]
     assert stub.requests_for("gemini-2.5-flash") == []
     assert [q.api_key for q in stub.requests_for("gpt-4.1-mini")] == [KEY_ENV["OPENAI_API_KEY"]]
     assert_no_canary(r.stdout, r.stderr)
@@ -278,7 +284,8 @@ def test_stale_plan_is_refused(db: Any, cli: Any, stub: ProviderStub, tmp_path: 
 def test_audit_plan_then_verify_on_realistic_data(seeded_db: Any, cli: Any, tmp_path: Path,
                                                   stub: ProviderStub) -> None:
     """The sandbox's LiteLLM config pointed at the stub: audit writes the plan, verify --plan
-    probes every resolved target once and skips the unresolved names."""
+    probes every resolved target once per distinct parameter shape (at most 3) and skips the
+    unresolved names."""
     from layra_migrate.sandbox.litellm_config import write_litellm_config
 
     with ProviderStub(behaviours={"gemini-2.5-flash": "503"}) as provider:
@@ -291,7 +298,8 @@ def test_audit_plan_then_verify_on_realistic_data(seeded_db: Any, cli: Any, tmp_
         r = cli("verify", "--plan", str(plan), "--json", "--timeout", "5", env=KEY_ENV)
         assert r.code == 5, r.stderr
         data = r.json()
-        rows = {t["model"]: t for t in data["targets"] if t["status"] != "skipped"}
+        probed = [t for t in data["targets"] if t["status"] != "skipped"]
+        rows = {t["model"]: t for t in probed}
         assert rows["deepseek-reasoner"]["status"] == "ok"
         assert sorted(rows["deepseek-reasoner"]["model_names"]) == ["deepseek-reasoner",
                                                                     "thesis-default"]
@@ -303,10 +311,20 @@ def test_audit_plan_then_verify_on_realistic_data(seeded_db: Any, cli: Any, tmp_
         assert {rows[m]["status"] for m in others} == {"ok"}
         skipped = {t["model"] for t in data["targets"] if t["status"] == "skipped"}
         assert skipped == {"gpt-4o", "gpt-oss-120b", "voyage-3", "claude-sonnet-4"}
-        # one request per resolved target (plus the one retry), keys from the environment
-        models = [str(q.model) for q in provider.requests]
-        assert sorted(models) == sorted(["deepseek-reasoner", "deepseek-chat", "gemini-2.5-flash",
-                                         "gemini-2.5-flash", "kimi-k2:1t", "gpt-4.1-mini"])
+        assert {t["model"] for t in probed} == {"deepseek-reasoner", "deepseek-chat",
+                                                "gemini-2.5-flash", "kimi-k2:1t", "gpt-4.1-mini"}
+        # one request per (resolved target, shape), plus the one retry, each carrying its
+        # shape's parameters exactly; keys from the environment
+        for model in rows:
+            shapes = [t for t in probed if t["model"] == model]
+            assert 1 <= len(shapes) <= 3
+            assert len({repr(t["params"]) for t in shapes}) == len(shapes)
+            sent = [{k: v for k, v in (q.body or {}).items()
+                     if k in ("temperature", "top_p", "max_tokens")} or None
+                    for q in provider.requests_for(model)]
+            expected = [t["params"] for t in shapes for _ in range(t["attempts"])]
+            assert sorted(map(repr, sent)) == sorted(map(repr, expected))
+        assert len(provider.requests) == sum(t["attempts"] for t in probed)
         keys = {q.model: q.api_key for q in provider.requests}
         assert keys["deepseek-chat"] == KEY_ENV["DEEPSEEK_API_KEY"]
         assert keys["gemini-2.5-flash"] == KEY_ENV["GEMINI_API_KEY"]

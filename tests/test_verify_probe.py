@@ -22,8 +22,6 @@ from layra_migrate import redact
 from layra_migrate.sandbox.provider_stub import ProviderStub
 from layra_migrate.sandbox.servers import free_port
 from layra_migrate.verify import (
-    PROBE_MAX_TOKENS,
-    REASONING_MAX_TOKENS,
     ProbeParams,
     VerifyTarget,
     config_params,
@@ -138,7 +136,7 @@ async def test_request_has_the_shape_layra_sends(stub: ProviderStub) -> None:
     assert body["stream_options"] == {"include_usage": True}
     assert body["temperature"] == 0.3
     assert "top_p" not in body
-    assert body["max_tokens"] == PROBE_MAX_TOKENS
+    assert "max_tokens" not in body  # Layra sends none when max_length is the default
     assert body["messages"][0]["role"] == "user"
 
 
@@ -150,18 +148,18 @@ async def test_configured_parameters_are_sent_verbatim(stub: ProviderStub) -> No
     assert (req.body["temperature"], req.body["max_tokens"], req.body["top_p"]) == (0.7, 4096, 0.9)
 
 
-async def test_reasoning_models_get_a_larger_budget(stub: ProviderStub) -> None:
+async def test_the_probe_adds_no_parameter_of_its_own(stub: ProviderStub) -> None:
+    # Layra's request carries only what the configuration sets: no token budget of the
+    # probe's (o-series and gpt-5 reject max_tokens; a reasoning model needs room).
     stub.clear()
     r = await probe(target(stub, "deepseek-reasoner"), 5.0)
     assert r.status == "ok" and r.first_token_ms is not None
     [req] = stub.requests_for("deepseek-reasoner")
-    assert req.body["max_tokens"] == REASONING_MAX_TOKENS > PROBE_MAX_TOKENS
-    assert "temperature" not in req.body and "top_p" not in req.body
-    for name in ("gpt-oss-120b", "qwen3-thinking", "deepseek-r1:14b"):
-        assert request_kwargs(name, ProbeParams())["max_tokens"] == REASONING_MAX_TOKENS
-    # o-series rejects max_tokens: the probe adds none of its own
-    assert "max_tokens" not in request_kwargs("o3-mini", ProbeParams())
-    assert request_kwargs("o3-mini", ProbeParams(max_tokens=100))["max_tokens"] == 100
+    assert set(req.body) == {"model", "messages", "stream", "stream_options"}
+    for name in ("gpt-oss-120b", "o3-mini", "gpt-5", "deepseek-chat"):
+        assert set(request_kwargs(name, ProbeParams())) == {
+            "model", "messages", "stream", "stream_options"}
+    assert request_kwargs("o3-mini", ProbeParams(max_tokens=1024))["max_tokens"] == 1024
 
 
 def test_config_params_read_both_spellings_and_ignore_minus_one() -> None:
@@ -169,6 +167,15 @@ def test_config_params_read_both_spellings_and_ignore_minus_one() -> None:
     camel = {"temperature": -1, "maxLength": -1, "topP": 0.8, "useTemperatureDefault": True}
     assert config_params(snake) == ProbeParams(0.3, 2048, None)
     assert config_params(camel) == ProbeParams(None, None, 0.8)
+    # a UI flag that says "default" wins over the number stored beside it (FlowEditor sends -1)
+    flagged = {"temperature": 0.7, "maxLength": 4096, "topP": 0.5, "useTemperatureDefault": True,
+               "useMaxLengthDefault": True, "useTopPDefault": False}
+    assert config_params(flagged) == ProbeParams(None, None, 0.5)
+    # Layra's clamps: temperature and top_P into [0, 1], max_length into [1024, 1048576]
+    assert config_params({"temperature": 1.7, "max_length": 16, "top_P": -0.5}) == \
+        ProbeParams(1.0, 1024, 0.0)
+    assert config_params({"temperature": -3, "max_length": 9_999_999, "top_P": 3}) == \
+        ProbeParams(0.0, 1048576, 1.0)
     assert config_params({"temperature": True, "max_length": "4096"}) == ProbeParams()
     assert config_params({}) == ProbeParams()
 
@@ -325,11 +332,10 @@ def test_parameters_are_sent_only_when_set(temperature: object, length: object, 
 
     assert ("temperature" in kwargs) == is_set(temperature)
     assert ("top_p" in kwargs) == is_set(top)
+    assert ("max_tokens" in kwargs) == is_set(length)
     if is_set(temperature):
-        assert kwargs["temperature"] == temperature
-    if is_set(length) and float(length) >= 1:  # type: ignore[arg-type]
-        assert kwargs["max_tokens"] == int(length)  # type: ignore[call-overload]
-    elif model == "o3-mini":
-        assert "max_tokens" not in kwargs
+        assert kwargs["temperature"] == min(max(float(temperature), 0.0), 1.0)  # type: ignore[arg-type]
+    if is_set(length):
+        assert kwargs["max_tokens"] == int(min(max(float(length), 1024), 1048576))  # type: ignore[arg-type]
     assert kwargs["stream"] is True and kwargs["stream_options"] == {"include_usage": True}
     assert -1 not in (kwargs.get("temperature"), kwargs.get("top_p"), kwargs.get("max_tokens"))
