@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from layra_migrate.plan import Plan
     from layra_migrate.proxy import ProxySet
     from layra_migrate.verify import ProbeResult, VerifyReport, VerifyTarget
+    from layra_migrate.verify.against_proxy import ProxyComparisonReport
 
 DecommissionResult = RunResult
 """``decommission`` and ``restore`` return the decommission core's own result object
@@ -305,6 +306,27 @@ class VerifyResult:
 
     SCHEMA: ClassVar[str] = schema_id("verify")
     report: VerifyReport
+    allow_skipped: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed(self.allow_skipped)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.passed else EXIT_VERIFY_FAILED
+
+    def as_json(self) -> dict[str, Any]:
+        return self.report.as_json()
+
+
+@dataclass
+class ProxyComparisonResult:
+    """``verify --against-proxy``: per proxied name, the proxy's answer against the direct
+    target's; passed only when every name is ``same`` (skipped ones with ``allow_skipped``)."""
+
+    SCHEMA: ClassVar[str] = schema_id("verify")
+    report: ProxyComparisonReport
     allow_skipped: bool = False
 
     @property
@@ -715,6 +737,58 @@ async def verify(
     return VerifyResult(report, allow_skipped)
 
 
+async def verify_against_proxy(
+    settings: Settings,
+    *,
+    plan: str | Path,
+    proxy_endpoint: str | None = None,
+    concurrency: int = 8,
+    timeout_s: float = 30.0,
+    only: str | None = None,
+    allow_skipped: bool = False,
+    hooks: Hooks = _QUIET,
+) -> ProxyComparisonResult:
+    """``verify --plan --against-proxy``: before the cut-over, send each proxied name's
+    request through the running proxy and directly, and compare which upstream answered.
+
+    ``proxy_endpoint`` replaces the proxy URL stored in Layra's documents (e.g. when the
+    compose name does not resolve from here). Reads Layra's data only; records the
+    comparison in ``layra_migrate_verify`` (never keys).
+    """
+    from layra_migrate.mongo import connect
+    from layra_migrate.plan import read_plan
+    from layra_migrate.verify.against_proxy import run_against_proxy
+
+    if not timeout_s > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    the_plan = read_plan(plan)
+    with hooks.progress() as progress:
+
+        def on_targets(targets: list[VerifyTarget]) -> None:
+            if progress is not None:
+                progress.start("probing", len(targets))
+
+        def on_result(_result: ProbeResult) -> None:
+            if progress is not None:
+                progress.advance("probing")
+
+        async with connect(settings) as conn:
+            report = await run_against_proxy(
+                conn.db,
+                settings.db.value or "",
+                plan=the_plan,
+                env=settings.env,
+                proxy_endpoint=proxy_endpoint,
+                only=only,
+                concurrency=concurrency,
+                timeout_s=timeout_s,
+                allow_skipped=allow_skipped,
+                on_targets=on_targets,
+                on_result=on_result,
+            )
+    return ProxyComparisonResult(report, allow_skipped)
+
+
 async def decommission(
     settings: Settings,
     *,
@@ -920,6 +994,7 @@ __all__ = [
     "StatusResult",
     "UnlockResult",
     "VerifyResult",
+    "ProxyComparisonResult",
     "assume_yes",
     "audit",
     "check",
@@ -933,4 +1008,5 @@ __all__ = [
     "status",
     "unlock",
     "verify",
+    "verify_against_proxy",
 ]

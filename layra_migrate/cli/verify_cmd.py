@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,10 @@ from layra_migrate.cli.common import (
     run,
     show_settings,
 )
+
+if TYPE_CHECKING:
+    from layra_migrate.commands import ProxyComparisonResult
+    from layra_migrate.render import Output
 
 
 @app.command()
@@ -38,6 +42,14 @@ def verify(
     proxy_url: Annotated[list[str] | None, typer.Option(
         "--proxy-url", help="Another URL that means the proxy (repeatable); references to it "
         "are counted as not migrated. Ignored with --plan (the plan lists its proxy URLs).",
+        show_default=False)] = None,
+    against_proxy: Annotated[bool, typer.Option(
+        "--against-proxy", help="With --plan: send each proxied name's request through the "
+        "running proxy and directly, and compare which upstream answers (exit 0 only when "
+        "every name is the same).")] = False,
+    proxy_endpoint: Annotated[str | None, typer.Option(
+        "--proxy-endpoint", help="With --against-proxy: the proxy's URL as reachable from here "
+        "(e.g. http://localhost:4000/v1), instead of the one stored in Layra's documents.",
         show_default=False)] = None,
     mongo_uri: MongoUriOpt = None,
     db: DbOpt = None,
@@ -60,13 +72,22 @@ def verify(
     when a referencing configuration sets them. Every run is recorded in the
     layra_migrate_verify collection (never keys).
 
+    With --against-proxy (and --plan), before the cut-over: every proxied name
+    gets the same request twice, through the running LiteLLM proxy (the alias,
+    the key Layra stores) and directly (the plan's target); the proxy's response
+    headers (x-litellm-model-name, -model-api-base, -attempted-fallbacks) say
+    which upstream it used. Each name is same, proxy_fell_back, differs,
+    direct_fails, proxy_fails, undetermined or skipped.
+
     Example:
 
         layra-migrate verify --plan plan.yaml --env-file /srv/layra/.env --timeout 20
+        layra-migrate verify --plan plan.yaml --against-proxy --proxy-endpoint http://localhost:4000/v1
 
     Exit codes: 0 every target ok (or skipped, with --allow-skipped), 2 bad
     input, 3 MongoDB unreachable, 4 stale plan (or written for another
-    database), 5 a target failed or was skipped.
+    database), 5 a target failed or was skipped (with --against-proxy: a name
+    that is not the same, or skipped).
     """
     output = make_output(json_out, verbose, debug)
 
@@ -78,9 +99,20 @@ def verify(
 
         if not timeout > 0:
             raise UsageError("--timeout must be a positive number of seconds")
+        if against_proxy and plan is None:
+            raise UsageError("--against-proxy compares the plan's targets with the proxy",
+                             hint="add --plan plan.yaml (written by audit --plan-out)")
+        if proxy_endpoint is not None and not against_proxy:
+            raise UsageError("--proxy-endpoint only applies with --against-proxy")
         settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file,
                                  timeout_s=mongo_timeout)
         show_settings(output, settings)
+        if against_proxy and plan is not None:
+            comparison = await commands.verify_against_proxy(
+                settings, plan=plan, proxy_endpoint=proxy_endpoint, concurrency=concurrency,
+                timeout_s=timeout, only=only, allow_skipped=allow_skipped,
+                hooks=CliHooks(output))
+            return _render_comparison(comparison, output, allow_skipped)
         result = await commands.verify(
             settings, plan=plan, concurrency=concurrency, timeout_s=timeout, only=only,
             allow_skipped=allow_skipped, proxy_urls=proxy_url or [], hooks=CliHooks(output))
@@ -95,3 +127,16 @@ def verify(
         return result.exit_code
 
     run("verify", output, body)
+
+
+def _render_comparison(result: ProxyComparisonResult, output: Output,
+                       allow_skipped: bool) -> int:
+    if output.json_mode:
+        if result.report.record_error:
+            output.warn(result.report.record_error)
+        output.emit_json(result.as_json())
+    else:
+        from layra_migrate.views.verify_proxy import render_comparison
+
+        render_comparison(result.report, output, allow_skipped=allow_skipped)
+    return result.exit_code

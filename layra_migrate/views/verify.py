@@ -25,16 +25,24 @@ def _model(r: ProbeResult, keyed: bool = False) -> str:
     text = model + (f" ({', '.join(names)})" if names else "")
     if keyed and r.target.key_label:
         text += f" [key {r.target.key_label}]"
+    t = r.target
+    if len(t.shapes) > 1:  # one row per distinct parameter shape the references send
+        shape = t.shapes[t.shape_index - 1]
+        text += (f" [shape {t.shape_index}/{len(t.shapes)}, {shape.references} ref(s): "
+                 f"{shape.params.describe()}]")
     return text
 
 
 def _keyed(report: VerifyReport) -> set[int]:
     """Results whose (base URL, model) repeats: only their (masked) key tells them apart."""
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, int], int] = {}
+
+    def ident(r: ProbeResult) -> tuple[str, str, int]:
+        return r.target.base_url, r.target.model, r.target.shape_index
+
     for r in report.results:
-        k = (r.target.base_url, r.target.model)
-        seen[k] = seen.get(k, 0) + 1
-    return {id(r) for r in report.results if seen[(r.target.base_url, r.target.model)] > 1}
+        seen[ident(r)] = seen.get(ident(r), 0) + 1
+    return {id(r) for r in report.results if seen[ident(r)] > 1}
 
 
 def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> None:
