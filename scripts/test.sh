@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command (README "Quick start", and what .ci/run calls).
-# Creates .venv with the package and its test extras, installs the Debian
+# Creates .venv with the package, its test extras and the LiteLLM oracle, installs the Debian
 # packages the suite needs when run as root (redis-server, docker.io,
 # busybox-static), runs the gates (lint, format, types), then the whole suite.
 # Extra arguments go to pytest.
@@ -11,7 +11,10 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dev]'
+# The test and dev extras plus the pinned LiteLLM oracle (differential tests and the real
+# proxy `verify --against-proxy` is tested against). Without it those tests skip, except
+# with CI=true.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dev,oracle]'
 if [ "$(id -u)" = 0 ]; then
   missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

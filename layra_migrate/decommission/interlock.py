@@ -33,7 +33,31 @@ async def count_references(db: AsyncDatabase[dict[str, Any]], env: Environment,
         result.warnings.append(
             f"the last verify run of the database targets ({when}: ok {last.get('ok')}, "
             f"failed {last.get('failed')}) did not pass: run `layra-migrate verify`")
+    result.proxy_comparison = await comparison_summary(db)
+    if result.proxy_comparison is not None and not result.proxy_comparison["passed"]:
+        c = result.proxy_comparison
+        result.warnings.append(
+            f"the last verify --against-proxy ({c['at']}) found name(s) where going direct "
+            f"changed the upstream: {', '.join(c['different']) or '-'}")
     return result
+
+
+async def comparison_summary(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest ``verify --against-proxy`` record: when, whether every name was the
+    same, and the names that were not (never keys)."""
+    from layra_migrate.verify.against_proxy import SAME, last_comparison
+    from layra_migrate.verify.outcomes import SKIPPED
+
+    run = await last_comparison(db)
+    if run is None:
+        return None
+    names = [n for n in run.get("names") or [] if isinstance(n, dict)]
+    at = run.get("finished_at") or run.get("at")
+    return {"at": at.isoformat() if hasattr(at, "isoformat") else at,
+            "passed": bool(run.get("passed")), "plan": run.get("plan"),
+            "counts": run.get("counts") or {},
+            "different": [f"{n.get('model_name')} ({n.get('status')})" for n in names
+                          if n.get("status") not in (SAME, SKIPPED)]}
 
 
 def _passed(run: dict[str, Any]) -> bool:

@@ -110,11 +110,14 @@ class InterlockReport:
     forced: bool = False
     reason: str | None = None
     warnings: list[str] = field(default_factory=list)
+    # the newest recorded ``verify --against-proxy`` run, summarised (None: never run)
+    proxy_comparison: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {"checked": self.checked, "via_proxy": self.via_proxy,
                 "by_location": dict(self.by_location), "forced": self.forced,
-                "reason": self.reason, "warnings": list(self.warnings)}
+                "reason": self.reason, "warnings": list(self.warnings),
+                "proxy_comparison": self.proxy_comparison}
 
 
 @dataclass

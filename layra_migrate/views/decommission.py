@@ -75,6 +75,12 @@ def render_stack(result: RunResult, out: Output) -> None:
         else:
             c.print(f"Interlock: {i.via_proxy} model configuration(s) still point at the proxy"
                     + (f" (forced: {i.reason})" if i.forced and i.via_proxy else ""))
+        pc = i.proxy_comparison
+        if pc is not None:
+            counts = ", ".join(f"{k} {v}" for k, v in pc["counts"].items() if v) or "no names"
+            c.print(Text(f"Proxy vs direct (verify --against-proxy, {pc['at']}): {counts}"
+                         + ("" if pc["passed"] else f"; not the same: "
+                            f"{', '.join(pc['different'])}")))
     c.print(f"Archive: {result.archive}  (estimated size {human_size(result.estimated_size)})")
 
 
