@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from layra_migrate import toolstate
@@ -52,8 +53,8 @@ async def comparison_summary(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any
     if run is None:
         return None
     names = [n for n in run.get("names") or [] if isinstance(n, dict)]
-    at = run.get("finished_at") or run.get("at")
-    return {"at": at.isoformat() if hasattr(at, "isoformat") else at,
+    at: Any = run.get("finished_at") or run.get("at")
+    return {"at": at.isoformat() if isinstance(at, datetime) else at,
             "passed": bool(run.get("passed")), "plan": run.get("plan"),
             "counts": run.get("counts") or {},
             "different": [f"{n.get('model_name')} ({n.get('status')})" for n in names
