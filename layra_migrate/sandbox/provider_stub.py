@@ -15,6 +15,8 @@ Behaviours (see :data:`BEHAVIOURS`): ``ok`` (a normal stream, or JSON when the
 request is not streaming), ``reasoning`` (``reasoning_content`` chunks first),
 ``empty`` (a well-formed stream without text), ``json`` (ignores ``stream`` and
 answers one JSON object), ``400``, ``400-model`` (DeepSeek's "Model Not Exist"),
+``400-temperature`` (rejects a request that carries ``temperature``, answers one that
+does not, like OpenAI's o-series),
 ``401``, ``401-echo`` (a provider that echoes the whole key back), ``402``,
 ``403``, ``404``, ``404-html``, ``429``, ``500``, ``503``, ``429-once`` /
 ``503-once`` (fail the first request for that model, then answer),
@@ -48,7 +50,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BEHAVIOURS = (
-    "ok", "reasoning", "empty", "json", "400", "400-model", "401", "401-echo", "402", "403",
+    "ok", "reasoning", "empty", "json", "400", "400-model", "400-temperature", "401",
+    "401-echo", "402", "403",
     "404", "404-html", "429", "500", "503", "429-once", "503-once", "stall", "stall-stream",
     "close", "truncated", "html", "blank", "malformed", "foreign", "stream-error",
 )
@@ -244,6 +247,10 @@ class ProviderStub:
         if behaviour == "400":
             await self._error(w, 400, "invalid_request_error", "Unsupported parameter: "
                               "'max_tokens' is not supported with this model.", param="max_tokens")
+        elif behaviour == "400-temperature" and "temperature" in body:
+            await self._error(w, 400, "invalid_request_error", "Unsupported parameter: "
+                              "'temperature' is not supported with this model.",
+                              param="temperature")
         elif behaviour == "400-model":
             await self._error(w, 400, "invalid_request_error", "Model Not Exist")
         elif behaviour == "401":
