@@ -317,8 +317,8 @@ def test_rich_output_gives_one_hint_per_difference(db: Any, invoke: Any, plan: P
 
 def test_all_same_exits_zero_and_decommission_shows_it(db: Any, invoke: Any, plan: Path,
                                                        proxy: str, stub: ProviderStub) -> None:
-    # the operator fixes the key and points chat-d's target at what the proxy really uses,
-    # and drops the failing chat-p reference: every remaining name is the same
+    # the operator fixes the key, points chat-d's target at what the proxy really uses and
+    # chat-p's at the fallback the proxy serves it from
     data = yaml.safe_load(plan.read_text(encoding="utf-8"))
     data["models"]["chat-d"]["target"]["model"] = "model-d2"
     data["models"]["chat-p"]["target"]["model"] = "model-fb"
@@ -350,6 +350,18 @@ def test_all_same_exits_zero_and_decommission_shows_it(db: Any, invoke: Any, pla
     s = asyncio.run(summary())
     assert s is not None and s["passed"] is False and s["different"] == ["chat-p (proxy_fell_back)"]
     assert s["counts"]["same"] == 4
+    # chat-p is retired (its references removed, and its plan entry): every name is the
+    # same, exit 0, and decommission's summary says so
+    db.model_config.update_one({}, {"$pull": {"models": {"model_name": "chat-p"}}})
+    del data["models"]["chat-p"]
+    plan.write_text(yaml.safe_dump(data), encoding="utf-8")
+    r = invoke("verify", "--plan", str(plan), "--against-proxy", "--proxy-endpoint", proxy,
+               "--timeout", "20", env=env)
+    assert r.exit_code == 0, r.output
+    assert "same: 4" in r.stdout and "different: 0" in r.stdout
+    assert "rewrite --plan" in r.stdout  # the next step
+    s = asyncio.run(summary())
+    assert s is not None and s["passed"] is True and s["different"] == []
 
 
 def test_unreachable_proxy_is_proxy_fails(db: Any, invoke: Any, plan: Path,
