@@ -65,18 +65,26 @@ def _require_oracle() -> None:
     missing = _oracle_missing()
     if missing is None:
         return
-    reason = (f"LiteLLM proxy oracle unavailable: {missing}; install it with "
-              "pip install -e '.[test,oracle]' (scripts/test.sh does)")
+    reason = (
+        f"LiteLLM proxy oracle unavailable: {missing}; install it with "
+        "pip install -e '.[test,oracle]' (scripts/test.sh does)"
+    )
     if os.environ.get("CI") == "true":
         pytest.fail(reason)
     pytest.skip(reason)
 
 
-def _route(name: str, model: str, key_var: str = "UPSTREAM_KEY",
-           base_var: str = "STUB_BASE") -> dict[str, Any]:
-    return {"model_name": name, "litellm_params": {
-        "model": f"openai/{model}", "api_base": f"os.environ/{base_var}",
-        "api_key": f"os.environ/{key_var}"}}
+def _route(
+    name: str, model: str, key_var: str = "UPSTREAM_KEY", base_var: str = "STUB_BASE"
+) -> dict[str, Any]:
+    return {
+        "model_name": name,
+        "litellm_params": {
+            "model": f"openai/{model}",
+            "api_base": f"os.environ/{base_var}",
+            "api_key": f"os.environ/{key_var}",
+        },
+    }
 
 
 def proxy_config(*, chat_d_model: str) -> dict[str, Any]:
@@ -88,8 +96,11 @@ def proxy_config(*, chat_d_model: str) -> dict[str, Any]:
             _route("chat-d", chat_d_model),
             _route("chat-k", "model-k", key_var="K_KEY"),
         ],
-        "router_settings": {"model_group_alias": {"alias-a": "chat-a"},
-                            "fallbacks": [{"chat-p": ["chat-fb"]}], "num_retries": 0},
+        "router_settings": {
+            "model_group_alias": {"alias-a": "chat-a"},
+            "fallbacks": [{"chat-p": ["chat-fb"]}],
+            "num_retries": 0,
+        },
         "litellm_settings": {"num_retries": 0, "request_timeout": 20},
         "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
     }
@@ -97,8 +108,7 @@ def proxy_config(*, chat_d_model: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[ProviderStub]:
-    with ProviderStub(behaviours={"model-broken": "500"},
-                      valid_keys=frozenset({UPSTREAM})) as s:
+    with ProviderStub(behaviours={"model-broken": "500"}, valid_keys=frozenset({UPSTREAM})) as s:
         yield s
 
 
@@ -109,23 +119,41 @@ class RunningProxy:
     def __init__(self, stub: ProviderStub, work: Path) -> None:
         self.work = work
         config = work / "config.yaml"
-        config.write_text(yaml.safe_dump(proxy_config(chat_d_model="model-d2")),
-                          encoding="utf-8")
+        config.write_text(yaml.safe_dump(proxy_config(chat_d_model="model-d2")), encoding="utf-8")
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LITELLM", "OPENAI"))}
-        env.update({
-            "STUB_BASE": stub.base_url, "UPSTREAM_KEY": UPSTREAM, "K_KEY": UPSTREAM,
-            "LITELLM_MASTER_KEY": MASTER,
-            # loopback only: the bundled model cost map, no telemetry, no database
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
-            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-        })
+        env.update(
+            {
+                "STUB_BASE": stub.base_url,
+                "UPSTREAM_KEY": UPSTREAM,
+                "K_KEY": UPSTREAM,
+                "LITELLM_MASTER_KEY": MASTER,
+                # loopback only: the bundled model cost map, no telemetry, no database
+                "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                "LITELLM_TELEMETRY": "False",
+                "NO_PROXY": "127.0.0.1,localhost",
+                "no_proxy": "127.0.0.1,localhost",
+            }
+        )
         exe = Path(sys.executable).with_name("litellm")
         self.log = (work / "proxy.log").open("wb")
         self.proc = subprocess.Popen(
-            [str(exe) if exe.exists() else "litellm", "--config", str(config),
-             "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
-            env=env, cwd=work, stdout=self.log, stderr=subprocess.STDOUT)
+            [
+                str(exe) if exe.exists() else "litellm",
+                "--config",
+                str(config),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--num_workers",
+                "1",
+            ],
+            env=env,
+            cwd=work,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.base = f"http://127.0.0.1:{port}"
         self.live = False
 
@@ -133,8 +161,10 @@ class RunningProxy:
         deadline = time.monotonic() + 150
         while not self.live:
             if self.proc.poll() is not None:
-                pytest.fail(f"litellm --config exited {self.proc.returncode}: "
-                            + (self.work / "proxy.log").read_text(errors="replace")[-2000:])
+                pytest.fail(
+                    f"litellm --config exited {self.proc.returncode}: "
+                    + (self.work / "proxy.log").read_text(errors="replace")[-2000:]
+                )
             with contextlib.suppress(httpx.HTTPError):
                 r = httpx.get(f"{self.base}/health/liveliness", timeout=1)
                 self.live = r.status_code == 200
@@ -156,8 +186,9 @@ class RunningProxy:
 
 
 @pytest.fixture(scope="module")
-def running_proxy(stub: ProviderStub,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProxy]:
+def running_proxy(
+    stub: ProviderStub, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningProxy]:
     _require_oracle()
     handle = RunningProxy(stub, tmp_path_factory.mktemp("litellm-proxy"))
     try:
@@ -173,28 +204,67 @@ def proxy(running_proxy: RunningProxy) -> str:
 
 
 def snake(name: str, url: str, key: str, **params: Any) -> dict[str, Any]:
-    cfg = {"model_id": f"m_{name}", "model_name": name, "model_url": url, "api_key": key,
-           "temperature": -1, "max_length": -1, "top_P": -1, "top_K": -1}
+    cfg = {
+        "model_id": f"m_{name}",
+        "model_name": name,
+        "model_url": url,
+        "api_key": key,
+        "temperature": -1,
+        "max_length": -1,
+        "top_P": -1,
+        "top_K": -1,
+    }
     cfg.update(params)
     return cfg
 
 
 def seed(db: Any) -> None:
-    db.model_config.insert_one({"username": "thesis", "selected_model": "m_chat-a", "models": [
-        snake(n, COMPOSE_URL, MASTER) for n in NAMES]})
+    db.model_config.insert_one(
+        {
+            "username": "thesis",
+            "selected_model": "m_chat-a",
+            "models": [snake(n, COMPOSE_URL, MASTER) for n in NAMES],
+        }
+    )
     # chat-a's workflow sends temperature 0.3 (twice: the most common shape); the UI flag
     # says "default" for max length, so its stored 4096 is never sent
-    db.workflows.insert_one({"workflow_id": "wf", "username": "thesis", "nodes": [
-        {"id": f"n{i}", "type": "vlm", "data": {"nodeType": "vlm", "modelConfig": {
-            "modelName": "chat-a", "modelURL": COMPOSE_URL, "apiKey": MASTER,
-            "temperature": 0.3, "maxLength": 4096, "useMaxLengthDefault": True, "topP": -1}}}
-        for i in range(2)]})
+    db.workflows.insert_one(
+        {
+            "workflow_id": "wf",
+            "username": "thesis",
+            "nodes": [
+                {
+                    "id": f"n{i}",
+                    "type": "vlm",
+                    "data": {
+                        "nodeType": "vlm",
+                        "modelConfig": {
+                            "modelName": "chat-a",
+                            "modelURL": COMPOSE_URL,
+                            "apiKey": MASTER,
+                            "temperature": 0.3,
+                            "maxLength": 4096,
+                            "useMaxLengthDefault": True,
+                            "topP": -1,
+                        },
+                    },
+                }
+                for i in range(2)
+            ],
+        }
+    )
     # a soft-deleted conversation never shapes a probe (and its key is never used)
     for i in range(3):
-        db.conversations.insert_one({"conversation_id": f"gone{i}", "username": "thesis",
-                                     "is_delete": True, "model_config": snake(
-                                         "chat-a", COMPOSE_URL, "sk-CANARYvirtualKEY-gone",
-                                         temperature=0.9, top_P=0.1)})
+        db.conversations.insert_one(
+            {
+                "conversation_id": f"gone{i}",
+                "username": "thesis",
+                "is_delete": True,
+                "model_config": snake(
+                    "chat-a", COMPOSE_URL, "sk-CANARYvirtualKEY-gone", temperature=0.9, top_P=0.1
+                ),
+            }
+        )
 
 
 @pytest.fixture
@@ -205,8 +275,13 @@ def invoke(mongo_uri: str, db_name: str, tmp_path: Path) -> Any:
     from layra_migrate.cli import app
 
     def _run(*args: str, env: dict[str, str] | None = None) -> Any:
-        full = {"LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": db_name,
-                "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
+        full = {
+            "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+            "LAYRA_MIGRATE_DB": db_name,
+            "NO_COLOR": "1",
+            "COLUMNS": "200",
+            **(env or {}),
+        }
         old = Path.cwd()
         os.chdir(tmp_path)  # no stray ./.env
         try:
@@ -224,43 +299,74 @@ def plan(db: Any, invoke: Any, stub: ProviderStub, tmp_path: Path) -> Path:
     audited = tmp_path / "audited-config.yaml"
     audited.write_text(yaml.safe_dump(proxy_config(chat_d_model="model-d")), encoding="utf-8")
     out = tmp_path / "plan.yaml"
-    r = invoke("audit", "--litellm-config", str(audited), "--plan-out", str(out), "--json",
-               env=operator_env(stub))
+    r = invoke(
+        "audit",
+        "--litellm-config",
+        str(audited),
+        "--plan-out",
+        str(out),
+        "--json",
+        env=operator_env(stub),
+    )
     assert r.exit_code == 0, r.output
     resolved = {m["model_name"]: m["resolution"] for m in json.loads(r.stdout)["models"]}
     assert {n: resolved[n]["model"] for n in NAMES} == {
-        "alias-a": "model-a", "chat-a": "model-a", "chat-d": "model-d", "chat-k": "model-k",
-        "chat-p": "model-broken"}
+        "alias-a": "model-a",
+        "chat-a": "model-a",
+        "chat-d": "model-d",
+        "chat-k": "model-k",
+        "chat-p": "model-broken",
+    }
     return out
 
 
 def operator_env(stub: ProviderStub) -> dict[str, str]:
     # the operator's environment: the right provider key, but a wrong one in K_KEY
-    return {"STUB_BASE": stub.base_url, "UPSTREAM_KEY": UPSTREAM, "K_KEY": WRONG,
-            "LITELLM_MASTER_KEY": MASTER}
+    return {
+        "STUB_BASE": stub.base_url,
+        "UPSTREAM_KEY": UPSTREAM,
+        "K_KEY": WRONG,
+        "LITELLM_MASTER_KEY": MASTER,
+    }
 
 
 def layra_state(db: Any) -> dict[str, list[Any]]:
-    return {c: list(db[c].find({}, sort=[("_id", 1)]))
-            for c in ("model_config", "conversations", "workflows", "nodes")}
+    return {
+        c: list(db[c].find({}, sort=[("_id", 1)]))
+        for c in ("model_config", "conversations", "workflows", "nodes")
+    }
 
 
-def test_each_name_is_classified_against_the_real_proxy(running_proxy: RunningProxy, db: Any,
-                                                        invoke: Any, plan: Path, proxy: str,
-                                                        stub: ProviderStub) -> None:
+def test_each_name_is_classified_against_the_real_proxy(
+    running_proxy: RunningProxy, db: Any, invoke: Any, plan: Path, proxy: str, stub: ProviderStub
+) -> None:
     import jsonschema
 
     before = layra_state(db)
     stub.clear()
-    r = invoke("verify", "--plan", str(plan), "--against-proxy", "--proxy-endpoint", proxy,
-               "--json", "--timeout", "20", env=operator_env(stub))
+    r = invoke(
+        "verify",
+        "--plan",
+        str(plan),
+        "--against-proxy",
+        "--proxy-endpoint",
+        proxy,
+        "--json",
+        "--timeout",
+        "20",
+        env=operator_env(stub),
+    )
     assert r.exit_code == 5, r.output
     data = json.loads(r.stdout)
     jsonschema.validate(data, json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
     got = {n["model_name"]: n for n in data["names"]}
     assert {n: got[n]["status"] for n in NAMES} == {
-        "chat-a": "same", "alias-a": "same", "chat-p": "proxy_fell_back",
-        "chat-d": "differs", "chat-k": "direct_fails"}
+        "chat-a": "same",
+        "alias-a": "same",
+        "chat-p": "proxy_fell_back",
+        "chat-d": "differs",
+        "chat-k": "direct_fails",
+    }
     assert data["counts"]["same"] == 2 and data["ok"] == 2 and data["failed"] == 3
     # what the proxy's headers said, read from LiteLLM's own responses
     a = got["alias-a"]["proxy"]
@@ -287,12 +393,15 @@ def test_each_name_is_classified_against_the_real_proxy(running_proxy: RunningPr
     assert len(upstream) == 4  # chat-a and alias-a, each via the proxy and direct
     shaped = [q for q in upstream if q.body.get("temperature") == 0.3]
     assert len(shaped) == 2 and all("max_tokens" not in q.body for q in upstream)
-    assert all(q.body["stream"] is True and q.body["stream_options"] == {"include_usage": True}
-               for q in upstream)
+    assert all(
+        q.body["stream"] is True and q.body["stream_options"] == {"include_usage": True}
+        for q in upstream
+    )
     assert not any(q.api_key == "sk-CANARYvirtualKEY-gone" for q in stub.requests)
     # only the probe prompt left: never Layra's data
     assert {json.dumps(q.body["messages"]) for q in stub.requests} == {
-        json.dumps([{"role": "user", "content": "Reply with the single word OK."}])}
+        json.dumps([{"role": "user", "content": "Reply with the single word OK."}])
+    }
     # Layra's documents untouched; the comparison recorded in the tool's own collection
     assert layra_state(db) == before
     [run] = list(db.layra_migrate_verify.find({}))
@@ -301,22 +410,36 @@ def test_each_name_is_classified_against_the_real_proxy(running_proxy: RunningPr
     assert_no_canary(r.stdout, r.stderr, repr(run))
 
 
-def test_rich_output_gives_one_hint_per_difference(db: Any, invoke: Any, plan: Path,
-                                                   proxy: str, stub: ProviderStub) -> None:
-    r = invoke("verify", "--plan", str(plan), "--against-proxy", "--proxy-endpoint", proxy,
-               "--timeout", "20", env=operator_env(stub))
+def test_rich_output_gives_one_hint_per_difference(
+    db: Any, invoke: Any, plan: Path, proxy: str, stub: ProviderStub
+) -> None:
+    r = invoke(
+        "verify",
+        "--plan",
+        str(plan),
+        "--against-proxy",
+        "--proxy-endpoint",
+        proxy,
+        "--timeout",
+        "20",
+        env=operator_env(stub),
+    )
     assert r.exit_code == 5, r.output
     text = r.stdout
-    for name, status in (("chat-p", "proxy_fell_back"), ("chat-d", "differs"),
-                         ("chat-k", "direct_fails")):
+    for name, status in (
+        ("chat-p", "proxy_fell_back"),
+        ("chat-d", "differs"),
+        ("chat-k", "direct_fails"),
+    ):
         assert f"{status}  {name}:" in text
     assert text.count("→ ") == 3
     assert "same: 2" in text and "different: 3" in text
     assert_no_canary(r.stdout, r.stderr)
 
 
-def test_all_same_exits_zero_and_decommission_shows_it(db: Any, invoke: Any, plan: Path,
-                                                       proxy: str, stub: ProviderStub) -> None:
+def test_all_same_exits_zero_and_decommission_shows_it(
+    db: Any, invoke: Any, plan: Path, proxy: str, stub: ProviderStub
+) -> None:
     # the operator fixes the key, points chat-d's target at what the proxy really uses and
     # chat-p's at the fallback the proxy serves it from
     data = yaml.safe_load(plan.read_text(encoding="utf-8"))
@@ -324,13 +447,28 @@ def test_all_same_exits_zero_and_decommission_shows_it(db: Any, invoke: Any, pla
     data["models"]["chat-p"]["target"]["model"] = "model-fb"
     plan.write_text(yaml.safe_dump(data), encoding="utf-8")
     env = {**operator_env(stub), "K_KEY": UPSTREAM}
-    r = invoke("verify", "--plan", str(plan), "--against-proxy", "--proxy-endpoint", proxy,
-               "--json", "--timeout", "20", env=env)
+    r = invoke(
+        "verify",
+        "--plan",
+        str(plan),
+        "--against-proxy",
+        "--proxy-endpoint",
+        proxy,
+        "--json",
+        "--timeout",
+        "20",
+        env=env,
+    )
     got = {n["model_name"]: n["status"] for n in json.loads(r.stdout)["names"]}
     # chat-p: the proxy still falls back (its primary fails), even though the direct
     # target is now the fallback: the comparison says so rather than calling it the same
-    assert got == {"alias-a": "same", "chat-a": "same", "chat-d": "same", "chat-k": "same",
-                   "chat-p": "proxy_fell_back"}
+    assert got == {
+        "alias-a": "same",
+        "chat-a": "same",
+        "chat-d": "same",
+        "chat-k": "same",
+        "chat-p": "proxy_fell_back",
+    }
     assert r.exit_code == 5
     # decommission's interlock reads the newest comparison
     import asyncio
@@ -341,7 +479,8 @@ def test_all_same_exits_zero_and_decommission_shows_it(db: Any, invoke: Any, pla
 
     async def summary() -> Any:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            db.client.address[0], db.client.address[1])
+            db.client.address[0], db.client.address[1]
+        )
         try:
             return await comparison_summary(client[db.name])
         finally:
@@ -355,8 +494,17 @@ def test_all_same_exits_zero_and_decommission_shows_it(db: Any, invoke: Any, pla
     db.model_config.update_one({}, {"$pull": {"models": {"model_name": "chat-p"}}})
     del data["models"]["chat-p"]
     plan.write_text(yaml.safe_dump(data), encoding="utf-8")
-    r = invoke("verify", "--plan", str(plan), "--against-proxy", "--proxy-endpoint", proxy,
-               "--timeout", "20", env=env)
+    r = invoke(
+        "verify",
+        "--plan",
+        str(plan),
+        "--against-proxy",
+        "--proxy-endpoint",
+        proxy,
+        "--timeout",
+        "20",
+        env=env,
+    )
     assert r.exit_code == 0, r.output
     assert "same: 4" in r.stdout and "different: 0" in r.stdout
     assert "rewrite --plan" in r.stdout  # the next step
@@ -364,17 +512,30 @@ def test_all_same_exits_zero_and_decommission_shows_it(db: Any, invoke: Any, pla
     assert s is not None and s["passed"] is True and s["different"] == []
 
 
-def test_unreachable_proxy_is_proxy_fails(db: Any, invoke: Any, plan: Path,
-                                          stub: ProviderStub) -> None:
+def test_unreachable_proxy_is_proxy_fails(
+    db: Any, invoke: Any, plan: Path, stub: ProviderStub
+) -> None:
     """Without --proxy-endpoint the URL stored in Layra is used; from here the compose name
     does not resolve: every name whose direct call works is proxy_fails (no oracle needed)."""
-    r = invoke("verify", "--plan", str(plan), "--against-proxy", "--json", "--timeout", "5",
-               env=operator_env(stub))
+    r = invoke(
+        "verify",
+        "--plan",
+        str(plan),
+        "--against-proxy",
+        "--json",
+        "--timeout",
+        "5",
+        env=operator_env(stub),
+    )
     assert r.exit_code == 5, r.output
     got = {n["model_name"]: n for n in json.loads(r.stdout)["names"]}
     assert {n: got[n]["status"] for n in NAMES} == {
-        "alias-a": "proxy_fails", "chat-a": "proxy_fails", "chat-d": "proxy_fails",
-        "chat-k": "direct_fails", "chat-p": "direct_fails"}
+        "alias-a": "proxy_fails",
+        "chat-a": "proxy_fails",
+        "chat-d": "proxy_fails",
+        "chat-k": "direct_fails",
+        "chat-p": "direct_fails",
+    }
     assert got["chat-a"]["proxy"]["status"] == "unreachable"
     assert got["chat-a"]["proxy"]["endpoint"] == COMPOSE_URL
     assert "--proxy-endpoint" in got["chat-a"]["hint"]

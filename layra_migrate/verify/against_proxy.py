@@ -69,8 +69,15 @@ DIFFERS = "differs"
 DIRECT_FAILS = "direct_fails"
 PROXY_FAILS = "proxy_fails"
 UNDETERMINED = "undetermined"
-COMPARISON_STATUSES = (SAME, PROXY_FELL_BACK, DIFFERS, DIRECT_FAILS, PROXY_FAILS, UNDETERMINED,
-                       SKIPPED)
+COMPARISON_STATUSES = (
+    SAME,
+    PROXY_FELL_BACK,
+    DIFFERS,
+    DIRECT_FAILS,
+    PROXY_FAILS,
+    UNDETERMINED,
+    SKIPPED,
+)
 PROXY_PROVIDER = "litellm-proxy"
 
 H_MODEL = "x-litellm-model-name"
@@ -100,9 +107,16 @@ class ProxyEvidence:
         if result is None:
             return cls()
         h = result.upstream_headers
-        return cls(result.response_model, h.get(H_MODEL), h.get(H_API_BASE), h.get(H_MODEL_ID),
-                   h.get(H_GROUP), _int(h.get(H_FALLBACKS)), _int(h.get(H_RETRIES)),
-                   h.get(H_VERSION))
+        return cls(
+            result.response_model,
+            h.get(H_MODEL),
+            h.get(H_API_BASE),
+            h.get(H_MODEL_ID),
+            h.get(H_GROUP),
+            _int(h.get(H_FALLBACKS)),
+            _int(h.get(H_RETRIES)),
+            h.get(H_VERSION),
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -133,30 +147,43 @@ def _host(url: str) -> tuple[str, int | None] | None:
     return parts.hostname.lower(), port
 
 
-def compare(name: str, target: VerifyTarget, proxy: ProbeResult,
-            direct: ProbeResult) -> tuple[str, str, str]:
+def compare(
+    name: str, target: VerifyTarget, proxy: ProbeResult, direct: ProbeResult
+) -> tuple[str, str, str]:
     """(status, one-line detail, one-line hint) for one proxied name. Pure logic."""
     ev = ProxyEvidence.of(proxy)
     served = ev.deployment or ev.model_group or ev.response_model or "another deployment"
     if proxy.status == OK and (ev.attempted_fallbacks or 0) > 0:
-        direct_said = ("the direct call answered too" if direct.status == OK
-                       else f"the direct call failed: {direct.status}: {direct.detail}")
+        direct_said = (
+            "the direct call answered too"
+            if direct.status == OK
+            else f"the direct call failed: {direct.status}: {direct.detail}"
+        )
         where = f" at {ev.api_base}" if ev.api_base else ""
-        return (PROXY_FELL_BACK,
-                f"the proxy answered from a fallback ({served}{where}) after "
-                f"{ev.attempted_fallbacks} fallback attempt(s): its primary for {name!r} "
-                f"failed; {direct_said}",
-                f"the primary behind {name!r} fails: fix it, or choose the fallback ({served}) "
-                "as this name's target in the plan")
+        return (
+            PROXY_FELL_BACK,
+            f"the proxy answered from a fallback ({served}{where}) after "
+            f"{ev.attempted_fallbacks} fallback attempt(s): its primary for {name!r} "
+            f"failed; {direct_said}",
+            f"the primary behind {name!r} fails: fix it, or choose the fallback ({served}) "
+            "as this name's target in the plan",
+        )
     if direct.status != OK:
-        proxy_said = ("the proxy answered" if proxy.status == OK
-                      else f"the proxy failed too: {proxy.status}")
-        return (DIRECT_FAILS, f"direct: {direct.status}: {direct.detail or '-'}; {proxy_said}",
-                direct.hint or "fix the direct target in the plan")
+        proxy_said = (
+            "the proxy answered" if proxy.status == OK else f"the proxy failed too: {proxy.status}"
+        )
+        return (
+            DIRECT_FAILS,
+            f"direct: {direct.status}: {direct.detail or '-'}; {proxy_said}",
+            direct.hint or "fix the direct target in the plan",
+        )
     if proxy.status != OK:
-        return (PROXY_FAILS, f"proxy: {proxy.status}: {proxy.detail or '-'}; the direct call "
-                "answered, but there is nothing to compare it with",
-                "check the proxy key Layra stores for this name, or pass --proxy-endpoint")
+        return (
+            PROXY_FAILS,
+            f"proxy: {proxy.status}: {proxy.detail or '-'}; the direct call "
+            "answered, but there is nothing to compare it with",
+            "check the proxy key Layra stores for this name, or pass --proxy-endpoint",
+        )
     problems: list[str] = []
     evidence = False
     if ev.deployment:
@@ -167,22 +194,30 @@ def compare(name: str, target: VerifyTarget, proxy: ProbeResult,
         # an older proxy passes the upstream's own model field through
         evidence = True
         if direct.response_model and ev.response_model != direct.response_model:
-            problems.append(f"the proxy's upstream answered as {ev.response_model}, the direct "
-                            f"target as {direct.response_model}")
+            problems.append(
+                f"the proxy's upstream answered as {ev.response_model}, the direct "
+                f"target as {direct.response_model}"
+            )
     if ev.api_base:
         evidence = True
         ours, theirs = _host(target.base_url), _host(ev.api_base)
         if ours is not None and theirs is not None and ours != theirs:
             problems.append(f"the proxy called {ev.api_base}, the plan calls {target.base_url}")
     if problems:
-        return (DIFFERS, "; ".join(problems),
-                f"edit the plan's target for {name!r} to what the proxy uses, or confirm the "
-                "change is intended and re-run")
+        return (
+            DIFFERS,
+            "; ".join(problems),
+            f"edit the plan's target for {name!r} to what the proxy uses, or confirm the "
+            "change is intended and re-run",
+        )
     if not evidence:
-        return (UNDETERMINED, "the proxy revealed no upstream (no x-litellm-model-name or "
-                "-api-base header, and its model field is the alias): nothing proves the "
-                "direct target is the same",
-                "compare the running proxy's config with the plan by hand")
+        return (
+            UNDETERMINED,
+            "the proxy revealed no upstream (no x-litellm-model-name or "
+            "-api-base header, and its model field is the alias): nothing proves the "
+            "direct target is the same",
+            "compare the running proxy's config with the plan by hand",
+        )
     where = f" at {ev.api_base}" if ev.api_base else ""
     return SAME, f"both answered from {ev.deployment or ev.response_model}{where}", ""
 
@@ -206,25 +241,41 @@ class NameComparison:
     def as_dict(self) -> dict[str, Any]:
         t = self.target
         ev = ProxyEvidence.of(self.proxy)
-        proxy: dict[str, Any] = {"endpoint": self.proxy_endpoint or None,
-                                 "key": self.proxy_key_label}
+        proxy: dict[str, Any] = {
+            "endpoint": self.proxy_endpoint or None,
+            "key": self.proxy_key_label,
+        }
         if self.proxy is not None:
             proxy.update(_probe_dict(self.proxy))
             proxy.update({k: v for k, v in ev.as_dict().items() if k != "response_model"})
-        direct: dict[str, Any] = {"provider": t.provider, "base_url": t.base_url or None,
-                                  "model": t.model, "api_key_env": t.api_key_env}
+        direct: dict[str, Any] = {
+            "provider": t.provider,
+            "base_url": t.base_url or None,
+            "model": t.model,
+            "api_key_env": t.api_key_env,
+        }
         if self.direct is not None:
             direct.update(_probe_dict(self.direct))
-        return {"model_name": self.model_name, "references": self.references,
-                "status": self.status, "detail": redact.scrub(self.detail),
-                "hint": redact.scrub(self.hint) or None, "params": self.params.as_dict() or None,
-                "proxy": proxy, "direct": direct}
+        return {
+            "model_name": self.model_name,
+            "references": self.references,
+            "status": self.status,
+            "detail": redact.scrub(self.detail),
+            "hint": redact.scrub(self.hint) or None,
+            "params": self.params.as_dict() or None,
+            "proxy": proxy,
+            "direct": direct,
+        }
 
 
 def _probe_dict(r: ProbeResult) -> dict[str, Any]:
-    return {"status": r.status, "detail": redact.scrub(r.detail) or None,
-            "http_status": r.http_status, "latency_ms": r.latency_ms,
-            "response_model": r.response_model}
+    return {
+        "status": r.status,
+        "detail": redact.scrub(r.detail) or None,
+        "http_status": r.http_status,
+        "latency_ms": r.latency_ms,
+        "response_model": r.response_model,
+    }
 
 
 @dataclass
@@ -261,31 +312,54 @@ class ProxyComparisonReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "mode": MODE, "source": "plan", "database": self.database,
-            "plan": self.plan_path, "proxy_endpoint": self.proxy_endpoint, "only": self.only,
+            "schema": SCHEMA,
+            "mode": MODE,
+            "source": "plan",
+            "database": self.database,
+            "plan": self.plan_path,
+            "proxy_endpoint": self.proxy_endpoint,
+            "only": self.only,
             "names": [c.as_dict() for c in self.comparisons],
             "counts": {s: self.count(s) for s in COMPARISON_STATUSES},
-            "ok": self.same, "failed": self.different, "skipped": self.skipped,
-            "timeout_s": self.timeout_s, "concurrency": self.concurrency,
-            "wall_ms": self.wall_ms, "recorded": self.recorded,
+            "ok": self.same,
+            "failed": self.different,
+            "skipped": self.skipped,
+            "timeout_s": self.timeout_s,
+            "concurrency": self.concurrency,
+            "wall_ms": self.wall_ms,
+            "recorded": self.recorded,
         }
 
     def record(self, allow_skipped: bool) -> dict[str, Any]:
         """The VERIFY_RUNS document (``mode: "against_proxy"``): never keys."""
         return {
-            "source": "plan", "mode": MODE, "database": self.database, "plan": self.plan_path,
-            "proxy_endpoint": self.proxy_endpoint, "only": self.only, "wall_ms": self.wall_ms,
-            "passed": self.passed(allow_skipped), "allow_skipped": allow_skipped,
-            "ok": self.same, "failed": self.different, "skipped": self.skipped,
+            "source": "plan",
+            "mode": MODE,
+            "database": self.database,
+            "plan": self.plan_path,
+            "proxy_endpoint": self.proxy_endpoint,
+            "only": self.only,
+            "wall_ms": self.wall_ms,
+            "passed": self.passed(allow_skipped),
+            "allow_skipped": allow_skipped,
+            "ok": self.same,
+            "failed": self.different,
+            "skipped": self.skipped,
             "counts": {s: self.count(s) for s in COMPARISON_STATUSES},
-            "names": [{
-                "model_name": c.model_name, "status": c.status,
-                "detail": redact.scrub(c.detail), "target_base_url": c.target.base_url,
-                "normalised_url": normalise_url(c.target.base_url),
-                "target_model": c.target.model, "api_key_env": c.target.api_key_env,
-                "proxy_deployment": ProxyEvidence.of(c.proxy).deployment,
-                "proxy_api_base": ProxyEvidence.of(c.proxy).api_base,
-            } for c in self.comparisons],
+            "names": [
+                {
+                    "model_name": c.model_name,
+                    "status": c.status,
+                    "detail": redact.scrub(c.detail),
+                    "target_base_url": c.target.base_url,
+                    "normalised_url": normalise_url(c.target.base_url),
+                    "target_model": c.target.model,
+                    "api_key_env": c.target.api_key_env,
+                    "proxy_deployment": ProxyEvidence.of(c.proxy).deployment,
+                    "proxy_api_base": ProxyEvidence.of(c.proxy).api_base,
+                }
+                for c in self.comparisons
+            ],
         }
 
 
@@ -300,13 +374,13 @@ class _NameRefs:
     shapes: ShapeTally = field(default_factory=ShapeTally)
 
 
-async def _proxied_refs(db: AsyncDatabase[dict[str, Any]], plan: Plan,
-                        names: set[str]) -> dict[str, _NameRefs]:
+async def _proxied_refs(
+    db: AsyncDatabase[dict[str, Any]], plan: Plan, names: set[str]
+) -> dict[str, _NameRefs]:
     found: dict[str, _NameRefs] = {}
     async for ref, deleted in scan(db):
         name = ref.model_name
-        if not isinstance(name, str) or name not in names or not plan.proxy.matches(
-                ref.model_url):
+        if not isinstance(name, str) or name not in names or not plan.proxy.matches(ref.model_url):
             continue
         refs = found.setdefault(name, _NameRefs())
         refs.references += 1
@@ -327,19 +401,30 @@ def _most_common(counter: Counter[str]) -> str | None:
     return min(counter.items(), key=lambda kv: (-kv[1], kv[0]))[0] if counter else None
 
 
-def _proxy_target(name: str, refs: _NameRefs, endpoint: str | None,
-                  params: ProbeParams) -> VerifyTarget:
+def _proxy_target(
+    name: str, refs: _NameRefs, endpoint: str | None, params: ProbeParams
+) -> VerifyTarget:
     url = endpoint or _most_common(refs.urls) or ""
     key = _most_common(refs.keys) or _most_common(refs.any_keys)
-    t = VerifyTarget(PROXY_PROVIDER, url, name, references=refs.references, params=params,
-                     api_key=key, model_names=[name])
+    t = VerifyTarget(
+        PROXY_PROVIDER,
+        url,
+        name,
+        references=refs.references,
+        params=params,
+        api_key=key,
+        model_names=[name],
+    )
     if normalise_url(url) is None:
-        t.skip_reason = ("no http(s) proxy URL for this name in Layra's documents: pass "
-                         "--proxy-endpoint URL")
+        t.skip_reason = (
+            "no http(s) proxy URL for this name in Layra's documents: pass --proxy-endpoint URL"
+        )
     elif key is None:
         t.precheck_status = AUTH_FAILED
-        t.precheck_detail = ("no api_key stored with this name: Layra's OpenAI client refuses "
-                             "to call without one; nothing was sent")
+        t.precheck_detail = (
+            "no api_key stored with this name: Layra's OpenAI client refuses "
+            "to call without one; nothing was sent"
+        )
     return t
 
 
@@ -364,19 +449,27 @@ async def run_against_proxy(
     from layra_migrate.plan import check_fresh
 
     if proxy_endpoint is not None and normalise_url(proxy_endpoint) is None:
-        raise UsageError(f"--proxy-endpoint {proxy_endpoint!r} is not an http(s) URL",
-                         hint="e.g. --proxy-endpoint http://localhost:4000/v1")
+        raise UsageError(
+            f"--proxy-endpoint {proxy_endpoint!r} is not an http(s) URL",
+            hint="e.g. --proxy-endpoint http://localhost:4000/v1",
+        )
     started = time.monotonic()
-    report = ProxyComparisonReport(database, str(plan.path) if plan.path else None,
-                                   proxy_endpoint, only=only, timeout_s=timeout_s,
-                                   concurrency=concurrency)
+    report = ProxyComparisonReport(
+        database,
+        str(plan.path) if plan.path else None,
+        proxy_endpoint,
+        only=only,
+        timeout_s=timeout_s,
+        concurrency=concurrency,
+    )
     check_fresh(plan, await run_audit(db, plan.proxy, None, env))  # the rewrite's staleness rule
     tset = await plan_targets(plan, env, None)
     targets = filter_provider(tset.targets, only)
     if only and not targets:
         known = sorted({t.provider for t in tset.targets if t.provider != "-"})
-        raise UsageError(f"no target of provider {only!r}",
-                         hint=f"providers here: {', '.join(known) or 'none'}")
+        raise UsageError(
+            f"no target of provider {only!r}", hint=f"providers here: {', '.join(known) or 'none'}"
+        )
     by_name = {name: t for t in targets for name in t.model_names}
     refs = await _proxied_refs(db, plan, set(by_name))
     pairs: list[tuple[NameComparison, VerifyTarget, VerifyTarget]] = []
@@ -384,11 +477,13 @@ async def run_against_proxy(
         target = by_name[name]
         name_refs = refs.get(name, _NameRefs())
         params = name_refs.shapes.shapes(1)[0].params  # the most common live shape
-        direct = dataclasses.replace(target, params=params, model_names=[name], shapes=[],
-                                     references=name_refs.references)
+        direct = dataclasses.replace(
+            target, params=params, model_names=[name], shapes=[], references=name_refs.references
+        )
         proxy = _proxy_target(name, name_refs, proxy_endpoint, params)
-        comparison = NameComparison(name, direct, name_refs.references, params, proxy.base_url,
-                                    proxy.key_label)
+        comparison = NameComparison(
+            name, direct, name_refs.references, params, proxy.base_url, proxy.key_label
+        )
         report.comparisons.append(comparison)
         if target.skip_reason:
             comparison.status, comparison.detail = SKIPPED, target.skip_reason
@@ -397,16 +492,19 @@ async def run_against_proxy(
     probes = [t for _, proxy, direct in pairs for t in (proxy, direct)]
     if on_targets is not None:
         on_targets(probes)
-    results = await probe_all(probes, concurrency=concurrency, timeout_s=timeout_s,
-                              on_result=on_result)
+    results = await probe_all(
+        probes, concurrency=concurrency, timeout_s=timeout_s, on_result=on_result
+    )
     for i, (comparison, _, target) in enumerate(pairs):
         comparison.proxy, comparison.direct = results[2 * i], results[2 * i + 1]
         comparison.status, comparison.detail, comparison.hint = compare(
-            comparison.model_name, target, comparison.proxy, comparison.direct)
+            comparison.model_name, target, comparison.proxy, comparison.direct
+        )
     report.wall_ms = int((time.monotonic() - started) * 1000)
     if record:
-        report.record_error = await insert_record(db, report.record(allow_skipped),
-                                                  report.started_at)
+        report.record_error = await insert_record(
+            db, report.record(allow_skipped), report.started_at
+        )
         report.recorded = report.record_error is None
     return report
 
@@ -417,5 +515,6 @@ async def last_comparison(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any] |
     if not names:
         return None
     found: dict[str, Any] | None = await db[VERIFY_RUNS].find_one(
-        {"mode": MODE}, sort=[("finished_at", -1), ("_id", -1)])
+        {"mode": MODE}, sort=[("finished_at", -1), ("_id", -1)]
+    )
     return found

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 _MODEL_MISSING = re.compile(
     r"model[^.]{0,80}(not[ _]?(exist|found)|does not exist|unknown|not supported|no such)"
-    r"|no such model|unknown model|model_not_found|invalid model", re.I)
+    r"|no such model|unknown model|model_not_found|invalid model",
+    re.I,
+)
 
 
 class Progress:
@@ -115,8 +117,9 @@ def hint(status: str, target: VerifyTarget, http_status: int | None, detail: str
     return ""
 
 
-def classify(exc: BaseException, progress: Progress,
-              timeout_s: float) -> tuple[str, str, int | None]:
+def classify(
+    exc: BaseException, progress: Progress, timeout_s: float
+) -> tuple[str, str, int | None]:
     """(status, one-line scrubbed detail, HTTP status) for an exception from one attempt."""
     import json
 
@@ -145,15 +148,19 @@ def classify(exc: BaseException, progress: Progress,
         elif progress.chunks == 0:
             where = f"response headers but no first token within {timeout_s:g}s"
         else:
-            where = (f"stream stalled after {progress.chunks} chunk(s); "
-                     f"not finished in {timeout_s:g}s")
+            where = (
+                f"stream stalled after {progress.chunks} chunk(s); not finished in {timeout_s:g}s"
+            )
         return TIMEOUT, where, None
     if isinstance(exc, openai.APIConnectionError):
         cause = _root_cause(exc)
         text = short(f"{cause.__class__.__name__}: {cause}" if cause is not exc else str(exc))
         if progress.phase != "connect":
-            return PROTOCOL_ERROR, short(
-                f"connection closed mid-stream after {progress.chunks} chunk(s) ({text})"), 200
+            return (
+                PROTOCOL_ERROR,
+                short(f"connection closed mid-stream after {progress.chunks} chunk(s) ({text})"),
+                200,
+            )
         if cause is not None and ("SSL" in repr(cause) or "certificate" in str(cause).lower()):
             return UNREACHABLE, short(f"TLS failure: {text}"), None
         return UNREACHABLE, text, None
@@ -198,4 +205,3 @@ def retry_delay(exc: BaseException) -> float:
 def retryable(exc: BaseException) -> bool:
     code = getattr(exc, "status_code", None)
     return isinstance(code, int) and (code == 429 or code >= 500)
-

@@ -40,8 +40,12 @@ from layra_migrate.verify.targets import VerifyTarget, shape_label
 # processing.py and litellm_core_utils/add_retry_fallback_headers.py) naming the
 # deployment that answered. Older proxies send fewer or none; absence is tolerated.
 LITELLM_HEADERS = (
-    "x-litellm-model-name", "x-litellm-model-api-base", "x-litellm-model-id",
-    "x-litellm-model-group", "x-litellm-attempted-fallbacks", "x-litellm-attempted-retries",
+    "x-litellm-model-name",
+    "x-litellm-model-api-base",
+    "x-litellm-model-id",
+    "x-litellm-model-group",
+    "x-litellm-attempted-fallbacks",
+    "x-litellm-attempted-retries",
     "x-litellm-version",
 )
 
@@ -68,22 +72,33 @@ class ProbeResult:
     def as_dict(self) -> dict[str, Any]:
         t = self.target
         out: dict[str, Any] = {
-            "provider": t.provider, "base_url": t.base_url, "model": t.model,
-            "references": t.references, "status": self.status,
-            "detail": redact.scrub(self.detail), "latency_ms": self.latency_ms,
+            "provider": t.provider,
+            "base_url": t.base_url,
+            "model": t.model,
+            "references": t.references,
+            "status": self.status,
+            "detail": redact.scrub(self.detail),
+            "latency_ms": self.latency_ms,
             "first_token_ms": self.first_token_ms,
-            "hint": redact.scrub(self.hint) or None, "attempts": self.attempts,
-            "http_status": self.http_status, "usage": self.usage,
-            "params": self.request or None, "api_key_env": t.api_key_env,
+            "hint": redact.scrub(self.hint) or None,
+            "attempts": self.attempts,
+            "http_status": self.http_status,
+            "usage": self.usage,
+            "params": self.request or None,
+            "api_key_env": t.api_key_env,
             "key": t.key_label,
         }
         if t.model_names:
             out["model_names"] = list(t.model_names)
         label = shape_label(t)
         if label is not None:
-            out["shape"] = {"index": t.shape_index, "of": len(t.shapes),
-                            "references": t.shapes[t.shape_index - 1].references,
-                            "distinct": t.distinct_shapes, "label": label}
+            out["shape"] = {
+                "index": t.shape_index,
+                "of": len(t.shapes),
+                "references": t.shapes[t.shape_index - 1].references,
+                "distinct": t.distinct_shapes,
+                "label": label,
+            }
         return out
 
 
@@ -96,13 +111,17 @@ class _Outcome:
     usage: dict[str, int] | None = None
 
 
-async def _attempt(client: Any, kwargs: dict[str, Any], progress: Progress,
-                   started: float) -> _Outcome:
+async def _attempt(
+    client: Any, kwargs: dict[str, Any], progress: Progress, started: float
+) -> _Outcome:
     stream = await client.chat.completions.create(**kwargs)
     progress.phase = "stream"
     headers = stream.response.headers
-    progress.headers = {k: redact.scrub(str(headers[k]))[:300] for k in LITELLM_HEADERS
-                        if headers.get(k) is not None}
+    progress.headers = {
+        k: redact.scrub(str(headers[k]))[:300]
+        for k in LITELLM_HEADERS
+        if headers.get(k) is not None
+    }
     ctype = str(headers.get("content-type", "")).split(";")[0].strip()
     finished = False
     usage: dict[str, int] | None = None
@@ -111,7 +130,8 @@ async def _attempt(client: Any, kwargs: dict[str, Any], progress: Progress,
         async for chunk in stream:
             choices = getattr(chunk, "choices", None)
             if getattr(chunk, "object", None) != "chat.completion.chunk" and not isinstance(
-                    choices, list):
+                choices, list
+            ):
                 foreign += 1
                 continue
             progress.chunks += 1
@@ -121,17 +141,22 @@ async def _attempt(client: Any, kwargs: dict[str, Any], progress: Progress,
             for choice in choices or []:
                 delta = getattr(choice, "delta", None)
                 extra = getattr(delta, "model_extra", None) or {}
-                text = (getattr(delta, "content", None)
-                        or getattr(delta, "reasoning_content", None)
-                        or extra.get("reasoning_content"))
+                text = (
+                    getattr(delta, "content", None)
+                    or getattr(delta, "reasoning_content", None)
+                    or extra.get("reasoning_content")
+                )
                 if text and progress.first_token is None:
                     progress.first_token = time.monotonic()
                 if getattr(choice, "finish_reason", None):
                     finished = True
             u = getattr(chunk, "usage", None)
             if u is not None:
-                usage = {k: int(v) for k in ("prompt_tokens", "completion_tokens", "total_tokens")
-                         if isinstance(v := getattr(u, k, None), int)}
+                usage = {
+                    k: int(v)
+                    for k in ("prompt_tokens", "completion_tokens", "total_tokens")
+                    if isinstance(v := getattr(u, k, None), int)
+                }
             if progress.first_chunk is None:
                 progress.first_chunk = time.monotonic()
     finally:
@@ -141,8 +166,11 @@ async def _attempt(client: Any, kwargs: dict[str, Any], progress: Progress,
     first_ms = None if first is None else int((first - started) * 1000)
     if progress.chunks == 0:
         if foreign:
-            return _Outcome(PROTOCOL_ERROR, f"{foreign} event(s), none an OpenAI chat chunk "
-                            "(another API's protocol?)", 200)
+            return _Outcome(
+                PROTOCOL_ERROR,
+                f"{foreign} event(s), none an OpenAI chat chunk (another API's protocol?)",
+                200,
+            )
         if ctype == "application/json":
             reason = "one JSON object instead of a stream: the endpoint ignored stream=True"
         elif "html" in ctype:
@@ -151,32 +179,47 @@ async def _attempt(client: Any, kwargs: dict[str, Any], progress: Progress,
             reason = f"no chat chunks (content-type {ctype or 'none'}, empty or unparsable body)"
         return _Outcome(PROTOCOL_ERROR, f"HTTP 200 with {reason}", 200)
     if not finished and usage is None:
-        return _Outcome(PROTOCOL_ERROR, f"stream ended after {progress.chunks} chunk(s) without "
-                        "finish_reason or usage (cut off?)", 200)
+        return _Outcome(
+            PROTOCOL_ERROR,
+            f"stream ended after {progress.chunks} chunk(s) without "
+            "finish_reason or usage (cut off?)",
+            200,
+        )
     return _Outcome(OK, "", 200, first_ms, usage)
 
 
-async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
-                http_client: Any = None) -> ProbeResult:
+async def probe(
+    target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S, http_client: Any = None
+) -> ProbeResult:
     """Probe one target: at most two attempts (one retry on 429/5xx), one overall deadline.
 
     ``http_client`` (an ``openai.DefaultAsyncHttpxClient``) is shared by :func:`probe_all`:
     building one TLS context per target would cost more CPU than the probes themselves.
     """
     kwargs = request_kwargs(target.model, target.params)
-    sent: dict[str, Any] = {k: kwargs[k] for k in ("temperature", "top_p", "max_tokens")
-                            if k in kwargs}
+    sent: dict[str, Any] = {
+        k: kwargs[k] for k in ("temperature", "top_p", "max_tokens") if k in kwargs
+    }
     if target.skip_reason:
         return ProbeResult(target, SKIPPED, target.skip_reason)
     if target.precheck_status:
         detail = target.precheck_detail or ""
-        return ProbeResult(target, target.precheck_status, detail,
-                           hint(target.precheck_status, target, None, detail), request=sent)
+        return ProbeResult(
+            target,
+            target.precheck_status,
+            detail,
+            hint(target.precheck_status, target, None, detail),
+            request=sent,
+        )
     import openai
 
-    client = openai.AsyncOpenAI(api_key=target.api_key or PLACEHOLDER_KEY,
-                                base_url=target.base_url, max_retries=0, http_client=http_client,
-                                timeout=openai.Timeout(timeout_s + 1, connect=min(timeout_s, 10.0)))
+    client = openai.AsyncOpenAI(
+        api_key=target.api_key or PLACEHOLDER_KEY,
+        base_url=target.base_url,
+        max_retries=0,
+        http_client=http_client,
+        timeout=openai.Timeout(timeout_s + 1, connect=min(timeout_s, 10.0)),
+    )
     started = time.monotonic()
     deadline = started + timeout_s
     attempts = 0
@@ -190,7 +233,8 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
             remaining = deadline - attempt_start
             try:
                 outcome = await asyncio.wait_for(
-                    _attempt(client, kwargs, progress, attempt_start), max(remaining, 0.001))
+                    _attempt(client, kwargs, progress, attempt_start), max(remaining, 0.001)
+                )
             except Exception as exc:  # noqa: BLE001 - classified, never re-raised
                 status, detail, http = classify(exc, progress, timeout_s)
                 left = deadline - time.monotonic()
@@ -200,8 +244,12 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
                     await asyncio.sleep(delay)
                     continue
                 first = progress.first_token or progress.first_chunk
-                outcome = _Outcome(status, detail, http,
-                                   None if first is None else int((first - attempt_start) * 1000))
+                outcome = _Outcome(
+                    status,
+                    detail,
+                    http,
+                    None if first is None else int((first - attempt_start) * 1000),
+                )
             break
     finally:
         if http_client is None:  # a shared client is closed by its owner
@@ -219,15 +267,29 @@ async def probe(target: VerifyTarget, timeout_s: float = DEFAULT_TIMEOUT_S,
         else:
             detail = f"{detail} (after 1 retry; first attempt: {earlier})"
     elapsed = int((time.monotonic() - started) * 1000)
-    return ProbeResult(target, outcome.status, short(detail, 300),
-                       hint(outcome.status, target, outcome.http_status, detail),
-                       elapsed, outcome.first_token_ms, outcome.usage, attempts,
-                       outcome.http_status, sent, progress.response_model, dict(progress.headers))
+    return ProbeResult(
+        target,
+        outcome.status,
+        short(detail, 300),
+        hint(outcome.status, target, outcome.http_status, detail),
+        elapsed,
+        outcome.first_token_ms,
+        outcome.usage,
+        attempts,
+        outcome.http_status,
+        sent,
+        progress.response_model,
+        dict(progress.headers),
+    )
 
 
-async def probe_all(targets: list[VerifyTarget], *, concurrency: int = DEFAULT_CONCURRENCY,
-                    timeout_s: float = DEFAULT_TIMEOUT_S,
-                    on_result: Callable[[ProbeResult], None] | None = None) -> list[ProbeResult]:
+async def probe_all(
+    targets: list[VerifyTarget],
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    on_result: Callable[[ProbeResult], None] | None = None,
+) -> list[ProbeResult]:
     """Probe every target, at most ``concurrency`` at a time; results in target order."""
     semaphore = asyncio.Semaphore(max(1, concurrency))
     http_client: Any = None

@@ -55,48 +55,71 @@ class VerifyReport:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "source": self.source, "database": self.database,
-            "plan": self.plan_path, "only": self.only,
+            "schema": SCHEMA,
+            "source": self.source,
+            "database": self.database,
+            "plan": self.plan_path,
+            "only": self.only,
             "targets": [r.as_dict() for r in self.results],
-            "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
-            "not_migrated": self.not_migrated, "timeout_s": self.timeout_s,
-            "concurrency": self.concurrency, "wall_ms": self.wall_ms,
+            "ok": self.ok,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "not_migrated": self.not_migrated,
+            "timeout_s": self.timeout_s,
+            "concurrency": self.concurrency,
+            "wall_ms": self.wall_ms,
             "recorded": self.recorded,
         }
 
     def record(self, allow_skipped: bool) -> dict[str, Any]:
         """The VERIFY_RUNS document: per-target outcome, URLs and models, never keys."""
         return {
-            "source": self.source, "database": self.database, "plan": self.plan_path,
-            "only": self.only, "at": self.started_at, "wall_ms": self.wall_ms,
-            "passed": self.passed(allow_skipped), "allow_skipped": allow_skipped,
-            "ok": self.ok, "failed": self.failed, "skipped": self.skipped,
+            "source": self.source,
+            "database": self.database,
+            "plan": self.plan_path,
+            "only": self.only,
+            "at": self.started_at,
+            "wall_ms": self.wall_ms,
+            "passed": self.passed(allow_skipped),
+            "allow_skipped": allow_skipped,
+            "ok": self.ok,
+            "failed": self.failed,
+            "skipped": self.skipped,
             "not_migrated": self.not_migrated,
-            "targets": [{
-                "provider": r.target.provider, "base_url": r.target.base_url,
-                "normalised_url": normalise_url(r.target.base_url), "model": r.target.model,
-                "references": r.target.references, "status": r.status,
-                "detail": redact.scrub(r.detail), "latency_ms": r.latency_ms,
-                "api_key_env": r.target.api_key_env, "shape": shape_label(r.target),
-                "params": r.request or None,
-            } for r in self.results],
+            "targets": [
+                {
+                    "provider": r.target.provider,
+                    "base_url": r.target.base_url,
+                    "normalised_url": normalise_url(r.target.base_url),
+                    "model": r.target.model,
+                    "references": r.target.references,
+                    "status": r.status,
+                    "detail": redact.scrub(r.detail),
+                    "latency_ms": r.latency_ms,
+                    "api_key_env": r.target.api_key_env,
+                    "shape": shape_label(r.target),
+                    "params": r.request or None,
+                }
+                for r in self.results
+            ],
         }
 
 
-async def record_run(db: AsyncDatabase[dict[str, Any]], report: VerifyReport,
-                     allow_skipped: bool) -> None:
+async def record_run(
+    db: AsyncDatabase[dict[str, Any]], report: VerifyReport, allow_skipped: bool
+) -> None:
     """Insert the run into ``layra_migrate_verify``.
 
     A server that refuses the write (a read-only user) does not fail the
     verification: the report carries ``record_error`` and the CLI warns.
     """
-    report.record_error = await insert_record(db, report.record(allow_skipped),
-                                              report.started_at)
+    report.record_error = await insert_record(db, report.record(allow_skipped), report.started_at)
     report.recorded = report.record_error is None
 
 
-async def insert_record(db: AsyncDatabase[dict[str, Any]], record: dict[str, Any],
-                        started_at: datetime) -> str | None:
+async def insert_record(
+    db: AsyncDatabase[dict[str, Any]], record: dict[str, Any], started_at: datetime
+) -> str | None:
     """Insert one scrubbed run document; the reason it was refused, or ``None``."""
     from pymongo.errors import OperationFailure
 
@@ -107,12 +130,14 @@ async def insert_record(db: AsyncDatabase[dict[str, Any]], record: dict[str, Any
         await db[VERIFY_RUNS].insert_one(doc)
     except OperationFailure as exc:
         return redact.scrub(
-            f"run not recorded in {VERIFY_RUNS}: {exc.__class__.__name__} {exc.code}")
+            f"run not recorded in {VERIFY_RUNS}: {exc.__class__.__name__} {exc.code}"
+        )
     return None
 
 
-async def last_verify_run(db: AsyncDatabase[dict[str, Any]],
-                          source: str | None = None) -> dict[str, Any] | None:
+async def last_verify_run(
+    db: AsyncDatabase[dict[str, Any]], source: str | None = None
+) -> dict[str, Any] | None:
     """The most recent recorded run (optionally of one source), for ``decommission``.
 
     Fields: ``source``, ``at``/``started_at``/``finished_at`` (UTC), ``passed``,
@@ -122,5 +147,3 @@ async def last_verify_run(db: AsyncDatabase[dict[str, Any]],
     """
     query: dict[str, Any] = {} if source is None else {"source": source}
     return await db[VERIFY_RUNS].find_one(query, sort=[("finished_at", -1), ("_id", -1)])
-
-

@@ -48,30 +48,40 @@ async def run_verify(
     from layra_migrate.errors import UsageError
 
     started = time.monotonic()
-    report = VerifyReport("plan" if plan is not None else "database", database, [],
-                          plan_path=str(plan.path) if plan is not None and plan.path else None,
-                          only=only, timeout_s=timeout_s, concurrency=concurrency)
+    report = VerifyReport(
+        "plan" if plan is not None else "database",
+        database,
+        [],
+        plan_path=str(plan.path) if plan is not None and plan.path else None,
+        only=only,
+        timeout_s=timeout_s,
+        concurrency=concurrency,
+    )
     if plan is not None:
         # The same staleness rule as rewrite: the audit's names, the plan module's check.
         from layra_migrate.audit import run_audit
         from layra_migrate.plan import check_fresh
 
         check_fresh(plan, await run_audit(db, plan.proxy, None, env))
-    tset = await plan_targets(plan, env, db) if plan is not None else \
-        await database_targets(db, proxies)
+    tset = (
+        await plan_targets(plan, env, db)
+        if plan is not None
+        else await database_targets(db, proxies)
+    )
     report.not_migrated = tset.not_migrated
     targets = filter_provider(tset.targets, only)
     if only and not targets:
         known = sorted({t.provider for t in tset.targets if t.provider != "-"})
-        raise UsageError(f"no target of provider {only!r}",
-                         hint=f"providers here: {', '.join(known) or 'none'}")
+        raise UsageError(
+            f"no target of provider {only!r}", hint=f"providers here: {', '.join(known) or 'none'}"
+        )
     targets = expand_shapes(targets)
     if on_targets is not None:
         on_targets(targets)
-    report.results = await probe_all(targets, concurrency=concurrency, timeout_s=timeout_s,
-                                     on_result=on_result)
+    report.results = await probe_all(
+        targets, concurrency=concurrency, timeout_s=timeout_s, on_result=on_result
+    )
     report.wall_ms = int((time.monotonic() - started) * 1000)
     if record:
         await record_run(db, report, allow_skipped)
     return report
-

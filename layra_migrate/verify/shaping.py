@@ -52,9 +52,15 @@ class ProbeParams:
     top_p: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in (("temperature", self.temperature),
-                                  ("max_tokens", self.max_tokens), ("top_p", self.top_p))
-                if v is not None}
+        return {
+            k: v
+            for k, v in (
+                ("temperature", self.temperature),
+                ("max_tokens", self.max_tokens),
+                ("top_p", self.top_p),
+            )
+            if v is not None
+        }
 
     def describe(self) -> str:
         """``temperature=0.3, max_tokens=2048`` or ``provider defaults``."""
@@ -84,8 +90,11 @@ def config_params(cfg: dict[str, Any]) -> ProbeParams:
             continue
         found[param] = min(max(value, low), high)
     max_tokens = found.get("max_tokens")
-    return ProbeParams(found.get("temperature"),
-                       None if max_tokens is None else int(max_tokens), found.get("top_p"))
+    return ProbeParams(
+        found.get("temperature"),
+        None if max_tokens is None else int(max_tokens),
+        found.get("top_p"),
+    )
 
 
 @dataclass(frozen=True)
@@ -110,8 +119,9 @@ class ShapeTally:
         ``limit``; with no live reference, the provider-default shape."""
         if not self.counts:
             return [Shape(ProbeParams(), 0)]
-        ranked = sorted(self.counts.items(),
-                        key=lambda kv: (-kv[1], len(kv[0].as_dict()), repr(kv[0])))
+        ranked = sorted(
+            self.counts.items(), key=lambda kv: (-kv[1], len(kv[0].as_dict()), repr(kv[0]))
+        )
         return [Shape(p, n) for p, n in ranked[:limit]]
 
     @property

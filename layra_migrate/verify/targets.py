@@ -32,9 +32,13 @@ if TYPE_CHECKING:
     from layra_migrate.settings import Environment
 
 # Hosts whose API is not OpenAI-compatible chat, beyond the provider catalog's base URLs.
-_HOST_PROVIDERS = {"api.anthropic.com": "anthropic", "api.voyageai.com": "voyage",
-                   "api.cohere.ai": "cohere", "api.cohere.com": "cohere", "ollama.com": "ollama"}
-
+_HOST_PROVIDERS = {
+    "api.anthropic.com": "anthropic",
+    "api.voyageai.com": "voyage",
+    "api.cohere.ai": "cohere",
+    "api.cohere.com": "cohere",
+    "ollama.com": "ollama",
+}
 
 
 @dataclass
@@ -104,15 +108,15 @@ class TargetSet:
     not_migrated: int = 0  # references still pointing at the proxy (database source)
 
 
-async def scan(db: AsyncDatabase[dict[str, Any]],
-               batch_size: int = 500) -> AsyncIterator[tuple[Reference, bool]]:
+async def scan(
+    db: AsyncDatabase[dict[str, Any]], batch_size: int = 500
+) -> AsyncIterator[tuple[Reference, bool]]:
     """Every model configuration in the four places, with whether its document is
     soft-deleted (``is_delete: true``): a projected, read-only streaming scan."""
     for name in LOCATION_NAMES:
         loc = LOCATIONS[name]
         projection = {**loc.projection(), "is_delete": 1}
-        cursor = db[loc.collection].find(loc.candidate_filter, projection,
-                                         batch_size=batch_size)
+        cursor = db[loc.collection].find(loc.candidate_filter, projection, batch_size=batch_size)
         async for doc in cursor:
             deleted = doc.get("is_delete") is True
             for ref in loc.references(doc):
@@ -154,21 +158,30 @@ def _new_database_target(url: Any, name: str, key: str | None) -> VerifyTarget:
     base = _url_key(url)
     if normalise_url(url) is None:
         shown = "empty" if not base else f"{base!r}, not an http(s) URL"
-        return VerifyTarget("-", base, name, api_key=key, skip_reason=(
-            f"model_url is {shown}: Layra needs a full http(s) URL (fix it in the UI or the plan)"))
+        return VerifyTarget(
+            "-",
+            base,
+            name,
+            api_key=key,
+            skip_reason=(
+                f"model_url is {shown}: Layra needs a full http(s) URL (fix it in the UI or the plan)"
+            ),
+        )
     provider, unsupported = provider_of(base)
     target = VerifyTarget(provider, base, name, api_key=key, skip_reason=unsupported)
     if not name and unsupported is None:
         target.skip_reason = "no model name stored"
     elif key is None and unsupported is None:
         target.precheck_status = AUTH_FAILED
-        target.precheck_detail = ("no api_key stored: Layra's OpenAI client refuses to call "
-                                  "without one; nothing was sent")
+        target.precheck_detail = (
+            "no api_key stored: Layra's OpenAI client refuses to call without one; nothing was sent"
+        )
     return target
 
 
-async def plan_targets(plan: Plan, env: Environment,
-                       db: AsyncDatabase[dict[str, Any]] | None) -> TargetSet:
+async def plan_targets(
+    plan: Plan, env: Environment, db: AsyncDatabase[dict[str, Any]] | None
+) -> TargetSet:
     """The targets ``rewrite --plan`` would write, keys read from the environment.
 
     Parameters and reference counts come from a read-only scan of the proxied
@@ -185,8 +198,16 @@ async def plan_targets(plan: Plan, env: Environment,
         t = entry.target
         if t is None:
             reason = f"unresolved in the plan: {entry.reason or 'no target'}"
-            skipped.append(VerifyTarget("-", "", name, references=entry.references,
-                                        model_names=[name], skip_reason=reason))
+            skipped.append(
+                VerifyTarget(
+                    "-",
+                    "",
+                    name,
+                    references=entry.references,
+                    model_names=[name],
+                    skip_reason=reason,
+                )
+            )
             continue
         ident = (_url_key(t.base_url), t.model, t.api_key_env)
         target = found.get(ident)
@@ -196,16 +217,22 @@ async def plan_targets(plan: Plan, env: Environment,
             unsupported = None
             if spec is not None and not spec.openai_chat:
                 unsupported = spec.unsupported_reason or f"{t.provider} is not OpenAI-compatible"
-            target = VerifyTarget(t.provider or provider_label, t.base_url, t.model,
-                                  api_key_env=t.api_key_env, skip_reason=unsupported)
+            target = VerifyTarget(
+                t.provider or provider_label,
+                t.base_url,
+                t.model,
+                api_key_env=t.api_key_env,
+                skip_reason=unsupported,
+            )
             value = env.get(t.api_key_env) if t.api_key_env else None
             if value:
                 redact.register_secret(value)
                 target.api_key = value
             elif t.key_required:
                 target.precheck_status = AUTH_FAILED
-                target.precheck_detail = (f"key variable {t.api_key_env} is not set; "
-                                          "nothing was sent")
+                target.precheck_detail = (
+                    f"key variable {t.api_key_env} is not set; nothing was sent"
+                )
             else:
                 target.api_key = PLACEHOLDER_KEY
             found[ident] = target
@@ -232,8 +259,10 @@ async def plan_targets(plan: Plan, env: Environment,
 
 
 def _sorted(targets: Any) -> list[VerifyTarget]:
-    return sorted(targets, key=lambda t: (t.skip_reason is not None, t.provider, t.base_url,
-                                          t.model, -t.references))
+    return sorted(
+        targets,
+        key=lambda t: (t.skip_reason is not None, t.provider, t.base_url, t.model, -t.references),
+    )
 
 
 def filter_provider(targets: list[VerifyTarget], only: str | None) -> list[VerifyTarget]:
@@ -241,7 +270,6 @@ def filter_provider(targets: list[VerifyTarget], only: str | None) -> list[Verif
         return targets
     wanted = only.strip().lower()
     return [t for t in targets if t.provider.lower() == wanted]
-
 
 
 def _set_shapes(target: VerifyTarget, tally: ShapeTally) -> None:
@@ -268,5 +296,7 @@ def shape_label(target: VerifyTarget) -> str | None:
     if len(target.shapes) <= 1:
         return None
     shape = target.shapes[target.shape_index - 1]
-    return (f"shape {target.shape_index} of {len(target.shapes)} ({shape.references} "
-            f"reference(s)): {shape.params.describe()}")
+    return (
+        f"shape {target.shape_index} of {len(target.shapes)} ({shape.references} "
+        f"reference(s)): {shape.params.describe()}"
+    )

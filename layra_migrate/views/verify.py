@@ -71,7 +71,8 @@ def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> 
     elif report.skipped and not allow_skipped:
         out.next_step("skipped targets fail the run: fix them, or accept them with --allow-skipped")
     elif report.source == "plan":
-        out.next_step(f"layra-migrate rewrite --plan {report.plan_path}")
+        out.next_step(f"layra-migrate verify --plan {report.plan_path} --against-proxy (while "
+                      f"the proxy runs), then layra-migrate rewrite --plan {report.plan_path}")
     elif report.not_migrated:
         out.next_step("layra-migrate audit (some references still use the proxy)")
     else:
