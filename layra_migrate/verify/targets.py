@@ -164,7 +164,8 @@ def _new_database_target(url: Any, name: str, key: str | None) -> VerifyTarget:
             name,
             api_key=key,
             skip_reason=(
-                f"model_url is {shown}: Layra needs a full http(s) URL (fix it in the UI or the plan)"
+                f"model_url is {shown}: Layra needs a full http(s) URL "
+                "(fix it in the UI or the plan)"
             ),
         )
     provider, unsupported = provider_of(base)
