@@ -475,20 +475,27 @@ def test_all_same_exits_zero_and_decommission_shows_it(
 
     from pymongo import AsyncMongoClient
 
-    from layra_migrate.decommission.interlock import comparison_summary
+    from layra_migrate.decommission.interlock import count_references
+    from layra_migrate.proxy import ProxySet
+    from layra_migrate.settings import Environment
 
-    async def summary() -> Any:
+    async def interlock() -> Any:
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             db.client.address[0], db.client.address[1]
         )
         try:
-            return await comparison_summary(client[db.name])
+            return await count_references(
+                client[db.name], Environment({}), ProxySet.build([COMPOSE_URL])
+            )
         finally:
             await client.close()
 
-    s = asyncio.run(summary())
+    lock = asyncio.run(interlock())
+    s = lock.proxy_comparison
     assert s is not None and s["passed"] is False and s["different"] == ["chat-p (proxy_fell_back)"]
     assert s["counts"]["same"] == 4
+    assert any("verify --against-proxy" in w and "chat-p" in w for w in lock.warnings)
+    assert lock.as_dict()["proxy_comparison"] == s
     # chat-p is retired (its references removed, and its plan entry): every name is the
     # same, exit 0, and decommission's summary says so
     db.model_config.update_one({}, {"$pull": {"models": {"model_name": "chat-p"}}})
@@ -508,8 +515,10 @@ def test_all_same_exits_zero_and_decommission_shows_it(
     assert r.exit_code == 0, r.output
     assert "same: 4" in r.stdout and "different: 0" in r.stdout
     assert "rewrite --plan" in r.stdout  # the next step
-    s = asyncio.run(summary())
+    lock = asyncio.run(interlock())
+    s = lock.proxy_comparison
     assert s is not None and s["passed"] is True and s["different"] == []
+    assert not any("against-proxy" in w for w in lock.warnings)
 
 
 def test_unreachable_proxy_is_proxy_fails(
