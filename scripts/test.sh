@@ -34,6 +34,6 @@ fi
 .venv/bin/ruff format --check layra_migrate/commands.py layra_migrate/cli/hooks.py \
   layra_migrate/engine/api.py tests/test_api_doc.py tests/test_migration_api.py \
   tests/test_process.py layra_migrate/verify layra_migrate/views/verify_proxy.py \
-  tests/test_verify_against_proxy.py tests/test_verify_shapes.py
+  tests/test_verify_against_proxy.py tests/test_verify_shapes.py tests/test_verify_compare.py
 .venv/bin/mypy --strict layra_migrate migrations
 exec .venv/bin/python -m pytest "$@"
