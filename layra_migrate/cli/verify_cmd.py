@@ -68,9 +68,12 @@ def verify(
     probes the distinct (base URL, model, key) targets the database holds now in
     all four places; references still pointing at the proxy are counted as not
     migrated. Each probe is the request Layra sends: stream=True,
-    stream_options.include_usage, and temperature / max_tokens / top_p only
-    when a referencing configuration sets them. Every run is recorded in the
-    layra_migrate_verify collection (never keys).
+    stream_options.include_usage, and temperature / max_tokens / top_p exactly
+    as a referencing configuration makes the app send them (UI "default" flags
+    and -1 send nothing; Layra's clamps apply). A target whose references send
+    different parameter shapes is probed once per shape (at most 3, most common
+    first); soft-deleted documents never shape a probe. Every run is recorded
+    in the layra_migrate_verify collection (never keys).
 
     With --against-proxy (and --plan), before the cut-over: every proxied name
     gets the same request twice, through the running LiteLLM proxy (the alias,
