@@ -484,6 +484,10 @@ def test_all_same_exits_zero_and_decommission_shows_it(
             db.client.address[0], db.client.address[1]
         )
         try:
+            from layra_migrate.verify import last_verify_run
+
+            # a comparison is not a probe run: the probe-run reader does not return it
+            assert await last_verify_run(client[db.name], "plan") is None
             return await count_references(
                 client[db.name], Environment({}), ProxySet.build([COMPOSE_URL])
             )

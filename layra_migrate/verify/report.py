@@ -138,12 +138,15 @@ async def insert_record(
 async def last_verify_run(
     db: AsyncDatabase[dict[str, Any]], source: str | None = None
 ) -> dict[str, Any] | None:
-    """The most recent recorded run (optionally of one source), for ``decommission``.
+    """The most recent recorded probe run (optionally of one source), for ``decommission``.
 
     Fields: ``source``, ``at``/``started_at``/``finished_at`` (UTC), ``passed``,
     ``ok``/``failed``/``skipped``, ``not_migrated``, ``targets`` [{provider, base_url,
-    normalised_url, model, references, status, detail, latency_ms, api_key_env}].
-    Never keys.
+    normalised_url, model, references, status, detail, latency_ms, api_key_env, shape,
+    params}]. Never keys. ``verify --against-proxy`` records (``mode: "against_proxy"``)
+    are not probe runs: :func:`~layra_migrate.verify.against_proxy.last_comparison`.
     """
-    query: dict[str, Any] = {} if source is None else {"source": source}
+    query: dict[str, Any] = {"mode": {"$exists": False}}
+    if source is not None:
+        query["source"] = source
     return await db[VERIFY_RUNS].find_one(query, sort=[("finished_at", -1), ("_id", -1)])
