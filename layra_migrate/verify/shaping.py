@@ -13,6 +13,8 @@ and ``backend/app/workflow/llm_service.py``, and the workflow editor
   [1024, 1048576], sent as ``max_tokens``;
 - the call is ``chat.completions.create(model=..., messages=..., stream=True,
   stream_options={"include_usage": True}, **optional_args)``: nothing else.
+- ``top_K``/``score_threshold`` (flags ``useTopKDefault``/``useScoreThresholdDefault``)
+  govern Layra's retrieval, not the chat request: they never change a probe.
 
 So a probe adds no parameter of its own (no token budget): the shape the provider
 sees is the shape the app will send after the cut-over. A stored value that is not a
