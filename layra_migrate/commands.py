@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from layra_migrate.engine.lock import UnlockResult as UnlockRun
     from layra_migrate.engine.preflight import Preflight
     from layra_migrate.engine.runner import ApplyResult, StatusReport
+    from layra_migrate.litellm.proxy_db import ProxyDbModels
     from layra_migrate.engine.runner import RollbackResult as RollbackRun
     from layra_migrate.plan import Plan
     from layra_migrate.proxy import ProxySet
@@ -146,10 +147,12 @@ class AuditResult:
     report: AuditReport
     plan_path: Path | None = None
     exit_code: int = EXIT_OK
+    proxy_db: ProxyDbModels | None = None  # models stored in the proxy's database
 
     def as_json(self) -> dict[str, Any]:
         data = self.report.as_json()
         data["plan"] = str(self.plan_path) if self.plan_path else None
+        data["proxy_db"] = self.proxy_db.as_dict() if self.proxy_db else None
         return data
 
 
@@ -440,14 +443,18 @@ async def audit(
     proxy_urls: Iterable[str] = (),
     plan_out: str | Path | None = None,
     hooks: Hooks = _QUIET,
+    litellm_db_container: str | None = None,
 ) -> AuditResult:
     """Report where every model configuration points; read-only for Layra's data.
 
-    Resolves proxied names through ``settings.litellm_config`` when set, and writes the
-    reviewable plan to ``plan_out`` when given.
+    Resolves proxied names through ``settings.litellm_config`` when set, marks the
+    names the proxy's own database defines (``litellm_db_container``, or found through
+    Docker: litellm/proxy_db.py), and writes the reviewable plan to ``plan_out`` when
+    given.
     """
     from layra_migrate.audit import run_audit
     from layra_migrate.litellm.config import load_config
+    from layra_migrate.litellm.proxy_db import mark_proxy_db_models
     from layra_migrate.mongo import connect
     from layra_migrate.plan import plan_from_report, write_plan
     from layra_migrate.proxy import ProxySet
@@ -459,8 +466,9 @@ async def audit(
         hooks.warn("no --litellm-config: proxied names are listed but not resolved")
     async with connect(settings) as conn:
         report = await run_audit(conn.db, proxies, config, settings.env)
+    proxy_db = mark_proxy_db_models(report, config, litellm_db_container)
     written = write_plan(plan_from_report(report), plan_out) if plan_out else None
-    return AuditResult(report, written)
+    return AuditResult(report, written, proxy_db=proxy_db)
 
 
 async def rewrite(

@@ -48,6 +48,16 @@ def audit(
             "--plan-out", help="Write the reviewable plan (YAML) here.", show_default=False
         ),
     ] = None,
+    litellm_db_container: Annotated[
+        str | None,
+        typer.Option(
+            "--litellm-db-container",
+            help="The proxy's PostgreSQL container: list the models stored there "
+            "(store_model_in_db), read-only. Default: found through the LiteLLM proxy "
+            "container's DATABASE_URL when Docker answers (DOCKER_HOST).",
+            show_default=False,
+        ),
+    ] = None,
     mongo_uri: MongoUriOpt = None,
     db: DbOpt = None,
     env_file: EnvFileOpt = None,
@@ -68,7 +78,15 @@ def audit(
       layra-migrate audit --env-file /srv/layra/.env \\
           --litellm-config /srv/litellm/config.yaml --plan-out plan.yaml
 
-    Exit codes: 0 done, 2 bad input, 3 MongoDB unreachable.
+    Models added through LiteLLM's UI live in the proxy's PostgreSQL
+    (LiteLLM_ProxyModelTable), not in config.yaml: their names are read
+    read-only through the database container (--litellm-db-container, or found
+    through the proxy container's DATABASE_URL) and references to them are
+    marked "defined in the proxy database". litellm_params values are never
+    read out.
+
+    Exit codes: 0 done, 2 bad input, 3 MongoDB unreachable (or the named
+    --litellm-db-container cannot be read).
     """
     output = make_output(json_out, verbose, debug)
 
@@ -86,14 +104,22 @@ def audit(
         )
         show_settings(output, settings)
         result = await commands.audit(
-            settings, proxy_urls=proxy_url or [], plan_out=plan_out, hooks=CliHooks(output)
+            settings,
+            proxy_urls=proxy_url or [],
+            plan_out=plan_out,
+            hooks=CliHooks(output),
+            litellm_db_container=litellm_db_container,
         )
         if output.json_mode:
             output.emit_json(result.as_json())
         else:
             from layra_migrate.views.audit import render_audit
+            from layra_migrate.views.proxy_db import render_proxy_db
 
+            if result.proxy_db is not None:
+                render_proxy_db(result.proxy_db, output)
             render_audit(result.report, output, str(result.plan_path) if result.plan_path else None)
         return result.exit_code
 
     run("audit", output, body)
+

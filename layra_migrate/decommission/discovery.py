@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from layra_migrate import redact
 from layra_migrate.decommission.client import docker_errors
+from layra_migrate.decommission.roles import ContainerFacts, detect, detect_from_inspect
 from layra_migrate.errors import RefusedError
 from layra_migrate.settings import is_secret_name
 
@@ -39,26 +40,9 @@ BUILTIN_NETWORKS = frozenset({"none", "host", "bridge"})
 
 
 def classify(service: str | None, name: str, image: str) -> str:
-    """proxy / database / cache / other: the image decides first, then service and name."""
-    img = image.lower().rsplit("@", 1)[0]
-    last = img.rsplit("/", 1)[-1]
-    base = last.split(":", 1)[0]
-    svc = (service or "").lower()
-    nm = name.lower()
-    if "postgres" in base or base in ("postgis", "timescaledb"):
-        return "database"
-    if "redis" in base or base in ("valkey", "keydb"):
-        return "cache"
-    if "litellm" in base:
-        return "proxy"
-    if svc in ("db", "database", "postgres") or "postgres" in nm or nm.endswith(("_db", "-db")) \
-            or "-db-" in nm:
-        return "database"
-    if "redis" in svc or "redis" in nm or svc == "cache":
-        return "cache"
-    if "litellm" in svc or svc == "proxy" or "litellm" in nm:
-        return "proxy"
-    return "other"
+    """proxy / database / cache / other from service, name and image alone (the full
+    evidence, environment and mounts included, is read by :func:`roles.detect`)."""
+    return detect(ContainerFacts(name=name, service=service, image=image)).role
 
 
 @dataclass
@@ -91,6 +75,7 @@ class StackContainer:
     env_names: list[str]
     depends_on: list[str]
     attrs: dict[str, Any] = field(repr=False)
+    role_evidence: list[str] = field(default_factory=list)
 
     @property
     def running(self) -> bool:
@@ -114,7 +99,8 @@ class StackContainer:
                 "running": self.running, "restart_policy": dict(self.restart_policy),
                 "health": self.health, "labels": dict(self.labels),
                 "mounts": [m.as_dict() for m in self.mounts], "networks": list(self.networks),
-                "env_names": list(self.env_names), "depends_on": list(self.depends_on)}
+                "env_names": list(self.env_names), "depends_on": list(self.depends_on),
+                "role_evidence": list(self.role_evidence)}
 
 
 @dataclass
@@ -194,8 +180,10 @@ def _container(attrs: dict[str, Any]) -> StackContainer:
             # Never printed, but an exec's stderr or an SDK error could echo it.
             redact.register_secret(v)
     depends = [d.split(":", 1)[0] for d in (labels.get(DEPENDS_LABEL) or "").split(",") if d]
+    decision = detect_from_inspect(attrs, service)
     return StackContainer(
-        id=str(attrs.get("Id", "")), name=name, role=classify(service, name, image),
+        id=str(attrs.get("Id", "")), name=name, role=decision.role,
+        role_evidence=decision.evidence,
         service=service, image=image, image_id=str(attrs.get("Image", "")),
         status=str(state.get("Status", "unknown")),
         restart_policy=dict((attrs.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}),

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from layra_migrate import redact
 from layra_migrate.decommission.client import docker_errors
+from layra_migrate.decommission.pg_errors import explain
+from layra_migrate.decommission.roles import pg_login
 
 if TYPE_CHECKING:
     import docker
@@ -74,10 +76,11 @@ class DumpResult:
     detail: str
     members: list[Member]
     entries: int | None = None
+    reason: str | None = None  # why it was skipped (pg_errors codes), None when done
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "detail": self.detail, "entries": self.entries,
-                "members": [m.path for m in self.members]}
+                "members": [m.path for m in self.members], "reason": self.reason}
 
 
 def _explain(code: int | None, stderr: str, tool: str) -> str:
@@ -93,14 +96,13 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
     Returns ``skipped`` with the reason when the container cannot dump; the
     physical volume copy after the clean stop is the fallback either way.
     """
-    env = db.env()
-    user = env.get("POSTGRES_USER") or "postgres"
-    dbname = env.get("POSTGRES_DB") or user
+    login = pg_login(db.env())
+    user, dbname = login.user, login.dbname
     base = f"database/{db.name}"
     members: list[Member] = []
     # The official image trusts the local socket; other setups need the password, which
     # the container already holds. Passed in the exec's environment, never on a command line.
-    auth = {"PGPASSWORD": env["POSTGRES_PASSWORD"]} if env.get("POSTGRES_PASSWORD") else None
+    auth = login.exec_env(timeout_s=30)
     with docker_errors(f"dumping {db.name}"):
         e = _Exec(client, db.id, ["pg_dump", "-U", user, "-d", dbname, "-Fc", "--no-password",
                                   "--lock-wait-timeout=30s"], auth)
@@ -108,8 +110,16 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
         out = e.outcome()
         if out.exit_code != 0 or member.size == 0:
             _discard(writer, member)
-            return DumpResult("skipped", _explain(out.exit_code, out.stderr, "pg_dump")
-                              + "; the volume copy after the clean stop is the fallback", [])
+            failure = explain(out.stderr, user=user, dbname=dbname, container=db.name) \
+                if out.exit_code not in (126, 127) else None
+            detail = _explain(out.exit_code, "" if failure else out.stderr, "pg_dump")
+            if failure:
+                detail += f": {failure.text()}"
+            detail += "; the volume copy after the clean stop is the fallback"
+            if failure and out.stderr:
+                detail += f" [{out.stderr[-200:]}]"
+            return DumpResult("skipped", detail, [],
+                              reason=failure.code if failure else "pg_dump_failed")
         members.append(member)
         g = _Exec(client, db.id, ["pg_dumpall", "-U", user, "--globals-only", "--no-password"],
                   auth)
@@ -127,7 +137,7 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
             for m in members:
                 _discard(writer, m)
             return DumpResult("skipped", f"dump not usable ({why}); the volume copy "
-                              "after the clean stop is the fallback", [])
+                              "after the clean stop is the fallback", [], reason="dump_rejected")
         if check == "unchecked":
             notes.append(f"not checked with pg_restore --list: {why}")
     shown = f"{entries} entries" if entries is not None else "unchecked"

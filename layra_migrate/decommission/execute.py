@@ -153,7 +153,8 @@ def new_result(stack: Stack, opts: Options) -> RunResult:
                        archive=str(opts.archive_dir))
     result.containers = [
         ContainerReport(c.name, c.role, c.status, c.status, _policy_str(c.restart_policy),
-                        _policy_str(c.restart_policy)) for c in stack.containers]
+                        _policy_str(c.restart_policy), list(c.role_evidence))
+        for c in stack.containers]
     result.volumes = [v.as_dict() for v in stack.volumes]
     result.networks = [n.as_dict() for n in stack.networks]
     result.estimated_size = estimate_size(stack)
@@ -260,6 +261,9 @@ class _Run:
             step.done(outcome.detail)
         else:
             step.skipped(outcome.detail)
+            self.result.warnings.append(
+                f"no logical dump of {db.name}: the archive keeps the physical copy of its "
+                "volume only (it restores with the same PostgreSQL major version)")
 
     def archive_volumes(self) -> None:
         step = self.begin(StepKind.ARCHIVE_VOLUMES)

@@ -79,12 +79,14 @@ class ContainerReport:
     state_after: str
     restart_policy_before: str
     restart_policy_after: str
+    evidence: list[str] = field(default_factory=list)  # why this role (roles.py)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "state_before": self.state_before,
                 "state_after": self.state_after,
                 "restart_policy_before": self.restart_policy_before,
-                "restart_policy_after": self.restart_policy_after}
+                "restart_policy_after": self.restart_policy_after,
+                "evidence": list(self.evidence)}
 
 
 @dataclass

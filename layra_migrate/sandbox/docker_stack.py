@@ -234,7 +234,8 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
                db_password: str = SANDBOX_DB_PASSWORD, db_size: int = 20_000,
                compromised: bool = False, foreign_on_network: bool = False,
                backend_points_at_proxy: bool = False,
-               db_without_pg_dump: bool = False) -> FakeStack:
+               db_without_pg_dump: bool = False,
+               real_db_image: str | None = None) -> FakeStack:
     """Create and start the stack as compose project ``<project_prefix><run_id>``.
 
     ``tmp`` receives the compose directory (``tmp/litellm-compose``) and the proxy's
@@ -244,7 +245,10 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
     release; ``foreign_on_network`` attaches the unrelated container to the project
     network; ``backend_points_at_proxy`` adds a ``layra-backend-*`` container whose
     environment names the proxy; ``db_without_pg_dump`` runs the database from an
-    image without ``pg_dump``.
+    image without ``pg_dump``. ``real_db_image`` runs the database from a real
+    PostgreSQL image (sandbox/postgres_image.py) with its own entrypoint, an empty data
+    volume it initialises, and LiteLLM's compose health check (``pg_isready``); load
+    LiteLLM's tables with sandbox/litellm_db.py once it is ready.
     """
     run_id = run_id or uuid.uuid4().hex[:8]
     project = f"{project_prefix}{run_id}"
@@ -310,8 +314,15 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
         if health:
             kwargs["healthcheck"] = {"test": ["CMD", "true"], "interval": 300_000_000,
                                      "timeout": 2_000_000_000, "retries": 3}
+        real = role == "database" and real_db_image is not None
+        if real:
+            # As LiteLLM's docker-compose.yml has it.
+            kwargs["healthcheck"] = {"test": ["CMD-SHELL", "pg_isready -d litellm -U llmproxy"],
+                                     "interval": 1_000_000_000, "timeout": 5_000_000_000,
+                                     "retries": 10}
         c = api.create_container(
-            image or images[role], command=LOOP, name=name, labels=labels(service, depends),
+            image or (real_db_image if real else images[role]), command=None if real else LOOP,
+            name=name, labels=labels(service, depends),
             environment=env, host_config=hc,
             networking_config=api.create_networking_config(
                 {network: api.create_endpoint_config(aliases=[service])}), **kwargs)
@@ -324,8 +335,9 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
                     "POSTGRES_PASSWORD": db_password, "PGDATA": "/var/lib/postgresql/data"},
                    {vols["pgdata"]: "/var/lib/postgresql/data"},
                    image=images["app"] if db_without_pg_dump else None)
-    put_files(client, db_id, "/var/lib/postgresql/data",
-              {"PG_VERSION": b"16\n", "base.dat": db_data})
+    if real_db_image is None:
+        put_files(client, db_id, "/var/lib/postgresql/data",
+                  {"PG_VERSION": b"16\n", "base.dat": db_data})
     cache = f"{project}-redis-1"
     cache_id = create(cache, "cache", "redis", "always", {}, {vols["redisdata"]: "/data"})
     put_files(client, cache_id, "/data", {"dump.rdb": b"REDIS0011 fake"})

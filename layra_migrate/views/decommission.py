@@ -32,6 +32,7 @@ def _containers_table(result: RunResult, *, plan: bool = False) -> Table:
     if plan:
         t.add_column("state")
         t.add_column("restart policy")
+        t.add_column("why this role", overflow="fold")
     else:
         t.add_column("state before")
         t.add_column("state after")
@@ -39,7 +40,8 @@ def _containers_table(result: RunResult, *, plan: bool = False) -> Table:
         t.add_column("restart policy after")
     for c in result.containers:
         if plan:
-            t.add_row(c.name, c.role, c.state_before, c.restart_policy_before)
+            t.add_row(c.name, c.role, c.state_before, c.restart_policy_before,
+                      "; ".join(c.evidence))
         else:
             t.add_row(c.name, c.role, c.state_before, c.state_after, c.restart_policy_before,
                       c.restart_policy_after)
