@@ -73,7 +73,8 @@ def build_pg_image(engine: Engine) -> PgImage:
     image = PgImage(ref, rootfs, time.monotonic() - t0, imported)
     sys.stderr.write(f"\n[postgres image] {ref}: root filesystem "
                      f"{'built' if rootfs.built else 'cached'} in {rootfs.seconds:.1f}s, "
-                     f"{'imported' if imported else 'present'} in {image.import_seconds:.1f}s\n")
+                     f"{'imported' if imported else 'present'} in {image.import_seconds:.1f}s"
+                     f" (storage driver {engine.client.info().get('Driver')})\n")
     return image
 
 

@@ -257,10 +257,10 @@ def test_wrong_password_dump_skipped_volume_kept_nothing_lost(
         assert pg_stack.snapshot(env=new_pw) == pg_stack.baseline
     finally:
         ldb.wait_ready(client, db)
+        ldb.psql(client, db, f"ALTER ROLE llmproxy PASSWORD '{DB_PASSWORD}'", env=new_pw)
         run_exec(client, db, ["sed", "-i", "s/^local\\(.*\\)scram-sha-256$/local\\1trust/",
                               "/var/lib/postgresql/data/pg_hba.conf"])
-        ldb.psql(client, db, f"ALTER ROLE llmproxy PASSWORD '{DB_PASSWORD}'", env=new_pw)
-        ldb.psql(client, db, "SELECT pg_reload_conf()")
+        ldb.psql(client, db, "SELECT pg_reload_conf()", env={"PGPASSWORD": DB_PASSWORD})
     _assert_running_as_before(pg_stack)
 
 
@@ -301,12 +301,18 @@ def test_full_disk_rolls_back_and_loses_nothing(
     or while the volumes are copied (everything is stopped): exit 5, rolled back, the
     stack runs again with every row, the archive is marked INCOMPLETE."""
     manifest = json.loads((full_run.archive / "manifest.json").read_text())
-    inspect = sum((full_run.archive / f"containers/{c['name']}.inspect.json").stat().st_size
-                  for c in manifest["containers"])
-    dump_size = (full_run.archive / manifest["dumps"][0]["members"][0]).stat().st_size
-    # tmpfs holds whole pages; leave room for the manifest and the inspect files.
-    budget = inspect + 64 * 1024 + (dump_size // 2 if where == "dump" else dump_size + 256 * 1024)
-    size = (budget // 4096 + 1) * 4096
+
+    def pages(p: Path) -> int:  # tmpfs stores whole pages per file
+        return -(-p.stat().st_size // 4096)
+
+    before_dump = sum(pages(full_run.archive / f"containers/{c['name']}.inspect.json")
+                      for c in manifest["containers"])
+    before_dump += pages(full_run.archive / "manifest.json") + 1  # + INCOMPLETE
+    dump = full_run.archive / manifest["dumps"][0]["members"][0]
+    if where == "dump":  # half the dump fits
+        size = (before_dump + pages(dump) // 2) * 4096
+    else:  # the dumps fit, the database volume does not
+        size = (before_dump + pages(dump) + 64) * 4096
     archive = tmp_path / "small"
     _tmpfs(archive, size)
     try:

@@ -320,6 +320,7 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
             kwargs["healthcheck"] = {"test": ["CMD-SHELL", "pg_isready -d litellm -U llmproxy"],
                                      "interval": 1_000_000_000, "timeout": 5_000_000_000,
                                      "retries": 10}
+            kwargs["stop_signal"] = "SIGINT"  # the official image's STOPSIGNAL
         c = api.create_container(
             image or (real_db_image if real else images[role]), command=None if real else LOOP,
             name=name, labels=labels(service, depends),

@@ -175,8 +175,11 @@ def _lit(value: Any) -> str:
 
 
 def _insert(table: str, row: dict[str, Any]) -> str:
+    types = {c: t for c, t, _o, _d in TABLES[table]}
     cols = ", ".join(f'"{c}"' for c in row)
-    vals = ", ".join(_lit(v) for v in row.values())
+    vals = ", ".join(
+        _lit(json.dumps(v, sort_keys=True)) + "::jsonb" if types[c] == "Json" and v is not None
+        else _lit(v) for c, v in row.items())
     return f'INSERT INTO "{table}" ({cols}) VALUES ({vals});'
 
 
