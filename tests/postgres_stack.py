@@ -97,7 +97,7 @@ def start_pg_stack(engine: Engine, image: PgImage, tmp: Path, **kw: Any) -> PgSt
     return PgStack(stack, seed, baseline, engine)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def pg_stack(engine: Engine, pg_image: PgImage,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
     s = start_pg_stack(engine, pg_image, tmp_path_factory.mktemp("pgstack"))

@@ -7,7 +7,8 @@ the archived dump restores into a fresh, empty server with ``pg_restore`` (the
 runbook's way to keep the data without the proxy). Faults: a password that no longer
 logs in, a database that refuses connections, a full archive disk.
 
-One stack per module; every test leaves it running as it found it.
+One stack for the session (tests/postgres_stack.py); every test leaves it running as
+it found it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from tests.docker_engine import DB_PASSWORD, Engine, state, volume_exists
 from tests.postgres_stack import PgImage, PgStack, fresh_postgres
 
 pg_image = _pgs.pg_image  # the session's image (fixture)
-pg_stack = _pgs.pg_stack  # one stack for this module (fixture)
+pg_stack = _pgs.pg_stack  # one stack for the session (fixture): left as it was found
 
 pytestmark = pytest.mark.docker
 

@@ -194,9 +194,11 @@ class Seed:
 
 
 # Models added through LiteLLM's UI (store_model_in_db): names Layra may send.
+# One is named like an OpenAI model but served by Azure: a config.yaml wildcard
+# ("openai/*") would send it to the wrong provider.
 DB_MODELS = [("kimi-k2-ui", "ollama_chat/kimi-k2:1t"),
              ("claude-sonnet-ui", "anthropic/claude-sonnet-4"),
-             ("qwen-local-ui", "openai/qwen2.5-72b")]
+             ("openai/gpt-4o-mini-ui", "azure/gpt-4o-mini")]
 
 
 def _encrypted(value: str, salt: str) -> str:
@@ -238,7 +240,7 @@ def seed_sql(*, seed: int = 7, spend_logs: int = 300, users: int = 6, keys: int 
         params: dict[str, Any] = {"model": _encrypted(model, salt),
                                   "api_key": _encrypted(param_canary if (param_canary and i == 0)
                                                         else f"key-{name}", salt)}
-        if model.startswith(("ollama", "openai/")):
+        if model.startswith(("ollama", "azure/")):
             params["api_base"] = _encrypted("http://10.0.0.5:11434", salt)
         if param_canary and i == 0:
             params["api_key_plain"] = param_canary  # a careless UI import; still never shown
