@@ -335,3 +335,73 @@ def test_full_disk_rolls_back_and_loses_nothing(
         assert _pg_dump_processes(pg_stack.engine, pg_stack.db) == []
     finally:
         subprocess.run(["umount", "-l", str(archive)], check=False, capture_output=True)
+
+
+# -- role detection on real containers, whatever the image is called -------------------
+
+def test_database_variants_found_by_what_they_are(engine: Engine, pg_image: PgImage,
+                                                  lm: Any) -> None:
+    """pgvector/pgvector, bitnami/postgresql and a home-built image named after the proxy
+    (tags of the real PostgreSQL image, so each container really is a database), a
+    Valkey cache and LiteLLM's image: roles and evidence in the dry run."""
+    from tests.docker_engine import IMAGES, TEST_LABEL
+
+    api = engine.client.api
+    run_id = uuid.uuid4().hex[:8]
+    project = f"lmr{run_id}"
+    tags = {"pgvector": "pgvector/pgvector:pg16", "bitnami": "bitnami/postgresql:16.4.0",
+            "home": "registry.acme.internal:5000/platform/litellm-db:2025.11",
+            "valkey": "valkey/valkey:8", "proxy": "ghcr.io/berriai/litellm:main-stable"}
+    for key, ref in tags.items():
+        src = IMAGES["cache"] if key == "valkey" else IMAGES["proxy"] if key == "proxy" \
+            else pg_image.ref
+        repo, tag = ref.rsplit(":", 1)
+        api.tag(src, repo, tag)
+    made: list[str] = []
+
+    def create(service: str, image: str, env: dict[str, str], mount: str | None,
+               cmd: list[str] | None = None) -> str:
+        from docker.types import Mount
+
+        labels = {"com.docker.compose.project": project, "com.docker.compose.service": service,
+                  TEST_LABEL: run_id}
+        mounts = [Mount(mount, f"{project}_{service}", type="volume")] if mount else []
+        c = api.create_container(image, name=f"{project}-{service}-1", command=cmd,
+                                 environment=env, labels=labels,
+                                 host_config=api.create_host_config(mounts=mounts,
+                                                                    network_mode="none"))
+        made.append(c["Id"])
+        return f"{project}-{service}-1"
+
+    try:
+        pgv = create("vectors", tags["pgvector"],
+                     {"POSTGRES_USER": "llmproxy", "POSTGRES_PASSWORD": "x",
+                      "POSTGRES_DB": "litellm"}, "/var/lib/postgresql/data")
+        bit = create("postgresql", tags["bitnami"],
+                     {"POSTGRESQL_USERNAME": "llmproxy", "POSTGRESQL_PASSWORD": "x",
+                      "POSTGRESQL_DATABASE": "litellm", "PGDATA": "/bitnami/postgresql/data"},
+                     "/bitnami/postgresql", ["/opt/bitnami/scripts/postgresql/run.sh"])
+        home = create("storage", tags["home"], {"POSTGRES_USER": "llmproxy",
+                                                "POSTGRES_PASSWORD": "x"}, "/srv/pg")
+        cache = create("kv", tags["valkey"], {}, "/data", ["valkey-server"])
+        proxy = create("gateway", tags["proxy"], {"LITELLM_MASTER_KEY": "sk-x"}, None,
+                       ["litellm", "--port", "4000"])
+        r = lm("decommission", "--project", project, "--dry-run", "--json", "--force",
+               "--reason", "role test")
+        assert r.code == 0, r.stderr
+        rows = {c["name"]: c for c in r.json()["containers"]}
+        assert {n: rows[n]["role"] for n in rows} == {
+            pgv: "database", bit: "database", home: "database", cache: "cache",
+            proxy: "proxy"}
+        assert any("POSTGRESQL_USERNAME" in e for e in rows[bit]["evidence"])
+        assert any("mount at /bitnami/postgresql" in e for e in rows[bit]["evidence"])
+        assert any("command runs postgres" in e for e in rows[home]["evidence"])
+        assert any("valkey-server" in e for e in rows[cache]["evidence"])
+        steps = [s["name"] for s in r.json()["steps"]]
+        assert sum(1 for s in steps if s.startswith("dump ")) == 3
+        assert steps[1].startswith(f"stop {proxy}")  # the proxy stops first
+    finally:
+        for cid in made:
+            api.remove_container(cid, force=True, v=True)
+        for ref in tags.values():
+            api.remove_image(ref, noprune=True)
