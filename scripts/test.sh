@@ -2,8 +2,8 @@
 # The test command (README "Quick start", and what .ci/run calls).
 # Creates .venv with the package, its test extras and the LiteLLM oracle, installs the Debian
 # packages the suite needs when run as root (redis-server, docker.io,
-# busybox-static), runs the gates (lint, format, types), then the whole suite.
-# Extra arguments go to pytest.
+# busybox-static, mmdebstrap), runs the gates (lint, format, types), then the whole
+# suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
@@ -20,6 +20,8 @@ if [ "$(id -u)" = 0 ]; then
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
   command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
   { [ -x /bin/busybox ] || command -v busybox >/dev/null 2>&1; } || missing+=(busybox-static)
+  # The real PostgreSQL image of the decommission tests is built from Debian packages.
+  command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing Debian packages: ${missing[*]}" >&2
     apt-get update -qq
