@@ -71,10 +71,12 @@ def build_pg_image(engine: Engine) -> PgImage:
     t0 = time.monotonic()
     ref, imported = pgi.ensure_image(engine.client, rootfs)
     image = PgImage(ref, rootfs, time.monotonic() - t0, imported)
-    sys.stderr.write(f"\n[postgres image] {ref}: root filesystem "
-                     f"{'built' if rootfs.built else 'cached'} in {rootfs.seconds:.1f}s, "
-                     f"{'imported' if imported else 'present'} in {image.import_seconds:.1f}s"
-                     f" (storage driver {engine.client.info().get('Driver')})\n")
+    sys.stderr.write(
+        f"\n[postgres image] {ref}: root filesystem "
+        f"{'built' if rootfs.built else 'cached'} in {rootfs.seconds:.1f}s, "
+        f"{'imported' if imported else 'present'} in {image.import_seconds:.1f}s"
+        f" (storage driver {engine.client.info().get('Driver')})\n"
+    )
     return image
 
 
@@ -98,8 +100,9 @@ def start_pg_stack(engine: Engine, image: PgImage, tmp: Path, **kw: Any) -> PgSt
 
 
 @pytest.fixture(scope="session")
-def pg_stack(engine: Engine, pg_image: PgImage,
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgStack]:
+def pg_stack(
+    engine: Engine, pg_image: PgImage, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PgStack]:
     s = start_pg_stack(engine, pg_image, tmp_path_factory.mktemp("pgstack"))
     try:
         yield s
@@ -107,14 +110,17 @@ def pg_stack(engine: Engine, pg_image: PgImage,
         destroy_stack(engine.client, s.stack)
 
 
-def fresh_postgres(engine: Engine, image: PgImage, name: str, *, user: str, password: str,
-                   dbname: str) -> str:
+def fresh_postgres(
+    engine: Engine, image: PgImage, name: str, *, user: str, password: str, dbname: str
+) -> str:
     """An empty server from the same image (no network), ready."""
     api = engine.client.api
-    c = api.create_container(image.ref, name=name,
-                             environment={"POSTGRES_USER": user, "POSTGRES_PASSWORD": password,
-                                          "POSTGRES_DB": dbname},
-                             host_config=api.create_host_config(network_mode="none"))
+    c = api.create_container(
+        image.ref,
+        name=name,
+        environment={"POSTGRES_USER": user, "POSTGRES_PASSWORD": password, "POSTGRES_DB": dbname},
+        host_config=api.create_host_config(network_mode="none"),
+    )
     api.start(c["Id"])
     ldb.wait_ready(engine.client, c["Id"], 60)
     return str(c["Id"])

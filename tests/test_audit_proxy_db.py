@@ -36,19 +36,33 @@ REFERENCED = ["kimi-k2-ui", "openai/gpt-4o-mini-ui", "deepseek-reasoner"]
 @pytest.fixture(scope="module")
 def layra_db(sync_client: Any) -> Iterator[str]:
     name = f"t_pdb_{uuid.uuid4().hex[:10]}"
-    models = [{"model_id": f"m{i}", "model_name": n, "model_url": PROXY_URL,
-               "api_key": "sk-CANARYvirtualKEY-07", "base_used": [], "system_prompt": "",
-               "temperature": -1, "max_length": -1, "top_P": -1, "top_K": -1,
-               "score_threshold": -1} for i, n in enumerate(REFERENCED)]
+    models = [
+        {
+            "model_id": f"m{i}",
+            "model_name": n,
+            "model_url": PROXY_URL,
+            "api_key": "sk-CANARYvirtualKEY-07",
+            "base_used": [],
+            "system_prompt": "",
+            "temperature": -1,
+            "max_length": -1,
+            "top_P": -1,
+            "top_K": -1,
+            "score_threshold": -1,
+        }
+        for i, n in enumerate(REFERENCED)
+    ]
     sync_client[name]["model_config"].insert_one(
-        {"username": "thesis", "selected_model": "m0", "models": models})
+        {"username": "thesis", "selected_model": "m0", "models": models}
+    )
     yield name
     sync_client.drop_database(name)
 
 
 @pytest.fixture(scope="module")
-def audit(engine: Engine, mongo_uri: str, layra_db: str,
-          tmp_path_factory: pytest.TempPathFactory) -> Any:
+def audit(
+    engine: Engine, mongo_uri: str, layra_db: str, tmp_path_factory: pytest.TempPathFactory
+) -> Any:
     from typer.testing import CliRunner
 
     from layra_migrate.cli import app
@@ -56,17 +70,25 @@ def audit(engine: Engine, mongo_uri: str, layra_db: str,
 
     cwd = tmp_path_factory.mktemp("auditcwd")
     config = write_litellm_config(cwd / "litellm")
-    env = {"DOCKER_HOST": engine.host, "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
-           "LAYRA_MIGRATE_DB": layra_db, "NO_COLOR": "1", "COLUMNS": "250",
-           "DEEPSEEK_API_KEY": KEY_ENV["DEEPSEEK_API_KEY"]}
+    env = {
+        "DOCKER_HOST": engine.host,
+        "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+        "LAYRA_MIGRATE_DB": layra_db,
+        "NO_COLOR": "1",
+        "COLUMNS": "250",
+        "DEEPSEEK_API_KEY": KEY_ENV["DEEPSEEK_API_KEY"],
+    }
 
     def _run(*args: str, docker_host: str | None = engine.host) -> CliResult:
         old = os.getcwd()
         os.chdir(cwd)
         try:
-            r = CliRunner().invoke(app, ["audit", "--litellm-config", str(config), *args],
-                                   env={**env, "DOCKER_HOST": docker_host},
-                                   catch_exceptions=False)
+            r = CliRunner().invoke(
+                app,
+                ["audit", "--litellm-config", str(config), *args],
+                env={**env, "DOCKER_HOST": docker_host},
+                catch_exceptions=False,
+            )
         finally:
             os.chdir(old)
         return CliResult(r.exit_code, r.stdout, r.stderr)
@@ -82,8 +104,7 @@ def _assert_db_models_marked(data: dict[str, Any], pg: PgStack) -> None:
     db = data["proxy_db"]
     assert db["status"] == "read", db
     assert db["model_names"] == sorted(pg.seed.db_models)
-    assert all("api_key" in m["param_keys"] and "model" in m["param_keys"]
-               for m in db["models"])
+    assert all("api_key" in m["param_keys"] and "model" in m["param_keys"] for m in db["models"])
     models = _models(data)
     for name in ("kimi-k2-ui", "openai/gpt-4o-mini-ui"):
         r = models[name]["resolution"]
@@ -91,8 +112,9 @@ def _assert_db_models_marked(data: dict[str, Any], pg: PgStack) -> None:
         assert r["reason"].startswith("defined in the proxy database")
         assert "write its target in the plan" in r["reason"]
     # Without the database the wildcard would have sent it to OpenAI: that is refused.
-    assert "is not the one the proxy used" in models["openai/gpt-4o-mini-ui"]["resolution"][
-        "reason"]
+    assert (
+        "is not the one the proxy used" in models["openai/gpt-4o-mini-ui"]["resolution"]["reason"]
+    )
     assert models["deepseek-reasoner"]["resolution"]["status"] == "resolved"
     assert data["blocking"] == 2
 
@@ -107,15 +129,16 @@ def test_audit_reads_models_from_the_named_container(audit: Any, pg_stack: PgSta
     assert PARAM_CANARY not in r.stdout + r.stderr and DB_PASSWORD not in r.stdout + r.stderr
 
 
-def test_audit_discovers_the_proxy_database(audit: Any, pg_stack: PgStack,
-                                            tmp_path: Path) -> None:
+def test_audit_discovers_the_proxy_database(audit: Any, pg_stack: PgStack, tmp_path: Path) -> None:
     plan = tmp_path / "plan.yaml"
     r = audit("--json", "--plan-out", str(plan))
     assert r.code == 0, r.stderr
     data = r.json()
     _assert_db_models_marked(data, pg_stack)
-    assert "host 'db' of" in data["proxy_db"]["found_by"] and pg_stack.stack.proxy in \
-        data["proxy_db"]["found_by"]
+    assert (
+        "host 'db' of" in data["proxy_db"]["found_by"]
+        and pg_stack.stack.proxy in data["proxy_db"]["found_by"]
+    )
     text = plan.read_text()
     assert "defined in the proxy database" in text
     human = audit()
@@ -151,10 +174,23 @@ def test_named_container_that_cannot_be_read_exits_3(audit: Any, pg_stack: PgSta
 def test_the_reading_session_is_read_only(engine: Engine, pg_stack: PgStack) -> None:
     """The environment proxy_db.py gives psql makes every transaction read-only."""
     login = pg_login({"POSTGRES_USER": "llmproxy", "POSTGRES_DB": "litellm"})
-    _out, res = run_exec(engine.client, pg_stack.db,
-                         ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-U", login.user, "-d",
-                          login.dbname, "-c", 'DELETE FROM "LiteLLM_ProxyModelTable"'],
-                         login.exec_env(read_only=True))
+    _out, res = run_exec(
+        engine.client,
+        pg_stack.db,
+        [
+            "psql",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-U",
+            login.user,
+            "-d",
+            login.dbname,
+            "-c",
+            'DELETE FROM "LiteLLM_ProxyModelTable"',
+        ],
+        login.exec_env(read_only=True),
+    )
     assert res.exit_code != 0
     assert "read-only transaction" in res.stderr
     assert ldb.snapshot(engine.client, pg_stack.db) == pg_stack.baseline

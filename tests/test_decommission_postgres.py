@@ -44,8 +44,9 @@ TABLES = list(ldb.TABLES)
 
 
 @pytest.fixture(scope="module")
-def lm(engine: Engine, mongo_uri: str, sync_client: Any,
-       tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def lm(
+    engine: Engine, mongo_uri: str, sync_client: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """The CLI in-process (Typer's runner) against this engine and an empty database."""
     from typer.testing import CliRunner
 
@@ -53,8 +54,13 @@ def lm(engine: Engine, mongo_uri: str, sync_client: Any,
 
     dbname = f"t_pg_{uuid.uuid4().hex[:10]}"
     cwd = tmp_path_factory.mktemp("cwd")
-    env = {"DOCKER_HOST": engine.host, "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
-           "LAYRA_MIGRATE_DB": dbname, "NO_COLOR": "1", "COLUMNS": "200"}
+    env = {
+        "DOCKER_HOST": engine.host,
+        "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+        "LAYRA_MIGRATE_DB": dbname,
+        "NO_COLOR": "1",
+        "COLUMNS": "200",
+    }
 
     def _run(*args: str) -> CliResult:
         old = os.getcwd()
@@ -103,8 +109,17 @@ def full_run(pg_stack: PgStack, lm: Any, tmp_path_factory: pytest.TempPathFactor
     before = pg_stack.snapshot()
     archive = tmp_path_factory.mktemp("pgarch") / "archive"
     t0 = time.monotonic()
-    r = lm("decommission", "--project", pg_stack.stack.project, "--yes", "--remove",
-           "--remove-volumes", "--archive-dir", str(archive), "--json")
+    r = lm(
+        "decommission",
+        "--project",
+        pg_stack.stack.project,
+        "--yes",
+        "--remove",
+        "--remove-volumes",
+        "--archive-dir",
+        str(archive),
+        "--json",
+    )
     assert r.code == 0, r.stderr + r.stdout
     dec = r.json()
     client = pg_stack.engine.client
@@ -114,8 +129,9 @@ def full_run(pg_stack: PgStack, lm: Any, tmp_path_factory: pytest.TempPathFactor
     rr = lm("restore", str(archive), "--yes", "--json")
     assert rr.code == 0, rr.stderr + rr.stdout
     after = pg_stack.snapshot()
-    return FullRun(archive, dec, rr.json(), before, after, time.monotonic() - t0,
-                   r.stderr + rr.stderr)
+    return FullRun(
+        archive, dec, rr.json(), before, after, time.monotonic() - t0, r.stderr + rr.stderr
+    )
 
 
 def test_dry_run_shows_why_each_container_has_its_role(pg_stack: PgStack, lm: Any) -> None:
@@ -125,8 +141,13 @@ def test_dry_run_shows_why_each_container_has_its_role(pg_stack: PgStack, lm: An
     db = rows[pg_stack.stack.db]
     assert db["role"] == "database"
     ev = " | ".join(db["evidence"])
-    for signal in ("PGDATA", "POSTGRES_USER", "mount at /var/lib/postgresql/data",
-                   "health check pg_isready", "command runs postgres"):
+    for signal in (
+        "PGDATA",
+        "POSTGRES_USER",
+        "mount at /var/lib/postgresql/data",
+        "health check pg_isready",
+        "command runs postgres",
+    ):
         assert signal in ev, ev
     assert rows[pg_stack.stack.proxy]["role"] == "proxy"
     assert "LITELLM_MASTER_KEY" in " ".join(rows[pg_stack.stack.proxy]["evidence"])
@@ -174,15 +195,15 @@ def test_restore_brings_every_row_back(full_run: FullRun, pg_stack: PgStack) -> 
     _assert_running_as_before(pg_stack)
 
 
-def test_archived_dump_restores_into_a_fresh_postgres(full_run: FullRun, engine: Engine,
-                                                      pg_image: PgImage) -> None:
+def test_archived_dump_restores_into_a_fresh_postgres(
+    full_run: FullRun, engine: Engine, pg_image: PgImage
+) -> None:
     """The runbook's way to keep LiteLLM's data without the proxy: pg_restore into any
     empty PostgreSQL (here another server with another owner)."""
     manifest = json.loads((full_run.archive / "manifest.json").read_text())
     dump_rel = manifest["dumps"][0]["members"][0]
     name = f"keep-{uuid.uuid4().hex[:8]}"
-    cid = fresh_postgres(engine, pg_image, name, user="keeper", password="keeper-pw",
-                         dbname="keep")
+    cid = fresh_postgres(engine, pg_image, name, user="keeper", password="keeper-pw", dbname="keep")
     client = engine.client
     try:
         data = _read_member(full_run.archive, dump_rel)
@@ -196,11 +217,23 @@ def test_archived_dump_restores_into_a_fresh_postgres(full_run: FullRun, engine:
         assert out.exit_code == 0, out.stderr
         text = listing.decode()
         for t in TABLES:
-            assert f'TABLE public {t} ' in text or f'TABLE public "{t}" ' in text, t
+            assert f"TABLE public {t} " in text or f'TABLE public "{t}" ' in text, t
             assert f"TABLE DATA public {t} " in text or f'TABLE DATA public "{t}" ' in text
-        _o, out = run_exec(client, cid, ["pg_restore", "--no-owner", "--no-privileges",
-                                         "--exit-on-error", "-U", "keeper", "-d", "keep",
-                                         "/tmp/litellm.dump"])
+        _o, out = run_exec(
+            client,
+            cid,
+            [
+                "pg_restore",
+                "--no-owner",
+                "--no-privileges",
+                "--exit-on-error",
+                "-U",
+                "keeper",
+                "-d",
+                "keep",
+                "/tmp/litellm.dump",
+            ],
+        )
         assert out.exit_code == 0, out.stderr
         got = ldb.snapshot(client, cid, user="keeper", dbname="keep")
         assert got == full_run.before
@@ -210,10 +243,19 @@ def test_archived_dump_restores_into_a_fresh_postgres(full_run: FullRun, engine:
 
 # -- faults: each gives its documented outcome and loses nothing -----------------------
 
-def _decommission_then_restore(pg: PgStack, lm: Any, archive: Path,
-                               env: dict[str, str] | None = None) -> dict[str, Any]:
-    r = lm("decommission", "--project", pg.stack.project, "--yes", "--archive-dir",
-           str(archive), "--json")
+
+def _decommission_then_restore(
+    pg: PgStack, lm: Any, archive: Path, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    r = lm(
+        "decommission",
+        "--project",
+        pg.stack.project,
+        "--yes",
+        "--archive-dir",
+        str(archive),
+        "--json",
+    )
     assert r.code == 0, r.stderr + r.stdout
     data = r.json()
     assert data["archive_verified"] is True
@@ -237,14 +279,23 @@ def _volume_only(pg: PgStack, data: dict[str, Any], archive: Path, reason: str) 
 
 
 def test_wrong_password_dump_skipped_volume_kept_nothing_lost(
-        pg_stack: PgStack, lm: Any, tmp_path: Path) -> None:
+    pg_stack: PgStack, lm: Any, tmp_path: Path
+) -> None:
     """The role's password was changed after the container was created and local
     connections need it: pg_dump cannot log in; the run goes on with the volume copy."""
     client, db = pg_stack.engine.client, pg_stack.db
     rotated = "rotated-elsewhere-0"
     ldb.psql(client, db, f"ALTER ROLE llmproxy PASSWORD '{rotated}'")
-    run_exec(client, db, ["sed", "-i", "s/^local\\(.*\\)trust$/local\\1scram-sha-256/",
-                          "/var/lib/postgresql/data/pg_hba.conf"])
+    run_exec(
+        client,
+        db,
+        [
+            "sed",
+            "-i",
+            "s/^local\\(.*\\)trust$/local\\1scram-sha-256/",
+            "/var/lib/postgresql/data/pg_hba.conf",
+        ],
+    )
     new_pw = {"PGPASSWORD": rotated}
     ldb.psql(client, db, "SELECT pg_reload_conf()", env=new_pw)
     try:
@@ -259,14 +310,23 @@ def test_wrong_password_dump_skipped_volume_kept_nothing_lost(
     finally:
         ldb.wait_ready(client, db)
         ldb.psql(client, db, f"ALTER ROLE llmproxy PASSWORD '{DB_PASSWORD}'", env=new_pw)
-        run_exec(client, db, ["sed", "-i", "s/^local\\(.*\\)scram-sha-256$/local\\1trust/",
-                              "/var/lib/postgresql/data/pg_hba.conf"])
+        run_exec(
+            client,
+            db,
+            [
+                "sed",
+                "-i",
+                "s/^local\\(.*\\)scram-sha-256$/local\\1trust/",
+                "/var/lib/postgresql/data/pg_hba.conf",
+            ],
+        )
         ldb.psql(client, db, "SELECT pg_reload_conf()", env={"PGPASSWORD": DB_PASSWORD})
     _assert_running_as_before(pg_stack)
 
 
 def test_database_refusing_connections_dump_skipped_nothing_lost(
-        pg_stack: PgStack, lm: Any, tmp_path: Path) -> None:
+    pg_stack: PgStack, lm: Any, tmp_path: Path
+) -> None:
     client, db = pg_stack.engine.client, pg_stack.db
     ldb.psql(client, db, "ALTER DATABASE litellm ALLOW_CONNECTIONS false", dbname="postgres")
     try:
@@ -283,21 +343,25 @@ def test_database_refusing_connections_dump_skipped_nothing_lost(
 def _tmpfs(path: Path, size: int) -> None:
     path.mkdir()
     try:
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs",
-                        str(path)], check=True, capture_output=True, timeout=10)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)],
+            check=True,
+            capture_output=True,
+            timeout=10,
+        )
     except (subprocess.CalledProcessError, OSError) as exc:
         pytest.skip(f"cannot mount a small tmpfs for the full-disk case: {exc}")
 
 
 def _pg_dump_processes(engine: Engine, container: str) -> list[str]:
-    out, _ = run_exec(engine.client, container,
-                      ["sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null"])
+    out, _ = run_exec(engine.client, container, ["sh", "-c", "cat /proc/[0-9]*/comm 2>/dev/null"])
     return [line for line in out.decode().split() if line.startswith("pg_dump")]
 
 
 @pytest.mark.parametrize("where", ["dump", "volumes"])
 def test_full_disk_rolls_back_and_loses_nothing(
-        pg_stack: PgStack, lm: Any, tmp_path: Path, full_run: FullRun, where: str) -> None:
+    pg_stack: PgStack, lm: Any, tmp_path: Path, full_run: FullRun, where: str
+) -> None:
     """The archive folder fills up while the dump streams in (the database is running)
     or while the volumes are copied (everything is stopped): exit 5, rolled back, the
     stack runs again with every row, the archive is marked INCOMPLETE."""
@@ -306,8 +370,10 @@ def test_full_disk_rolls_back_and_loses_nothing(
     def pages(p: Path) -> int:  # tmpfs stores whole pages per file
         return -(-p.stat().st_size // 4096)
 
-    before_dump = sum(pages(full_run.archive / f"containers/{c['name']}.inspect.json")
-                      for c in manifest["containers"])
+    before_dump = sum(
+        pages(full_run.archive / f"containers/{c['name']}.inspect.json")
+        for c in manifest["containers"]
+    )
     before_dump += pages(full_run.archive / "manifest.json") + 1  # + INCOMPLETE
     dump = full_run.archive / manifest["dumps"][0]["members"][0]
     if where == "dump":  # half the dump fits
@@ -317,8 +383,15 @@ def test_full_disk_rolls_back_and_loses_nothing(
     archive = tmp_path / "small"
     _tmpfs(archive, size)
     try:
-        r = lm("decommission", "--project", pg_stack.stack.project, "--yes", "--archive-dir",
-               str(archive), "--json")
+        r = lm(
+            "decommission",
+            "--project",
+            pg_stack.stack.project,
+            "--yes",
+            "--archive-dir",
+            str(archive),
+            "--json",
+        )
         assert r.code == 5, r.stderr + r.stdout
         data = r.json()
         failed = [s for s in data["steps"] if s["status"] == "failed"]
@@ -339,8 +412,10 @@ def test_full_disk_rolls_back_and_loses_nothing(
 
 # -- role detection on real containers, whatever the image is called -------------------
 
-def test_database_variants_found_by_what_they_are(engine: Engine, pg_image: PgImage,
-                                                  lm: Any) -> None:
+
+def test_database_variants_found_by_what_they_are(
+    engine: Engine, pg_image: PgImage, lm: Any
+) -> None:
     """pgvector/pgvector, bitnami/postgresql and a home-built image named after the proxy
     (tags of the real PostgreSQL image, so each container really is a database), a
     Valkey cache and LiteLLM's image: roles and evidence in the dry run."""
@@ -349,50 +424,103 @@ def test_database_variants_found_by_what_they_are(engine: Engine, pg_image: PgIm
     api = engine.client.api
     run_id = uuid.uuid4().hex[:8]
     project = f"lmr{run_id}"
-    tags = {"pgvector": "pgvector/pgvector:pg16", "bitnami": "bitnami/postgresql:16.4.0",
-            "home": "registry.acme.internal:5000/platform/litellm-db:2025.11",
-            "valkey": "valkey/valkey:8", "proxy": "ghcr.io/berriai/litellm:main-stable"}
+    tags = {
+        "pgvector": "pgvector/pgvector:pg16",
+        "bitnami": "bitnami/postgresql:16.4.0",
+        "home": "registry.acme.internal:5000/platform/litellm-db:2025.11",
+        "valkey": "valkey/valkey:8",
+        "proxy": "ghcr.io/berriai/litellm:main-stable",
+    }
     for key, ref in tags.items():
-        src = IMAGES["cache"] if key == "valkey" else IMAGES["proxy"] if key == "proxy" \
+        src = (
+            IMAGES["cache"]
+            if key == "valkey"
+            else IMAGES["proxy"]
+            if key == "proxy"
             else pg_image.ref
+        )
         repo, tag = ref.rsplit(":", 1)
         api.tag(src, repo, tag)
     made: list[str] = []
 
-    def create(service: str, image: str, env: dict[str, str], mount: str | None,
-               cmd: list[str] | None = None) -> str:
+    def create(
+        service: str,
+        image: str,
+        env: dict[str, str],
+        mount: str | None,
+        cmd: list[str] | None = None,
+    ) -> str:
         from docker.types import Mount
 
-        labels = {"com.docker.compose.project": project, "com.docker.compose.service": service,
-                  TEST_LABEL: run_id}
+        labels = {
+            "com.docker.compose.project": project,
+            "com.docker.compose.service": service,
+            TEST_LABEL: run_id,
+        }
         mounts = [Mount(mount, f"{project}_{service}", type="volume")] if mount else []
-        c = api.create_container(image, name=f"{project}-{service}-1", command=cmd,
-                                 environment=env, labels=labels,
-                                 host_config=api.create_host_config(mounts=mounts,
-                                                                    network_mode="none"))
+        c = api.create_container(
+            image,
+            name=f"{project}-{service}-1",
+            command=cmd,
+            environment=env,
+            labels=labels,
+            host_config=api.create_host_config(mounts=mounts, network_mode="none"),
+        )
         made.append(c["Id"])
         return f"{project}-{service}-1"
 
     try:
-        pgv = create("vectors", tags["pgvector"],
-                     {"POSTGRES_USER": "llmproxy", "POSTGRES_PASSWORD": "x",
-                      "POSTGRES_DB": "litellm"}, "/var/lib/postgresql/data")
-        bit = create("postgresql", tags["bitnami"],
-                     {"POSTGRESQL_USERNAME": "llmproxy", "POSTGRESQL_PASSWORD": "x",
-                      "POSTGRESQL_DATABASE": "litellm", "PGDATA": "/bitnami/postgresql/data"},
-                     "/bitnami/postgresql", ["/opt/bitnami/scripts/postgresql/run.sh"])
-        home = create("storage", tags["home"], {"POSTGRES_USER": "llmproxy",
-                                                "POSTGRES_PASSWORD": "x"}, "/srv/pg")
+        pgv = create(
+            "vectors",
+            tags["pgvector"],
+            {"POSTGRES_USER": "llmproxy", "POSTGRES_PASSWORD": "x", "POSTGRES_DB": "litellm"},
+            "/var/lib/postgresql/data",
+        )
+        bit = create(
+            "postgresql",
+            tags["bitnami"],
+            {
+                "POSTGRESQL_USERNAME": "llmproxy",
+                "POSTGRESQL_PASSWORD": "x",
+                "POSTGRESQL_DATABASE": "litellm",
+                "PGDATA": "/bitnami/postgresql/data",
+            },
+            "/bitnami/postgresql",
+            ["/opt/bitnami/scripts/postgresql/run.sh"],
+        )
+        home = create(
+            "storage",
+            tags["home"],
+            {"POSTGRES_USER": "llmproxy", "POSTGRES_PASSWORD": "x"},
+            "/srv/pg",
+        )
         cache = create("kv", tags["valkey"], {}, "/data", ["valkey-server"])
-        proxy = create("gateway", tags["proxy"], {"LITELLM_MASTER_KEY": "sk-x"}, None,
-                       ["litellm", "--port", "4000"])
-        r = lm("decommission", "--project", project, "--dry-run", "--json", "--force",
-               "--reason", "role test")
+        proxy = create(
+            "gateway",
+            tags["proxy"],
+            {"LITELLM_MASTER_KEY": "sk-x"},
+            None,
+            ["litellm", "--port", "4000"],
+        )
+        r = lm(
+            "decommission",
+            "--project",
+            project,
+            "--dry-run",
+            "--json",
+            "--force",
+            "--reason",
+            "role test",
+        )
         assert r.code == 0, r.stderr
         rows = {c["name"]: c for c in r.json()["containers"]}
         assert {n: rows[n]["role"] for n in rows} == {
-            pgv: "database", bit: "database", home: "database", cache: "cache",
-            proxy: "proxy"}
+            pgv: "database",
+            bit: "database",
+            home: "database",
+            cache: "cache",
+            proxy: "proxy",
+        }
         assert any("POSTGRESQL_USERNAME" in e for e in rows[bit]["evidence"])
         assert any("mount at /bitnami/postgresql" in e for e in rows[bit]["evidence"])
         assert any("command runs postgres" in e for e in rows[home]["evidence"])

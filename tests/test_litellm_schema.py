@@ -16,16 +16,17 @@ import pytest
 from layra_migrate.sandbox import litellm_db as ldb
 
 PINNED = "1.110.2"
-SCALARS = {"String", "Float", "Int", "BigInt", "Boolean", "DateTime", "Json", "Decimal",
-           "Bytes"}
+SCALARS = {"String", "Float", "Int", "BigInt", "Boolean", "DateTime", "Json", "Decimal", "Bytes"}
 
 
 def _schema() -> str:
     try:
         dist = importlib.metadata.distribution("litellm")
     except importlib.metadata.PackageNotFoundError:
-        pytest.skip(f"litellm {PINNED} is not installed (pip install --no-deps "
-                    f"litellm=={PINNED}): LiteLLM's schema.prisma is the oracle")
+        pytest.skip(
+            f"litellm {PINNED} is not installed (pip install --no-deps "
+            f"litellm=={PINNED}): LiteLLM's schema.prisma is the oracle"
+        )
     if dist.version != PINNED:
         pytest.skip(f"litellm {dist.version} installed; the oracle is {PINNED}")
     path = Path(str(dist.locate_file("litellm/proxy/schema.prisma")))
@@ -56,11 +57,17 @@ def prisma_models(text: str) -> dict[str, list[ldb.Column]]:
 
 
 def test_prisma_parser_reads_a_known_shape() -> None:
-    text = 'model T {\n  id String @id\n  n Int? // note\n  u U @relation(fields: [id])\n' \
-           '  tags String[] @default([])\n  @@index([n])\n}\n'
-    assert prisma_models(text) == {"T": [("id", "String", False, False),
-                                         ("n", "Int", True, False),
-                                         ("tags", "String[]", False, True)]}
+    text = (
+        "model T {\n  id String @id\n  n Int? // note\n  u U @relation(fields: [id])\n"
+        "  tags String[] @default([])\n  @@index([n])\n}\n"
+    )
+    assert prisma_models(text) == {
+        "T": [
+            ("id", "String", False, False),
+            ("n", "Int", True, False),
+            ("tags", "String[]", False, True),
+        ]
+    }
 
 
 @pytest.mark.parametrize("table", list(ldb.TABLES))

@@ -29,13 +29,22 @@ _PRIORITY = (DATABASE, CACHE, PROXY)
 STRONG, MEDIUM, WEAK = 3, 2, 1
 
 _PG_IMAGE_ENV = ("PGDATA", "PG_MAJOR", "PG_VERSION")
-_PG_DATA_DIRS = ("/var/lib/postgresql/data", "/var/lib/postgresql", "/bitnami/postgresql",
-                 "/home/postgres/pgdata")
+_PG_DATA_DIRS = (
+    "/var/lib/postgresql/data",
+    "/var/lib/postgresql",
+    "/bitnami/postgresql",
+    "/home/postgres/pgdata",
+)
 _PG_IMAGE_WORDS = ("postgres", "postgis", "timescale", "pgvector", "pgvecto", "postgresql")
 _PG_SERVICES = ("db", "database", "postgres", "postgresql", "pg", "pgvector", "pgdb")
 
-_CACHE_SERVERS = ("redis-server", "valkey-server", "keydb-server", "redis-stack-server",
-                  "dragonfly")
+_CACHE_SERVERS = (
+    "redis-server",
+    "valkey-server",
+    "keydb-server",
+    "redis-stack-server",
+    "dragonfly",
+)
 _CACHE_IMAGE_WORDS = ("redis", "valkey", "keydb", "dragonfly")
 _CACHE_DATA_DIRS = ("/bitnami/redis", "/bitnami/valkey")
 _CACHE_SERVICES = ("redis", "cache", "valkey", "keydb", "dragonfly")
@@ -78,13 +87,16 @@ class ContainerFacts:
         command = [str(x) for x in (config.get("Entrypoint") or [])]
         command += [str(x) for x in (config.get("Cmd") or [])]
         ports = list((config.get("ExposedPorts") or {}).keys())
-        return cls(name=str(attrs.get("Name", "")).lstrip("/"), service=service,
-                   image=str(config.get("Image") or ""), env=env,
-                   mounts=[str(m.get("Destination", "")) for m in attrs.get("Mounts") or []],
-                   command=command,
-                   healthcheck=[str(x) for x in
-                                ((config.get("Healthcheck") or {}).get("Test") or [])],
-                   ports=[str(p) for p in ports])
+        return cls(
+            name=str(attrs.get("Name", "")).lstrip("/"),
+            service=service,
+            image=str(config.get("Image") or ""),
+            env=env,
+            mounts=[str(m.get("Destination", "")) for m in attrs.get("Mounts") or []],
+            command=command,
+            healthcheck=[str(x) for x in ((config.get("Healthcheck") or {}).get("Test") or [])],
+            ports=[str(p) for p in ports],
+        )
 
 
 def _image_parts(image: str) -> tuple[str, str]:
@@ -122,21 +134,24 @@ def detect(facts: ContainerFacts) -> RoleDecision:
     health = " ".join(facts.healthcheck)
 
     # -- database -------------------------------------------------------------------
-    pg_image_env = sorted(n for n in env_names if n in _PG_IMAGE_ENV
-                          or n.startswith("POSTGRESQL_"))
+    pg_image_env = sorted(n for n in env_names if n in _PG_IMAGE_ENV or n.startswith("POSTGRESQL_"))
     pg_env = sorted(n for n in env_names if n.startswith("POSTGRES_"))
     if pg_image_env:
         ev[DATABASE].append((STRONG, "env " + ", ".join(pg_image_env)))
     if pg_env:
         ev[DATABASE].append((MEDIUM, "env " + ", ".join(pg_env)))
     pgdata = facts.env.get("PGDATA", "").rstrip("/")
-    pg_mounts = [m for m in facts.mounts
-                 if m.rstrip("/") in _PG_DATA_DIRS or (pgdata and (
-                     m.rstrip("/") == pgdata or pgdata.startswith(m.rstrip("/") + "/")))]
+    pg_mounts = [
+        m
+        for m in facts.mounts
+        if m.rstrip("/") in _PG_DATA_DIRS
+        or (pgdata and (m.rstrip("/") == pgdata or pgdata.startswith(m.rstrip("/") + "/")))
+    ]
     if pg_mounts:
         ev[DATABASE].append((STRONG, "mount at " + ", ".join(sorted(set(pg_mounts)))))
     if any(w in ("postgres", "pg_ctl", "pg_ctlcluster") for w in cmd) or any(
-            "/postgresql/" in w for w in cmd):
+        "/postgresql/" in w for w in cmd
+    ):
         ev[DATABASE].append((STRONG, "command runs postgres"))
     if "pg_isready" in health:
         ev[DATABASE].append((STRONG, "health check pg_isready"))
@@ -144,8 +159,13 @@ def detect(facts: ContainerFacts) -> RoleDecision:
         ev[DATABASE].append((MEDIUM, f"image {facts.image}"))
     if "5432/tcp" in facts.ports:
         ev[DATABASE].append((WEAK, "port 5432"))
-    if svc in _PG_SERVICES or "postgres" in name or name.endswith(("_db", "-db")) \
-            or "-db-" in name or "_db_" in name:
+    if (
+        svc in _PG_SERVICES
+        or "postgres" in name
+        or name.endswith(("_db", "-db"))
+        or "-db-" in name
+        or "_db_" in name
+    ):
         ev[DATABASE].append((WEAK, f"service {svc}" if svc in _PG_SERVICES else f"name {name}"))
 
     # -- cache ----------------------------------------------------------------------------
@@ -154,12 +174,14 @@ def detect(facts: ContainerFacts) -> RoleDecision:
         ev[CACHE].append((STRONG, "command runs " + ", ".join(servers)))
     if "redis-cli" in health or "valkey-cli" in health:
         ev[CACHE].append((STRONG, "health check redis-cli/valkey-cli"))
-    cache_image_env = sorted(n for n in env_names
-                             if n in ("REDIS_VERSION", "VALKEY_VERSION", "REDIS_DOWNLOAD_URL"))
+    cache_image_env = sorted(
+        n for n in env_names if n in ("REDIS_VERSION", "VALKEY_VERSION", "REDIS_DOWNLOAD_URL")
+    )
     if cache_image_env:
         ev[CACHE].append((STRONG, "env " + ", ".join(cache_image_env)))
-    cache_env = sorted(n for n in env_names
-                       if n.startswith(("REDIS_", "VALKEY_")) and n not in cache_image_env)
+    cache_env = sorted(
+        n for n in env_names if n.startswith(("REDIS_", "VALKEY_")) and n not in cache_image_env
+    )
     if cache_env:
         ev[CACHE].append((WEAK, "env " + ", ".join(cache_env)))
     cache_mounts = [m for m in facts.mounts if m.rstrip("/") in _CACHE_DATA_DIRS]
@@ -173,12 +195,16 @@ def detect(facts: ContainerFacts) -> RoleDecision:
         ev[CACHE].append((WEAK, f"service {svc}" if svc in _CACHE_SERVICES else f"name {name}"))
 
     # -- proxy ----------------------------------------------------------------------------
-    litellm_env = sorted(n for n in env_names if n.startswith("LITELLM_")
-                         or n in ("STORE_MODEL_IN_DB", "PROXY_MASTER_KEY"))
+    litellm_env = sorted(
+        n
+        for n in env_names
+        if n.startswith("LITELLM_") or n in ("STORE_MODEL_IN_DB", "PROXY_MASTER_KEY")
+    )
     if litellm_env:
         ev[PROXY].append((STRONG, "env " + ", ".join(litellm_env)))
-    if any(repo == p or repo.startswith(p + "-") or repo.startswith(p + "_")
-           for p in _PROXY_IMAGES):
+    if any(
+        repo == p or repo.startswith(p + "-") or repo.startswith(p + "_") for p in _PROXY_IMAGES
+    ):
         ev[PROXY].append((STRONG, f"image {facts.image}"))
     elif "litellm" in base:
         # A name only: a home-built database image may be called litellm-db.
@@ -189,8 +215,9 @@ def detect(facts: ContainerFacts) -> RoleDecision:
         ev[PROXY].append((STRONG, "health check /health/liveliness"))
     if "4000/tcp" in facts.ports:
         ev[PROXY].append((WEAK, "port 4000"))
-    if svc in _PROXY_SERVICES or (not svc and "litellm" in name and not ev[DATABASE]
-                                  and not ev[CACHE]):
+    if svc in _PROXY_SERVICES or (
+        not svc and "litellm" in name and not ev[DATABASE] and not ev[CACHE]
+    ):
         ev[PROXY].append((WEAK, f"service {svc}" if svc else f"name {name}"))
 
     scores = {role: sum(w for w, _ in items) for role, items in ev.items()}
@@ -201,8 +228,9 @@ def detect(facts: ContainerFacts) -> RoleDecision:
     evidence = [text for _w, text in sorted(ev[role], key=lambda x: -x[0])]
     runner_up = [r for r in _PRIORITY if r != role and scores[r]]
     if runner_up:
-        evidence.append("also: " + ", ".join(f"{r} {scores[r]}" for r in runner_up)
-                        + f" < {role} {best}")
+        evidence.append(
+            "also: " + ", ".join(f"{r} {scores[r]}" for r in runner_up) + f" < {role} {best}"
+        )
     return RoleDecision(role, evidence, scores)
 
 
@@ -223,8 +251,9 @@ class PgLogin:
         if self.password:
             env["PGPASSWORD"] = self.password
         if read_only:
-            env["PGOPTIONS"] = (f"-c default_transaction_read_only=on "
-                                f"-c statement_timeout={timeout_s * 1000}")
+            env["PGOPTIONS"] = (
+                f"-c default_transaction_read_only=on -c statement_timeout={timeout_s * 1000}"
+            )
         return env
 
 

@@ -47,7 +47,7 @@ _MODELS_SQL = (
     "(SELECT coalesce(json_agg(k ORDER BY k), '[]'::json) "
     "FROM jsonb_object_keys(litellm_params::jsonb) AS k) ELSE '[]'::json END"
     ") ORDER BY model_name, model_id), '[]'::json) "
-    f"FROM public.\"{TABLE}\";"
+    f'FROM public."{TABLE}";'
 )
 
 
@@ -61,9 +61,14 @@ class DbModel:
     created_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"model_name": self.model_name, "model_id": self.model_id,
-                "blocked": self.blocked, "param_keys": list(self.param_keys),
-                "created_by": self.created_by, "created_at": self.created_at}
+        return {
+            "model_name": self.model_name,
+            "model_id": self.model_id,
+            "blocked": self.blocked,
+            "param_keys": list(self.param_keys),
+            "created_by": self.created_by,
+            "created_at": self.created_at,
+        }
 
 
 @dataclass
@@ -84,9 +89,15 @@ class ProxyDbModels:
         return sorted({m.model_name for m in self.models})
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "detail": self.detail, "container": self.container,
-                "found_by": self.found_by, "table": TABLE,
-                "model_names": self.names(), "models": [m.as_dict() for m in self.models]}
+        return {
+            "status": self.status,
+            "detail": self.detail,
+            "container": self.container,
+            "found_by": self.found_by,
+            "table": TABLE,
+            "model_names": self.names(),
+            "models": [m.as_dict() for m in self.models],
+        }
 
 
 @dataclass(frozen=True)
@@ -126,8 +137,12 @@ def _url_login(url: str, fallback: PgLogin) -> tuple[str | None, PgLogin]:
 def target_for(client: docker.DockerClient, name: str) -> DbTarget:
     """The named container (``--litellm-db-container``); docker errors propagate."""
     attrs = client.api.inspect_container(name)
-    return DbTarget(str(attrs["Id"]), str(attrs.get("Name", name)).lstrip("/"),
-                    pg_login(_env(attrs)), "--litellm-db-container")
+    return DbTarget(
+        str(attrs["Id"]),
+        str(attrs.get("Name", name)).lstrip("/"),
+        pg_login(_env(attrs)),
+        "--litellm-db-container",
+    )
 
 
 def discover(client: docker.DockerClient) -> tuple[list[DbTarget], list[str]]:
@@ -136,9 +151,14 @@ def discover(client: docker.DockerClient) -> tuple[list[DbTarget], list[str]]:
     notes: list[str] = []
     rows = api.containers(filters={"status": "running"})
     inspected = [api.inspect_container(r["Id"]) for r in rows]
-    proxies = [a for a in inspected if detect_from_inspect(
-        a, ((a.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.service"))
-        .role == PROXY]
+    proxies = [
+        a
+        for a in inspected
+        if detect_from_inspect(
+            a, ((a.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.service")
+        ).role
+        == PROXY
+    ]
     targets: list[DbTarget] = []
     for proxy in proxies:
         pname = str(proxy.get("Name", "")).lstrip("/")
@@ -156,20 +176,37 @@ def discover(client: docker.DockerClient) -> tuple[list[DbTarget], list[str]]:
                 continue
             name = str(a.get("Name", "")).lstrip("/")
             labels = (a.get("Config") or {}).get("Labels") or {}
-            nets = ((a.get("NetworkSettings") or {}).get("Networks") or {})
-            aliases = {al for n, ep in nets.items() if n in pnets
-                       for al in ((ep or {}).get("Aliases") or [])}
-            if host and (host == name or host in aliases or (
-                    project and labels.get("com.docker.compose.project") == project
-                    and labels.get("com.docker.compose.service") == host)):
+            nets = (a.get("NetworkSettings") or {}).get("Networks") or {}
+            aliases = {
+                al
+                for n, ep in nets.items()
+                if n in pnets
+                for al in ((ep or {}).get("Aliases") or [])
+            }
+            if host and (
+                host == name
+                or host in aliases
+                or (
+                    project
+                    and labels.get("com.docker.compose.project") == project
+                    and labels.get("com.docker.compose.service") == host
+                )
+            ):
                 chosen, how = a, f"host {host!r} of {pname}'s DATABASE_URL"
                 break
         if chosen is None and project:
-            same = [a for a in inspected if a is not proxy and (
-                (a.get("Config") or {}).get("Labels") or {}).get(
-                "com.docker.compose.project") == project and detect_from_inspect(
-                a, ((a.get("Config") or {}).get("Labels") or {}).get(
-                    "com.docker.compose.service")).role == DATABASE]
+            same = [
+                a
+                for a in inspected
+                if a is not proxy
+                and ((a.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.project")
+                == project
+                and detect_from_inspect(
+                    a,
+                    ((a.get("Config") or {}).get("Labels") or {}).get("com.docker.compose.service"),
+                ).role
+                == DATABASE
+            ]
             if len(same) == 1:
                 chosen, how = same[0], f"the database of {pname}'s compose project {project}"
         if chosen is None:
@@ -193,15 +230,28 @@ def read_models(client: docker.DockerClient, target: DbTarget) -> ProxyDbModels:
     from layra_migrate.decommission.pg_errors import explain
 
     env = target.login.exec_env(read_only=True, timeout_s=TIMEOUT_S)
-    base = ["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "--no-password",
-            "-U", target.login.user, "-d", target.login.dbname, "-c"]
+    base = [
+        "psql",
+        "-X",
+        "-q",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "--no-password",
+        "-U",
+        target.login.user,
+        "-d",
+        target.login.dbname,
+        "-c",
+    ]
 
     def fail(stderr: str, code: int | None) -> ProxyDbModels:
         if code in (126, 127):
             why = "psql is not available in the container"
         else:
-            f = explain(stderr, user=target.login.user, dbname=target.login.dbname,
-                        container=target.name)
+            f = explain(
+                stderr, user=target.login.user, dbname=target.login.dbname, container=target.name
+            )
             why = f.cause if f else f"psql exited {code}: {stderr[-200:]}"
         return ProxyDbModels("unreadable", redact.scrub(why), target.name, target.found_by)
 
@@ -209,21 +259,39 @@ def read_models(client: docker.DockerClient, target: DbTarget) -> ProxyDbModels:
     if res.exit_code != 0:
         return fail(res.stderr, res.exit_code)
     if out.strip() != b"t":
-        return ProxyDbModels("no_table", f"database {target.login.dbname} has no {TABLE} "
-                             "(store_model_in_db was never used)", target.name, target.found_by)
+        return ProxyDbModels(
+            "no_table",
+            f"database {target.login.dbname} has no {TABLE} (store_model_in_db was never used)",
+            target.name,
+            target.found_by,
+        )
     out, res = run_exec(client, target.container_id, [*base, _MODELS_SQL], env)
     if res.exit_code != 0:
         return fail(res.stderr, res.exit_code)
     try:
         rows = json.loads(out.decode("utf-8", "replace") or "[]")
     except ValueError:
-        return ProxyDbModels("unreadable", "psql returned something that is not JSON",
-                             target.name, target.found_by)
-    models = [DbModel(str(r.get("model_name") or ""), str(r.get("model_id") or ""),
-                      bool(r.get("blocked")), [str(k) for k in r.get("param_keys") or []],
-                      r.get("created_by"), r.get("created_at")) for r in rows]
-    return ProxyDbModels("read", f"{len(models)} model(s) in {TABLE} of "
-                         f"{target.login.dbname}", target.name, target.found_by, models)
+        return ProxyDbModels(
+            "unreadable", "psql returned something that is not JSON", target.name, target.found_by
+        )
+    models = [
+        DbModel(
+            str(r.get("model_name") or ""),
+            str(r.get("model_id") or ""),
+            bool(r.get("blocked")),
+            [str(k) for k in r.get("param_keys") or []],
+            r.get("created_by"),
+            r.get("created_at"),
+        )
+        for r in rows
+    ]
+    return ProxyDbModels(
+        "read",
+        f"{len(models)} model(s) in {TABLE} of {target.login.dbname}",
+        target.name,
+        target.found_by,
+        models,
+    )
 
 
 def merge(results: list[ProxyDbModels]) -> ProxyDbModels:
@@ -233,18 +301,27 @@ def merge(results: list[ProxyDbModels]) -> ProxyDbModels:
     models = [m for r in read for m in r.models]
     status = "read" if read else results[0].status
     detail = "; ".join(f"{r.container}: {r.detail}" for r in results)
-    return ProxyDbModels(status, detail, ", ".join(str(r.container) for r in results),
-                         "; ".join(str(r.found_by) for r in results), models)
+    return ProxyDbModels(
+        status,
+        detail,
+        ", ".join(str(r.container) for r in results),
+        "; ".join(str(r.found_by) for r in results),
+        models,
+    )
 
 
 def reason_for(name: str, prior: Resolution | None, found: ProxyDbModels) -> str:
-    text = (f"defined in the proxy database ({TABLE} in {found.container}, added through "
-            "LiteLLM's UI): its provider, model and key are stored there encrypted, not in "
-            "config.yaml; look it up in LiteLLM's UI (Models) or add it to config.yaml, then "
-            "write its target in the plan (provider, base_url, model, api_key_env)")
+    text = (
+        f"defined in the proxy database ({TABLE} in {found.container}, added through "
+        "LiteLLM's UI): its provider, model and key are stored there encrypted, not in "
+        "config.yaml; look it up in LiteLLM's UI (Models) or add it to config.yaml, then "
+        "write its target in the plan (provider, base_url, model, api_key_env)"
+    )
     if prior is not None and prior.resolved:
-        text += (f"; config.yaml's route ({prior.route or 'wildcard'}) is not the one the "
-                 "proxy used for it")
+        text += (
+            f"; config.yaml's route ({prior.route or 'wildcard'}) is not the one the "
+            "proxy used for it"
+        )
     return text
 
 
@@ -258,8 +335,9 @@ def annotate(report: AuditReport, found: ProxyDbModels) -> list[str]:
         if m.model_name not in names:
             continue
         prior = m.resolution
-        m.resolution = Resolution(m.model_name, None, DEFINED_IN_DB,
-                                  reason_for(m.model_name, prior, found))
+        m.resolution = Resolution(
+            m.model_name, None, DEFINED_IN_DB, reason_for(m.model_name, prior, found)
+        )
         m.api_key_present = None
         marked.append(m.model_name)
     return marked
@@ -269,8 +347,10 @@ def not_read_note(found: ProxyDbModels, store_model_in_db: bool) -> str | None:
     if found.read or found.status == "no_table":
         return None
     if store_model_in_db or found.status == "unreadable":
-        return (f"the proxy database was not read ({found.detail}): models added through "
-                "LiteLLM's UI are unknown; pass --litellm-db-container NAME")
+        return (
+            f"the proxy database was not read ({found.detail}): models added through "
+            "LiteLLM's UI are unknown; pass --litellm-db-container NAME"
+        )
     return None
 
 
@@ -297,15 +377,18 @@ def proxy_db_models(container: str | None, *, connect_timeout_s: float = 3.0) ->
             try:
                 target = target_for(client, container)
             except docker.errors.NotFound:
-                raise UsageError(f"--litellm-db-container {container}: no such container",
-                                 hint="docker ps shows the database container's name") from None
+                raise UsageError(
+                    f"--litellm-db-container {container}: no such container",
+                    hint="docker ps shows the database container's name",
+                ) from None
             with docker_errors(f"reading {container}"):
                 found = read_models(client, target)
         finally:
             client.close()
         if found.status == "unreadable":
-            raise UnreachableError(f"the proxy database in {container} could not be read: "
-                                   f"{found.detail}")
+            raise UnreachableError(
+                f"the proxy database in {container} could not be read: {found.detail}"
+            )
         return found
     if not docker_reachable_hint():
         return ProxyDbModels("not_checked", "no Docker engine configured (DOCKER_HOST)")

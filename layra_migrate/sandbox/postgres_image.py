@@ -43,26 +43,36 @@ DEFAULT_PGDATA = "/var/lib/postgresql/data"
 IMAGE_REPO = "layra-test/postgres-debian"
 
 _EXCLUDES = (
-    "/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
+    "/usr/share/doc/*",
+    "/usr/share/man/*",
+    "/usr/share/info/*",
+    "/usr/share/locale/*",
     "/usr/share/lintian/*",
     # The JIT provider and what only it needs (LLVM, z3): PostgreSQL checks the
     # provider file exists before loading it, and runs without JIT when it does not.
     f"/usr/lib/postgresql/{PG_MAJOR}/lib/llvmjit*",
     f"/usr/lib/postgresql/{PG_MAJOR}/lib/bitcode/*",
-    "/usr/lib/*/libLLVM-*", "/usr/lib/*/libz3.so*",
+    "/usr/lib/*/libLLVM-*",
+    "/usr/lib/*/libz3.so*",
 )
 
 
 def mmdebstrap_args(out: Path) -> list[str]:
     """The recipe: every argument of the mmdebstrap call (part of the content key)."""
-    args = ["mmdebstrap", "--variant=minbase", "--format=tar",
-            f"--include=postgresql-{PG_MAJOR}", "--components=main"]
+    args = [
+        "mmdebstrap",
+        "--variant=minbase",
+        "--format=tar",
+        f"--include=postgresql-{PG_MAJOR}",
+        "--components=main",
+    ]
     args += [f"--dpkgopt=path-exclude={p}" for p in _EXCLUDES]
     args.append("--dpkgopt=path-include=/usr/share/doc/*/copyright")
     # Debian's package creates a cluster of its own at install time: the image
     # initialises PGDATA itself, like the official one.
-    args.append(f'--customize-hook=rm -rf "$1/var/lib/postgresql/{PG_MAJOR}" '
-                f'"$1/etc/postgresql/{PG_MAJOR}"')
+    args.append(
+        f'--customize-hook=rm -rf "$1/var/lib/postgresql/{PG_MAJOR}" "$1/etc/postgresql/{PG_MAJOR}"'
+    )
     args += [SUITE, str(out)]
     return args
 
@@ -141,15 +151,15 @@ class ImageBuildError(RuntimeError):
 
 def rootfs_key() -> str:
     """Content key of the root filesystem recipe."""
-    blob = json.dumps({"v": RECIPE_VERSION, "args": mmdebstrap_args(Path("OUT"))},
-                      sort_keys=True)
+    blob = json.dumps({"v": RECIPE_VERSION, "args": mmdebstrap_args(Path("OUT"))}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def recipe_key() -> str:
     """Content key of the whole image: the root filesystem recipe, entrypoint, config."""
-    blob = json.dumps({"rootfs": rootfs_key(), "entrypoint": ENTRYPOINT,
-                       "changes": IMAGE_CHANGES}, sort_keys=True)
+    blob = json.dumps(
+        {"rootfs": rootfs_key(), "entrypoint": ENTRYPOINT, "changes": IMAGE_CHANGES}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -188,7 +198,7 @@ def ensure_rootfs(cache: Path | None = None, *, timeout_s: float = 900.0) -> Roo
     """The cached root filesystem tar, building it once (under a lock: concurrent test
     sessions on one machine wait for the first builder instead of building twice)."""
     key = rootfs_key()
-    root = (cache or cache_dir())
+    root = cache or cache_dir()
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"postgresql-{PG_MAJOR}-{SUITE}-{key[:16]}.tar"
     t0 = time.monotonic()
@@ -205,21 +215,35 @@ def ensure_rootfs(cache: Path | None = None, *, timeout_s: float = 900.0) -> Roo
         log = root / f"{final.name}.log"
         try:
             with log.open("wb") as fh:
-                proc = subprocess.run(mmdebstrap_args(partial), stdout=fh,
-                                      stderr=subprocess.STDOUT, timeout=timeout_s, check=False)
+                proc = subprocess.run(
+                    mmdebstrap_args(partial),
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    timeout=timeout_s,
+                    check=False,
+                )
         except subprocess.TimeoutExpired:
             partial.unlink(missing_ok=True)
-            raise ImageBuildError(f"mmdebstrap did not finish within {timeout_s:g}s "
-                                  f"(log: {log})") from None
+            raise ImageBuildError(
+                f"mmdebstrap did not finish within {timeout_s:g}s (log: {log})"
+            ) from None
         if proc.returncode != 0 or not partial.is_file():
             partial.unlink(missing_ok=True)
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
-            raise ImageBuildError(f"mmdebstrap exited {proc.returncode}: "
-                                  f"{' | '.join(tail)} (log: {log})")
+            raise ImageBuildError(
+                f"mmdebstrap exited {proc.returncode}: {' | '.join(tail)} (log: {log})"
+            )
         os.replace(partial, final)
-        (root / f"{final.name}.json").write_text(json.dumps(
-            {"key": key, "args": mmdebstrap_args(final),
-             "seconds": round(time.monotonic() - t0, 1)}, indent=2))
+        (root / f"{final.name}.json").write_text(
+            json.dumps(
+                {
+                    "key": key,
+                    "args": mmdebstrap_args(final),
+                    "seconds": round(time.monotonic() - t0, 1),
+                },
+                indent=2,
+            )
+        )
     return Rootfs(final, key, True, time.monotonic() - t0)
 
 
@@ -255,8 +279,9 @@ def ensure_image(client: Any, rootfs: Rootfs) -> tuple[str, bool]:
         repo, tag = base.rsplit(":", 1)
         with rootfs.path.open("rb") as fh:
             api.import_image_from_data(fh, repository=repo, tag=tag)
-    c = api.create_container(base, command=["/bin/true"],
-                             host_config=api.create_host_config(network_mode="none"))
+    c = api.create_container(
+        base, command=["/bin/true"], host_config=api.create_host_config(network_mode="none")
+    )
     try:
         if not api.put_archive(c["Id"], "/usr/local/bin", _entrypoint_tar()):
             raise ImageBuildError("could not write the entrypoint into the image")
