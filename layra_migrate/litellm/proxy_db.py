@@ -129,8 +129,7 @@ def _url_login(url: str, fallback: PgLogin) -> tuple[str | None, PgLogin]:
         redact.register_secret(password)
     user = unquote(parts.username) if parts.username else fallback.user
     dbname = parts.path.lstrip("/") or fallback.dbname
-    if user == fallback.user and fallback.password:
-        password = fallback.password
+    # The URL's password is the one the proxy logs in with; the container's is a fallback.
     return parts.hostname, PgLogin(user, dbname, password or fallback.password)
 
 
