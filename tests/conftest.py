@@ -28,6 +28,9 @@ from layra_migrate.sandbox.servers import Server, start_mongo
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The real PostgreSQL image and the LiteLLM stack on it, shared by the session's modules.
+pytest_plugins = ["tests.postgres_stack"]
+
 
 def pytest_report_header(config: pytest.Config) -> str:
     uri = os.environ.get("LAYRA_MIGRATE_TEST_MONGO_URI")

@@ -19,15 +19,12 @@ import pytest
 from layra_migrate.decommission.dump import run_exec
 from layra_migrate.decommission.roles import pg_login
 from layra_migrate.sandbox import litellm_db as ldb
-from tests import postgres_stack as _pgs
 from tests.conftest import KEY_ENV, CliResult, assert_no_canary
 from tests.docker_engine import DB_PASSWORD, Engine
 from tests.postgres_stack import PARAM_CANARY, PgStack
 
 pytestmark = pytest.mark.docker
 
-pg_image = _pgs.pg_image  # fixture
-pg_stack = _pgs.pg_stack  # fixture (session)
 
 PROXY_URL = "http://litellm-proxy:4000/v1"
 REFERENCED = ["kimi-k2-ui", "openai/gpt-4o-mini-ui", "deepseek-reasoner"]

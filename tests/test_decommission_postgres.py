@@ -30,13 +30,9 @@ import pytest
 from layra_migrate.decommission.archive import verify_archive
 from layra_migrate.decommission.dump import run_exec
 from layra_migrate.sandbox import litellm_db as ldb
-from tests import postgres_stack as _pgs
 from tests.conftest import CliResult, assert_no_canary
 from tests.docker_engine import DB_PASSWORD, Engine, state, volume_exists
 from tests.postgres_stack import PgImage, PgStack, fresh_postgres
-
-pg_image = _pgs.pg_image  # the session's image (fixture)
-pg_stack = _pgs.pg_stack  # one stack for the session (fixture): left as it was found
 
 pytestmark = pytest.mark.docker
 
