@@ -58,8 +58,8 @@ if TYPE_CHECKING:
     from layra_migrate.engine.lock import UnlockResult as UnlockRun
     from layra_migrate.engine.preflight import Preflight
     from layra_migrate.engine.runner import ApplyResult, StatusReport
-    from layra_migrate.litellm.proxy_db import ProxyDbModels
     from layra_migrate.engine.runner import RollbackResult as RollbackRun
+    from layra_migrate.litellm.proxy_db import ProxyDbModels
     from layra_migrate.plan import Plan
     from layra_migrate.proxy import ProxySet
     from layra_migrate.verify import ProbeResult, VerifyReport, VerifyTarget
