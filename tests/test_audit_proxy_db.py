@@ -21,7 +21,7 @@ from layra_migrate.decommission.roles import pg_login
 from layra_migrate.sandbox import litellm_db as ldb
 from tests.conftest import KEY_ENV, CliResult, assert_no_canary
 from tests.docker_engine import DB_PASSWORD, Engine
-from tests.postgres_stack import PARAM_CANARY, PgStack
+from tests.postgres_stack import PARAM_CANARY, PgImage, PgStack
 
 pytestmark = pytest.mark.docker
 
@@ -159,13 +159,23 @@ def test_audit_without_docker_is_unchanged(audit: Any) -> None:
     assert _models(data)["kimi-k2-ui"]["resolution"]["reason_code"] == "no_route"
 
 
-def test_named_container_that_cannot_be_read_exits_3(audit: Any, pg_stack: PgStack) -> None:
+def test_named_container_that_cannot_be_read_exits_3(
+    audit: Any, pg_stack: PgStack, engine: Engine, pg_image: PgImage
+) -> None:
     r = audit("--litellm-db-container", pg_stack.stack.cache, "--json")  # no psql there
     assert r.code == 3, r.stdout + r.stderr
     assert "psql is not available" in r.stderr
     r = audit("--litellm-db-container", "no-such-container-k", "--json")
     assert r.code == 2, r.stdout + r.stderr
     assert "no such container" in r.stderr
+    api = engine.client.api
+    stopped = api.create_container(pg_image.ref, name=f"stopped-db-{uuid.uuid4().hex[:6]}")
+    try:
+        r = audit("--litellm-db-container", stopped["Id"][:12], "--json")
+        assert r.code == 3, r.stdout + r.stderr
+        assert "is created, not running" in r.stderr and "docker start" in r.stderr
+    finally:
+        api.remove_container(stopped["Id"], force=True)
 
 
 def test_the_reading_session_is_read_only(engine: Engine, pg_stack: PgStack) -> None:

@@ -134,8 +134,17 @@ def _url_login(url: str, fallback: PgLogin) -> tuple[str | None, PgLogin]:
 
 
 def target_for(client: docker.DockerClient, name: str) -> DbTarget:
-    """The named container (``--litellm-db-container``); docker errors propagate."""
+    """The named container (``--litellm-db-container``); docker errors propagate, a
+    container that is not running is exit 3 (nothing can be read from it)."""
+    from layra_migrate.errors import UnreachableError
+
     attrs = client.api.inspect_container(name)
+    status = (attrs.get("State") or {}).get("Status")
+    if status != "running":
+        raise UnreachableError(
+            f"--litellm-db-container {name} is {status}, not running",
+            hint=f"docker start {name}, or leave the option out",
+        )
     return DbTarget(
         str(attrs["Id"]),
         str(attrs.get("Name", name)).lstrip("/"),

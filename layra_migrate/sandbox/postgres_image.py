@@ -194,6 +194,13 @@ def cannot_build_reason() -> str | None:
     return None
 
 
+def _drop(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def ensure_rootfs(cache: Path | None = None, *, timeout_s: float = 900.0) -> Rootfs:
     """The cached root filesystem tar, building it once (under a lock: concurrent test
     sessions on one machine wait for the first builder instead of building twice)."""
@@ -223,12 +230,12 @@ def ensure_rootfs(cache: Path | None = None, *, timeout_s: float = 900.0) -> Roo
                     check=False,
                 )
         except subprocess.TimeoutExpired:
-            partial.unlink(missing_ok=True)
+            _drop(partial)
             raise ImageBuildError(
                 f"mmdebstrap did not finish within {timeout_s:g}s (log: {log})"
             ) from None
         if proc.returncode != 0 or not partial.is_file():
-            partial.unlink(missing_ok=True)
+            _drop(partial)
             tail = log.read_text(errors="replace").strip().splitlines()[-3:]
             raise ImageBuildError(
                 f"mmdebstrap exited {proc.returncode}: {' | '.join(tail)} (log: {log})"
