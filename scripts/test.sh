@@ -36,6 +36,11 @@ fi
 .venv/bin/ruff format --check layra_migrate/commands.py layra_migrate/cli/hooks.py \
   layra_migrate/engine/api.py tests/test_api_doc.py tests/test_migration_api.py \
   tests/test_process.py layra_migrate/verify layra_migrate/views/verify_proxy.py \
-  tests/test_verify_against_proxy.py tests/test_verify_shapes.py tests/test_verify_compare.py
+  tests/test_verify_against_proxy.py tests/test_verify_shapes.py tests/test_verify_compare.py \
+  layra_migrate/decommission/roles.py layra_migrate/decommission/pg_errors.py \
+  layra_migrate/litellm/proxy_db.py layra_migrate/sandbox/postgres_image.py \
+  layra_migrate/sandbox/litellm_db.py layra_migrate/views/proxy_db.py tests/postgres_stack.py \
+  tests/test_decommission_postgres.py tests/test_audit_proxy_db.py tests/test_litellm_schema.py \
+  tests/test_roles.py
 .venv/bin/mypy --strict layra_migrate migrations
 exec .venv/bin/python -m pytest "$@"
