@@ -119,7 +119,8 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
             if failure and out.stderr:
                 detail += f" [{out.stderr[-200:]}]"
             return DumpResult("skipped", detail, [],
-                              reason=failure.code if failure else "pg_dump_failed")
+                              reason=failure.code if failure else "pg_dump_missing"
+                              if out.exit_code in (126, 127) else "pg_dump_failed")
         members.append(member)
         g = _Exec(client, db.id, ["pg_dumpall", "-U", user, "--globals-only", "--no-password"],
                   auth)
