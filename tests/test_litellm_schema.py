@@ -1,8 +1,9 @@
 """The LiteLLM tables of the test stack (sandbox/litellm_db.py) against LiteLLM's own
 Prisma schema: ``litellm/proxy/schema.prisma`` of the pinned test-only litellm 1.110.2
 (the ``oracle`` extra, or ``pip install --no-deps litellm==1.110.2``; its file is
-read, the package is never imported). Every scalar field of the four models must be a column with the same name,
-type, optionality and presence of a default, in the same order.
+read, the package is never imported). Every scalar field of the four models must be a
+column with the same name, type, optionality and presence of a default, in the same
+order.
 """
 
 from __future__ import annotations
