@@ -242,7 +242,7 @@ def test_rich_table_shows_hints_and_no_key(db: Any, cli: Any, stub: ProviderStub
     r = cli("verify", "--plan", str(plan), "--timeout", "2", "--only", "openai",
             env={**KEY_ENV, "COLUMNS": "80"})
     assert r.code == 5
-    assert "→ key rejected: check OPENAI_API_KEY" in r.stdout
+    assert "hint: key rejected: check OPENAI_API_KEY" in r.stdout
     assert max(len(line) for line in r.stdout.splitlines()) <= 80
     assert_no_canary(r.stdout, r.stderr)
 

@@ -28,7 +28,7 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
             str(counts.references),
             Text(str(counts.via_proxy), style="yellow" if counts.via_proxy else ""),
         )
-    c.print(t)
+    out.table(t)
 
     if report.proxy_url_spellings:
         s = Table(title="Proxy URL spellings found", title_justify="left")
@@ -36,7 +36,7 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
         s.add_column("references", justify="right")
         for url, n in sorted(report.proxy_url_spellings.items(), key=lambda kv: -kv[1]):
             s.add_row(url, str(n))
-        c.print(s)
+        out.table(s)
 
     m = Table(title="Proxied model names and their direct targets", title_justify="left")
     m.add_column("model name", overflow="fold")
@@ -64,7 +64,7 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
                 )
         m.add_row(model.model_name, str(model.via_proxy), str(model.users), where, status, detail)
     if report.models:
-        c.print(m)
+        out.table(m)
     else:
         c.print("[green]No model configuration points at the proxy.[/]")
 
@@ -76,7 +76,7 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
         a.add_column("meaning")
         for an in report.anomalies:
             a.add_row(an.kind, an.location, str(an.count), an.detail)
-        c.print(a)
+        out.table(a)
     for note in report.config_notes:
         c.print(f"[yellow]note:[/] {note}")
 

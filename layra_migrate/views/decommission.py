@@ -53,7 +53,7 @@ def render_stack(result: RunResult, out: Output) -> None:
     c.print(Text.assemble(("Decommission of compose project ", "bold"),
                           (result.project, "bold cyan"),
                           (" (dry run: nothing is touched)" if result.dry_run else "", "yellow")))
-    c.print(_containers_table(result, plan=True))
+    out.table(_containers_table(result, plan=True))
     if result.volumes:
         v = Table(title="Volumes", title_justify="left")
         v.add_column("volume")
@@ -65,7 +65,7 @@ def render_stack(result: RunResult, out: Output) -> None:
                                               for m in vol["mounted_by"]) or "-",
                       human_size(vol.get("size")),
                       "yes" if "com.docker.compose.project" in vol["labels"] else "no")
-        c.print(v)
+        out.table(v)
     if result.networks:
         c.print(Text("Networks: " + ", ".join(
             n["name"] + ("" if n["project_labelled"] else " (not the project's: never removed)")
@@ -88,7 +88,7 @@ def render_stack(result: RunResult, out: Output) -> None:
 
 def render_plan(result: RunResult, out: Output) -> None:
     render_stack(result, out)
-    out.out.print(_steps_table(result, "Plan"))
+    out.table(_steps_table(result, "Plan"))
     for w in result.warnings:
         out.warn(w)
     # The rotation checklist comes with the result (it grows with the archived .env).
@@ -97,8 +97,8 @@ def render_plan(result: RunResult, out: Output) -> None:
 
 def render_result(result: RunResult, out: Output) -> None:
     c = out.out
-    c.print(_steps_table(result, "Steps"))
-    c.print(_containers_table(result))
+    out.table(_steps_table(result, "Steps"))
+    out.table(_containers_table(result))
     if result.archive:
         state = Text("verified", style="green") if result.archive_verified else Text(
             "INCOMPLETE (kept for inspection)", style="red")
@@ -129,8 +129,8 @@ def render_restore(result: RunResult, out: Output) -> None:
     c = out.out
     c.print(Text.assemble(("Restore of compose project ", "bold"), (result.project, "bold cyan"),
                           f" from {result.archive}"))
-    c.print(_steps_table(result, "Steps"))
-    c.print(_containers_table(result))
+    out.table(_steps_table(result, "Steps"))
+    out.table(_containers_table(result))
     for w in result.warnings:
         out.warn(w)
     if result.error:

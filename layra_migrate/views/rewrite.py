@@ -66,7 +66,7 @@ def render_preflight(pre: Any, plan: Any, out: Output, plan_path: str) -> None:
     for b in pre.blocking:
         t.add_row(Text(b.model_name, style="yellow"), str(b.references),
                   Text(f"left on the proxy: {b.reason}", style="yellow"))
-    c.print(t)
+    out.table(t)
 
 
 def render_changes(changes: list[Any], out: Output) -> None:
@@ -108,7 +108,7 @@ def render_apply(result: Any, out: Output) -> None:
         t.add_row(m.id, Text(status, style=style), str(m.documents), str(m.fields),
                   f"{m.duration_s:.1f}s" if m.duration_s else "")
     if result.migrations:
-        c.print(t)
+        out.table(t)
     else:
         c.print("[green]Nothing to apply: every migration is applied.[/]")
     if any(m.skipped for m in result.migrations):
@@ -161,7 +161,7 @@ def render_rollback(result: Any, out: Output) -> None:
         style = "green" if m.status == "rolled_back" else "red" if s.conflicts else "yellow"
         t.add_row(m.id, Text(m.status, style=style), str(s.restored), str(s.already),
                   str(s.conflicts), str(s.forced))
-    c.print(t)
+    out.table(t)
     if result.conflicts:
         ct = Table(title="Conflicts: changed since the migration, left alone",
                    title_justify="left")
@@ -171,7 +171,7 @@ def render_rollback(result: Any, out: Output) -> None:
         ct.add_column("migrated fields")
         for cf in result.conflicts[:200]:
             ct.add_row(cf.collection, str(cf.doc_id), cf.reason, ", ".join(cf.fields))
-        c.print(ct)
+        out.table(ct)
 
 
 def render_status(report: Any, out: Output) -> None:
@@ -192,7 +192,7 @@ def render_status(report: Any, out: Output) -> None:
         t.add_row(r.id, Text(r.state, style=style), f"{when:%Y-%m-%d %H:%M}" if when else "",
                   run.get("by", ""), f"{run['duration_s']:.1f}s" if run.get("duration_s") else "",
                   str((run.get("counts") or {}).get("documents", "")), checksum)
-    c.print(t)
+    out.table(t)
     if report.lock:
         style = "yellow" if report.lock.expired() else "bold"
         c.print(Text.assemble(("lock: ", "bold"), (report.lock.describe(), style)))
@@ -214,7 +214,7 @@ def render_check(result: Any, out: Output) -> None:
     for s in result.steps:
         t.add_row(s.name, Text("ok", style="green") if s.ok else Text("FAILED", style="red"),
                   str(s.documents), s.detail)
-    c.print(t)
+    out.table(t)
     if result.ok:
         c.print("[green]reversible: down restored the exact original, up is idempotent[/]")
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -10,7 +9,6 @@ from layra_migrate.render import Output
 from layra_migrate.verify import OK, SKIPPED, ProbeResult, VerifyReport
 
 _STYLE = {OK: "green", SKIPPED: "yellow"}
-_WIDE = 140  # narrower terminals get one block per target instead of a table
 
 
 def _ms(value: int | None) -> str:
@@ -51,10 +49,7 @@ def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> 
     c.print(Text.assemble(("Verify targets from ", "bold"), (source, "bold cyan"),
                           (f"  (database {report.database}, timeout {report.timeout_s:g}s, "
                            f"concurrency {report.concurrency})", "")))
-    if c.width < _WIDE:
-        _render_list(report, out)
-    else:
-        _render_table(report, out)
+    _render_table(report, out)  # a table when it fits whole, else one block per target
     if report.not_migrated:
         c.print(f"[yellow]{report.not_migrated} reference(s) still point at the LiteLLM proxy "
                 "(not migrated, not probed).[/]")
@@ -79,43 +74,20 @@ def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> 
         out.next_step("layra-migrate decommission --dry-run")
 
 
-def _render_list(report: VerifyReport, out: Output) -> None:
-    """Narrow terminals: one block per target, every field on its own line."""
-    c = out.out
-    keyed = _keyed(report)
-    if not report.results:
-        c.print("[yellow]No target to verify.[/]")
-    for r in report.results:
-        timing = "" if r.latency_ms is None else f"  {_ms(r.latency_ms)}"
-        if r.first_token_ms is not None:
-            timing += f", first token {_ms(r.first_token_ms)}"
-        c.print(Text.assemble((f"{r.status:<16}", _STYLE.get(r.status, "red")),
-                              (r.target.provider, "bold"), "  ", _model(r, id(r) in keyed),
-                              f"  refs {r.target.references}{timing}"))
-        lines = [r.target.base_url] if r.target.base_url else []
-        if r.status != OK and r.detail:
-            lines.append(r.detail)
-        if r.status not in (OK, SKIPPED) and r.hint:
-            lines.append("→ " + r.hint)
-        for line in lines:
-            c.print(Padding(Text(line), (0, 0, 0, 16)))
-
-
 def _render_table(report: VerifyReport, out: Output) -> None:
     c = out.out
     keyed = _keyed(report)
     t = Table(title="Provider targets", title_justify="left")
-    t.add_column("provider", overflow="fold")
-    # URLs and model ids read best unbroken: give them their width first (within reason).
-    url_w = min(max((len(r.target.base_url) for r in report.results), default=8), 40)
-    model_w = min(max((len(_model(r, id(r) in keyed)) for r in report.results), default=5), 24)
-    t.add_column("base URL", overflow="fold", min_width=url_w)
-    t.add_column("model", overflow="fold", min_width=model_w)
+    # Identifiers (URLs, model ids) are never broken: out.table() prints blocks when
+    # the table cannot hold them whole.
+    t.add_column("provider")
+    t.add_column("base URL")
+    t.add_column("model")
     t.add_column("refs", justify="right")
     t.add_column("status", no_wrap=True)
     t.add_column("latency", justify="right", no_wrap=True)
     t.add_column("first token", justify="right", no_wrap=True)
-    t.add_column("hint", min_width=20)
+    t.add_column("hint")
     for r in report.results:
         hint = r.hint
         if r.status == OK and r.attempts > 1:
@@ -130,7 +102,7 @@ def _render_table(report: VerifyReport, out: Output) -> None:
     if not report.results:
         c.print("[yellow]No target to verify.[/]")
     else:
-        c.print(t)
+        out.table(t)
     problems = [r for r in report.results if r.status != OK]
     if problems:
         c.print(Text("Details", style="bold"))
@@ -138,4 +110,4 @@ def _render_table(report: VerifyReport, out: Output) -> None:
             model = _model(r, id(r) in keyed)
             where = f"{model} @ {r.target.base_url}" if r.target.base_url else model
             c.print(Text.assemble("  ", (r.status, _STYLE.get(r.status, "red")), f"  {where}: ",
-                                  r.detail or "-"), soft_wrap=False)
+                              r.detail or "-"))
