@@ -715,7 +715,7 @@ async def verify(
     from layra_migrate.verify import run_verify
 
     if not timeout_s > 0:
-        raise UsageError("--timeout must be a positive number of seconds")
+        raise UsageError("--probe-timeout must be a positive number of seconds")
     the_plan = read_plan(plan) if plan is not None else None
     proxies = the_plan.proxy if the_plan is not None else ProxySet.build(list(proxy_urls))
     with hooks.progress() as progress:

@@ -92,10 +92,10 @@ def wrap_words(text: Text, width: int) -> list[Text]:
             out.append(line)
             continue
         cuts: list[int] = []
-        used = 0
+        used = indent
         for m in _WORD.finditer(plain, indent):
             word = cell_len(m.group().rstrip())
-            if used and used + word > width:
+            if used > indent and used + word > width:
                 cuts.append(m.start())
                 used = indent
             used += cell_len(m.group())

@@ -30,9 +30,12 @@ def verify(
     plan: PlanOpt = None,
     concurrency: Annotated[int, typer.Option(
         "--concurrency", help="Probes in flight at once.", min=1, max=64)] = 8,
-    timeout: Annotated[float, typer.Option(
-        "--timeout", help="Seconds per probe, covering connect, first token and the end of "
-        "the stream.")] = 30.0,
+    probe_timeout: Annotated[float | None, typer.Option(
+        "--probe-timeout", metavar="SECONDS", help="Seconds per probe, covering connect, first "
+        "token and the end of the stream [default: 30]", show_default=False)] = None,
+    timeout: Annotated[float | None, typer.Option(
+        "--timeout", metavar="SECONDS", help="Deprecated alias of --probe-timeout (in the other "
+        "commands --timeout is the MongoDB timeout).", show_default=False)] = None,
     only: Annotated[str | None, typer.Option(
         "--only", help="Probe only the targets of this provider (e.g. deepseek).",
         show_default=False)] = None,
@@ -84,7 +87,7 @@ def verify(
 
     Example:
 
-        layra-migrate verify --plan plan.yaml --env-file /srv/layra/.env --timeout 20
+        layra-migrate verify --plan plan.yaml --env-file /srv/layra/.env --probe-timeout 20
         layra-migrate verify --plan plan.yaml --against-proxy --proxy-endpoint http://localhost:4000/v1
 
     Exit codes: 0 every target ok (or skipped, with --allow-skipped), 2 bad
@@ -100,8 +103,15 @@ def verify(
         from layra_migrate.errors import UsageError
         from layra_migrate.settings import load_settings
 
-        if not timeout > 0:
-            raise UsageError("--timeout must be a positive number of seconds")
+        if timeout is not None:
+            if probe_timeout is not None:
+                raise UsageError("--timeout is the old name of --probe-timeout: pass one")
+            output.warn("verify --timeout is deprecated: use --probe-timeout (the same "
+                        "meaning); --mongo-timeout sets the MongoDB timeout")
+        deadline = probe_timeout if probe_timeout is not None else (
+            timeout if timeout is not None else 30.0)
+        if not deadline > 0:
+            raise UsageError("--probe-timeout must be a positive number of seconds")
         if against_proxy and plan is None:
             raise UsageError("--against-proxy compares the plan's targets with the proxy",
                              hint="add --plan plan.yaml (written by audit --plan-out)")
@@ -113,11 +123,11 @@ def verify(
         if against_proxy and plan is not None:
             comparison = await commands.verify_against_proxy(
                 settings, plan=plan, proxy_endpoint=proxy_endpoint, concurrency=concurrency,
-                timeout_s=timeout, only=only, allow_skipped=allow_skipped,
+                timeout_s=deadline, only=only, allow_skipped=allow_skipped,
                 hooks=CliHooks(output))
             return _render_comparison(comparison, output, allow_skipped)
         result = await commands.verify(
-            settings, plan=plan, concurrency=concurrency, timeout_s=timeout, only=only,
+            settings, plan=plan, concurrency=concurrency, timeout_s=deadline, only=only,
             allow_skipped=allow_skipped, proxy_urls=proxy_url or [], hooks=CliHooks(output))
         if output.json_mode:
             if result.report.record_error:

@@ -85,7 +85,7 @@ def render_changes(changes: list[Any], out: Output) -> None:
                     c.print(Text(f"    {ch.collection} _id={ch.doc_id}", style="dim"))
                     last_doc = ch.doc_id
                 c.print(Text.assemble(f"      {ch.path}: ", (_v(ch.before), "red"), " -> ",
-                                      (_v(ch.after), "green")), soft_wrap=True)
+                                      (_v(ch.after), "green")))
 
 
 def render_apply(result: Any, out: Output) -> None:
@@ -148,7 +148,7 @@ def render_rollback(result: Any, out: Output) -> None:
                 c.print(Text(f"  {r.collection} _id={r.doc_id}", style="dim"))
                 last = (r.collection, r.doc_id)
             c.print(Text.assemble(f"    {r.path}: ", (_v(r.now), "red"), " -> ",
-                                  (_v(r.restored), "green")), soft_wrap=True)
+                                  (_v(r.restored), "green")))
     t = Table(title="Rollback" + (" (dry run)" if result.dry_run else ""), title_justify="left")
     t.add_column("migration")
     t.add_column("status")
