@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from layra_migrate import __version__
 
+# The root help lists commands in the order an operator runs them; a command not
+# named here (a new one) comes after these, in registration order.
+PHASE_ORDER = ("audit", "verify", "rewrite", "rollback", "status", "history", "check", "new",
+               "unlock", "decommission", "restore")
+
+
+class PhaseOrderGroup(TyperGroup):
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: i for i, name in enumerate(PHASE_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), names.index(n)))
+
+
 app = typer.Typer(
+    cls=PhaseOrderGroup,
     name="layra-migrate",
     help=(
         "Move a Layra deployment off its LiteLLM proxy onto direct provider calls, "

@@ -28,6 +28,7 @@ def audit(
         Path | None,
         typer.Option(
             "--litellm-config",
+            metavar="PATH",
             help="LiteLLM's config.yaml [env: LAYRA_MIGRATE_LITELLM_CONFIG]",
             show_default=False,
         ),
@@ -36,6 +37,7 @@ def audit(
         list[str] | None,
         typer.Option(
             "--proxy-url",
+            metavar="URL",
             help="Another URL that means the proxy (repeatable); the defaults "
             "(litellm-proxy, localhost, 127.0.0.1, 172.17.0.1, host.docker.internal "
             "on :4000) stay.",
@@ -45,7 +47,7 @@ def audit(
     plan_out: Annotated[
         Path | None,
         typer.Option(
-            "--plan-out", help="Write the reviewable plan (YAML) here.", show_default=False
+            "--plan-out", metavar="PATH", help="Write the reviewable plan (YAML) here.", show_default=False
         ),
     ] = None,
     litellm_db_container: Annotated[

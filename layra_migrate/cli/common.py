@@ -24,6 +24,7 @@ MongoUriOpt = Annotated[
     str | None,
     typer.Option(
         "--mongo-uri",
+        metavar="URI",
         help="MongoDB URI [env: LAYRA_MIGRATE_MONGO_URI, or Layra's MONGODB_URL + "
         "MONGODB_ROOT_USERNAME/PASSWORD]",
         show_default=False,
@@ -34,6 +35,7 @@ DbOpt = Annotated[
     str | None,
     typer.Option(
         "--db",
+        metavar="NAME",
         help="Database name [env: LAYRA_MIGRATE_DB, MONGODB_DB; default chat_mongodb]",
         show_default=False,
         rich_help_panel="Connection",
@@ -43,6 +45,7 @@ EnvFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--env-file",
+        metavar="PATH",
         help="Env file to read (never overrides set variables) [default: ./.env if present]",
         show_default=False,
         rich_help_panel="Connection",
@@ -52,6 +55,7 @@ TimeoutOpt = Annotated[
     float | None,
     typer.Option(
         "--timeout",
+        metavar="SECONDS",
         help="Seconds to wait for MongoDB before giving up [default: 5]",
         show_default=False,
         rich_help_panel="Connection",
@@ -81,6 +85,7 @@ RedisUrlOpt = Annotated[
     str | None,
     typer.Option(
         "--redis-url",
+        metavar="URL",
         help="Layra's Redis, to clear cached model configs [env: LAYRA_MIGRATE_REDIS_URL, "
         "REDIS_URL]",
         show_default=False,
@@ -89,12 +94,13 @@ RedisUrlOpt = Annotated[
 ]
 PlanOpt = Annotated[
     Path | None,
-    typer.Option("--plan", help="Plan file written by `audit --plan-out`.", show_default=False),
+    typer.Option("--plan", metavar="PATH", help="Plan file written by `audit --plan-out`.", show_default=False),
 ]
 MigrationsDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--migrations-dir",
+        metavar="DIR",
         help="Folder of migration files [env: LAYRA_MIGRATE_MIGRATIONS_DIR; "
         "default: the bundled migrations]",
         show_default=False,

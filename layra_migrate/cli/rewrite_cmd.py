@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from layra_migrate.render import Output
     from layra_migrate.settings import Settings
 
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=10_000,
+BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=10_000, metavar="N",
                                        help="Documents per journaled write batch.")]
 
 
@@ -66,7 +66,7 @@ def rewrite(
         "--accept-changed", metavar="ID", help="Accept that applied migration ID's file changed "
         "(needs --reason; recorded in the ledger).", show_default=False)] = None,
     reason: Annotated[str | None, typer.Option(
-        "--reason", help="Why the changed file is accepted.", show_default=False)] = None,
+        "--reason", metavar="TEXT", help="Why the changed file is accepted.", show_default=False)] = None,
     migrations_dir: MigrationsDirOpt = None,
     batch_size: BatchOpt = 500,
     mongo_uri: MongoUriOpt = None,
@@ -245,7 +245,7 @@ def status(
 def check(
     plan: PlanOpt = None,
     scratch_db: Annotated[str | None, typer.Option(
-        "--scratch-db", help="Scratch database name (must be empty; dropped afterwards) "
+        "--scratch-db", metavar="NAME", help="Scratch database name (must be empty; dropped afterwards) "
         "[default: <db>_lmcheck_<random>]", show_default=False)] = None,
     migrations_dir: MigrationsDirOpt = None,
     batch_size: BatchOpt = 500,
@@ -298,7 +298,7 @@ def check(
 @app.command()
 def new(
     name: Annotated[str, typer.Argument(
-        help="What the migration does, e.g. point_gemini_at_vertex")],
+        metavar="NAME", help="What the migration does, e.g. point_gemini_at_vertex")],
     migrations_dir: MigrationsDirOpt = None,
     env_file: EnvFileOpt = None,
     json_out: JsonOpt = False,

@@ -130,7 +130,9 @@ def render_cache(cache: Any, keys: int, out: Output, dry_run: bool) -> None:
                      "URL for up to 15 minutes (conv_model_config:*, model_config:*)")
         return
     if not cache.failed:
-        out.out.print(f"Redis: deleted {cache.deleted} of {cache.requested} cached key(s)")
+        # Keys expire after 15 minutes: a key not found was simply not cached (not a failure).
+        out.out.print(f"Redis: {cache.deleted} cached key(s) deleted, "
+                      f"{cache.requested - cache.deleted} were not cached")
 
 
 def render_rollback(result: Any, out: Output) -> None:
