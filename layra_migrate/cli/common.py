@@ -94,7 +94,8 @@ RedisUrlOpt = Annotated[
 ]
 PlanOpt = Annotated[
     Path | None,
-    typer.Option("--plan", metavar="PATH", help="Plan file written by `audit --plan-out`.", show_default=False),
+    typer.Option("--plan", metavar="PATH", help="Plan file written by `audit --plan-out`.",
+                 show_default=False),
 ]
 MigrationsDirOpt = Annotated[
     Path | None,
