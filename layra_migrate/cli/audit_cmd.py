@@ -47,7 +47,8 @@ def audit(
     plan_out: Annotated[
         Path | None,
         typer.Option(
-            "--plan-out", metavar="PATH", help="Write the reviewable plan (YAML) here.", show_default=False
+            "--plan-out", metavar="PATH",
+            help="Write the reviewable plan (YAML) here.", show_default=False
         ),
     ] = None,
     litellm_db_container: Annotated[

@@ -30,9 +30,11 @@ if TYPE_CHECKING:
 @app.command()
 def decommission(
     project: Annotated[str, typer.Option(
-        "--project", metavar="NAME", help="Compose project name of the LiteLLM stack.")] = "litellm",
+        "--project", metavar="NAME",
+        help="Compose project name of the LiteLLM stack.")] = "litellm",
     archive_dir: Annotated[Path | None, typer.Option(
-        "--archive-dir", metavar="DIR", help="Folder for this run's archive (must not exist or be empty) "
+        "--archive-dir", metavar="DIR",
+        help="Folder for this run's archive (must not exist or be empty) "
         "[default: ./litellm-archive-<UTC timestamp>]", show_default=False)] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Discover, check and print the plan; touch nothing.")] = False,
@@ -46,7 +48,8 @@ def decommission(
         "--force", help="Proceed although Layra still references the proxy (needs --reason).")
     ] = False,
     reason: Annotated[str | None, typer.Option(
-        "--reason", metavar="TEXT", help="Why --force is used; recorded in the archive and the ledger.",
+        "--reason", metavar="TEXT",
+        help="Why --force is used; recorded in the archive and the ledger.",
         show_default=False)] = None,
     proxy_url: Annotated[list[str] | None, typer.Option(
         "--proxy-url", metavar="URL", help="Another URL that means the proxy (repeatable).",
@@ -128,7 +131,8 @@ def _emit_plan(output: Output, result: RunResult) -> None:
 
 @app.command()
 def restore(
-    archive: Annotated[Path, typer.Argument(metavar="ARCHIVE", help="Archive folder written by decommission.",
+    archive: Annotated[Path, typer.Argument(metavar="ARCHIVE",
+        help="Archive folder written by decommission.",
                                             show_default=False)],
     yes: YesOpt = False,
     mongo_uri: MongoUriOpt = None,

@@ -66,7 +66,8 @@ def rewrite(
         "--accept-changed", metavar="ID", help="Accept that applied migration ID's file changed "
         "(needs --reason; recorded in the ledger).", show_default=False)] = None,
     reason: Annotated[str | None, typer.Option(
-        "--reason", metavar="TEXT", help="Why the changed file is accepted.", show_default=False)] = None,
+        "--reason", metavar="TEXT",
+        help="Why the changed file is accepted.", show_default=False)] = None,
     migrations_dir: MigrationsDirOpt = None,
     batch_size: BatchOpt = 500,
     mongo_uri: MongoUriOpt = None,
@@ -245,7 +246,8 @@ def status(
 def check(
     plan: PlanOpt = None,
     scratch_db: Annotated[str | None, typer.Option(
-        "--scratch-db", metavar="NAME", help="Scratch database name (must be empty; dropped afterwards) "
+        "--scratch-db", metavar="NAME",
+        help="Scratch database name (must be empty; dropped afterwards) "
         "[default: <db>_lmcheck_<random>]", show_default=False)] = None,
     migrations_dir: MigrationsDirOpt = None,
     batch_size: BatchOpt = 500,

@@ -37,13 +37,15 @@ def verify(
         "--timeout", metavar="SECONDS", help="Deprecated alias of --probe-timeout (in the other "
         "commands --timeout is the MongoDB timeout).", show_default=False)] = None,
     only: Annotated[str | None, typer.Option(
-        "--only", metavar="PROVIDER", help="Probe only the targets of this provider (e.g. deepseek).",
+        "--only", metavar="PROVIDER",
+        help="Probe only the targets of this provider (e.g. deepseek).",
         show_default=False)] = None,
     allow_skipped: Annotated[bool, typer.Option(
         "--allow-skipped", help="Exit 0 even when some targets were skipped (not OpenAI-"
         "compatible chat targets, unresolved plan entries).")] = False,
     proxy_url: Annotated[list[str] | None, typer.Option(
-        "--proxy-url", metavar="URL", help="Another URL that means the proxy (repeatable); references to it "
+        "--proxy-url", metavar="URL",
+        help="Another URL that means the proxy (repeatable); references to it "
         "are counted as not migrated. Ignored with --plan (the plan lists its proxy URLs).",
         show_default=False)] = None,
     against_proxy: Annotated[bool, typer.Option(
@@ -58,7 +60,8 @@ def verify(
     db: DbOpt = None,
     env_file: EnvFileOpt = None,
     mongo_timeout: Annotated[float | None, typer.Option(
-        "--mongo-timeout", metavar="SECONDS", help="Seconds to wait for MongoDB before giving up [default: 5]",
+        "--mongo-timeout", metavar="SECONDS",
+        help="Seconds to wait for MongoDB before giving up [default: 5]",
         show_default=False, rich_help_panel="Connection")] = None,
     json_out: JsonOpt = False,
     verbose: VerboseOpt = False,
