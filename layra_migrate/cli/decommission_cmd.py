@@ -131,9 +131,8 @@ def _emit_plan(output: Output, result: RunResult) -> None:
 
 @app.command()
 def restore(
-    archive: Annotated[Path, typer.Argument(metavar="ARCHIVE",
-        help="Archive folder written by decommission.",
-                                            show_default=False)],
+    archive: Annotated[Path, typer.Argument(
+        metavar="ARCHIVE", help="Archive folder written by decommission.", show_default=False)],
     yes: YesOpt = False,
     mongo_uri: MongoUriOpt = None,
     db: DbOpt = None,
