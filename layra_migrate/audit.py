@@ -73,6 +73,7 @@ class ModelUsage:
             "model": None,
             "api_key_env": None,
             "api_key_present": None,
+            "notes": list(r.notes) if r else [],  # always present, empty when none
         }
         if r and r.target:
             out.update(r.target.as_dict())
@@ -84,8 +85,6 @@ class ModelUsage:
             out["route"] = r.route
             if r.choices:
                 out["choices"] = [c.as_dict() for c in r.choices]
-            if r.notes:
-                out["notes"] = list(r.notes)
         return out
 
 

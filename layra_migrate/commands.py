@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -362,10 +362,13 @@ class NewResult:
 
     SCHEMA: ClassVar[str] = schema_id("new")
     path: Path
+    folder: Path
+    copied: list[Path] = field(default_factory=list)  # bundled files copied into a new folder
     exit_code: int = EXIT_OK
 
     def as_json(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "path": str(self.path)}
+        return {"schema": self.SCHEMA, "path": str(self.path),
+                "copied": [str(p) for p in self.copied]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -665,13 +668,13 @@ async def check(
 
 def new(settings: Settings, name: str) -> NewResult:
     """Scaffold the next migration file (``NNNN_name.py``) in ``settings.migrations_dir``
-    (default: the bundled folder)."""
-    from layra_migrate.engine.discovery import default_dir
-    from layra_migrate.engine.scaffold import create
+    (default: ``./migrations`` of the operator's project; never the installed package),
+    numbered after the highest bundled or project migration."""
+    from layra_migrate.engine.scaffold import PROJECT_DIR, create
 
-    value = settings.migrations_dir.value
-    folder = Path(value) if value else default_dir()
-    return NewResult(create(folder, name))
+    folder = Path(settings.migrations_dir.value or PROJECT_DIR)
+    done = create(folder, name)
+    return NewResult(done.path, folder, done.copied)
 
 
 async def unlock(settings: Settings, *, if_stale: bool) -> UnlockResult:

@@ -106,6 +106,68 @@ async def probe(client: AsyncMongoClient[dict[str, Any]]) -> Topology:
     )
 
 
+async def refused(uri: str, timeout_s: float) -> str | None:
+    """Why MongoDB cannot be reached at all, when every seed host refuses the TCP
+    connection or has no address ("connection refused", "host not found"); None when
+    any host might answer (or the URI is a DNS seed list). PyMongo keeps retrying a
+    refused server until its timeout; this answers at once."""
+    import asyncio
+    import socket
+
+    if not uri.startswith("mongodb://"):
+        return None
+    try:
+        from pymongo.uri_parser import parse_uri
+
+        nodes = parse_uri(uri, validate=False)["nodelist"]
+    except Exception:  # noqa: BLE001 - PyMongo reports a bad URI itself
+        return None
+
+    async def one(host: str, port: int) -> str | None:
+        if host.endswith(".sock"):
+            return None
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout_s)
+        except ConnectionRefusedError:
+            return "connection refused"
+        except socket.gaierror:
+            return "host not found"
+        except (OSError, TimeoutError):
+            return None
+        writer.close()
+        return None
+
+    reasons = await asyncio.gather(*(one(h, p) for h, p in nodes)) if nodes else [None]
+    return reasons[0] if all(reasons) else None
+
+
+async def _probe_or_refused(client: AsyncMongoClient[dict[str, Any]], uri: str,
+                            timeout_s: float) -> Topology:
+    """:func:`probe`, but a server that refuses the connection fails at once (exit 3)
+    instead of after the whole timeout."""
+    import asyncio
+    import contextlib
+
+    ping = asyncio.ensure_future(probe(client))
+    check = asyncio.ensure_future(refused(uri, timeout_s))
+    try:
+        done, _ = await asyncio.wait({ping, check}, return_when=asyncio.FIRST_COMPLETED)
+        if ping not in done and check.exception() is None and (reason := check.result()):
+            ping.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ping
+            raise UnreachableError(
+                f"MongoDB at {redact.mask_url(uri)} is unreachable ({reason})",
+                hint="check --mongo-uri / MONGODB_URL, that the server runs, "
+                "and that its port is published",
+            )
+        return await ping
+    finally:
+        check.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await check
+
+
 @dataclass
 class Connection:
     client: AsyncMongoClient[dict[str, Any]]
@@ -129,7 +191,9 @@ async def connect(settings: Settings) -> AsyncIterator[Connection]:
     client = make_client(uri, settings.timeout_s)
     try:
         try:
-            topology = await probe(client)
+            topology = await _probe_or_refused(client, uri, settings.timeout_s)
+        except UnreachableError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise translate_error(exc, uri, settings.timeout_s) from None
         try:

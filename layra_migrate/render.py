@@ -25,7 +25,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import IO, Any, cast
 
 from rich.cells import cell_len
@@ -202,7 +202,11 @@ def print_table(console: Console, table: Table) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (datetime, date)):
+    if isinstance(obj, datetime):
+        # Every timestamp carries its zone. PyMongo hands back naive datetimes that are
+        # UTC (BSON dates are UTC), and the tool itself works in UTC.
+        return (obj if obj.tzinfo is not None else obj.replace(tzinfo=UTC)).isoformat()
+    if isinstance(obj, date):
         return obj.isoformat()
     if hasattr(obj, "as_dict"):
         return obj.as_dict()

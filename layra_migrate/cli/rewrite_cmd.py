@@ -301,19 +301,27 @@ def check(
 def new(
     name: Annotated[str, typer.Argument(
         metavar="NAME", help="What the migration does, e.g. point_gemini_at_vertex")],
-    migrations_dir: MigrationsDirOpt = None,
+    migrations_dir: Annotated[Path | None, typer.Option(
+        "--migrations-dir", metavar="DIR", help="Your project's migrations folder [env: "
+        "LAYRA_MIGRATE_MIGRATIONS_DIR; default: ./migrations]", show_default=False)] = None,
     env_file: EnvFileOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Scaffold the next migration file (NNNN_name.py) with the context API in its docstring.
 
+    Writes to ./migrations of the current directory (your project) unless
+    --migrations-dir says otherwise; never into the installed package. The number
+    follows the highest of the bundled migrations and the folder's own. A new folder
+    first receives a copy of the bundled migrations: pass it as --migrations-dir to
+    rewrite, rollback, status and check.
+
     Example:
 
     \b
-        layra-migrate new point_gemini_at_vertex --migrations-dir ./migrations
+        cd /srv/layra-ops && layra-migrate new point_gemini_at_vertex
 
-    Exit codes: 0 written, 2 bad name or the folder cannot be written.
+    Exit codes: 0 written, 2 bad name, the package folder, or the folder cannot be written.
     """
     output = make_output(json_out, debug=debug)
 
@@ -325,8 +333,12 @@ def new(
         if output.json_mode:
             output.emit_json(result.as_json())
         else:
+            for copied in result.copied:
+                output.out.print(f"copied the bundled {copied.name} into {result.folder} (the "
+                                 "folder is the whole migration set)")
             output.out.print(f"created {result.path}")
-            output.next_step(f"write up(ctx) in {result.path.name}, then `layra-migrate check`")
+            output.next_step(f"write up(ctx) in {result.path.name}, then `layra-migrate check "
+                             f"--migrations-dir {result.folder}`")
         return result.exit_code
 
     run("new", output, body)
