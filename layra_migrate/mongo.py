@@ -106,6 +106,9 @@ async def probe(client: AsyncMongoClient[dict[str, Any]]) -> Topology:
     )
 
 
+REFUSAL_CHECK_S = 1.0
+
+
 async def refused(uri: str, timeout_s: float) -> str | None:
     """Why MongoDB cannot be reached at all, when every seed host refuses the TCP
     connection or has no address ("connection refused", "host not found"); None when
@@ -144,28 +147,17 @@ async def refused(uri: str, timeout_s: float) -> str | None:
 async def _probe_or_refused(client: AsyncMongoClient[dict[str, Any]], uri: str,
                             timeout_s: float) -> Topology:
     """:func:`probe`, but a server that refuses the connection fails at once (exit 3)
-    instead of after the whole timeout."""
-    import asyncio
-    import contextlib
-
-    ping = asyncio.ensure_future(probe(client))
-    check = asyncio.ensure_future(refused(uri, timeout_s))
-    try:
-        done, _ = await asyncio.wait({ping, check}, return_when=asyncio.FIRST_COMPLETED)
-        if ping not in done and check.exception() is None and (reason := check.result()):
-            ping.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ping
-            raise UnreachableError(
-                f"MongoDB at {redact.mask_url(uri)} is unreachable ({reason})",
-                hint="check --mongo-uri / MONGODB_URL, that the server runs, "
-                "and that its port is published",
-            )
-        return await ping
-    finally:
-        check.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await check
+    instead of after the whole timeout. The refusal check runs first, within a second
+    (PyMongo's server selection does not stop promptly once started); a host that
+    neither answers nor refuses is left to PyMongo's own timeout."""
+    reason = await refused(uri, min(timeout_s, REFUSAL_CHECK_S))
+    if reason:
+        raise UnreachableError(
+            f"MongoDB at {redact.mask_url(uri)} is unreachable ({reason})",
+            hint="check --mongo-uri / MONGODB_URL, that the server runs, "
+            "and that its port is published",
+        )
+    return await probe(client)
 
 
 @dataclass
