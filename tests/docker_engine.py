@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
-import signal
-import subprocess
 import tarfile
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from layra_migrate.sandbox import docker_stack as ds
+from layra_migrate.sandbox import private_engine as pe
 from layra_migrate.sandbox.docker_stack import LOOP, FakeStack, destroy_stack, state
 
 __all__ = ["CANARY_ENV", "DB_PASSWORD", "IMAGES", "LOOP", "TEST_LABEL", "Engine", "FakeStack",
@@ -45,13 +40,8 @@ IMAGES = {
 }
 
 
-@dataclass
-class Engine:
-    host: str
-    client: Any
-    proc: subprocess.Popen[bytes] | None = None
-    root: Path | None = None
-    notes: list[str] = field(default_factory=list)
+# The engine itself is the package's private engine (the sandbox job starts it too).
+Engine = pe.PrivateEngine
 
 
 def _unavailable(reason: str) -> None:
@@ -81,60 +71,21 @@ def start_engine() -> Iterator[Engine]:
 
     if os.geteuid() != 0:
         _unavailable("starting dockerd needs root (or set LAYRA_MIGRATE_TEST_DOCKER_HOST)")
-    dockerd = shutil.which("dockerd") or ("/usr/sbin/dockerd" if os.path.exists(
-        "/usr/sbin/dockerd") else "")
-    if not dockerd:
+    if not pe.find_dockerd():
         _unavailable("dockerd not installed (scripts/test.sh installs docker.io as root)")
     if not ds.find_busybox():
         _unavailable("busybox not installed (scripts/test.sh installs busybox-static as root)")
     # Overlay first; vfs when overlay cannot mount here (nested or unusual file systems).
-    failures = []
-    for extra in ([], ["--storage-driver=vfs"]):
-        launched = _launch(docker, dockerd, extra)
-        if isinstance(launched, str):
-            failures.append(launched)
-            continue
-        engine = launched
-        problem = _smoke(engine)
-        if problem is None:
-            engine.notes.append("dockerd " + (" ".join(extra) or "(default storage driver)"))
-            break
-        failures.append(problem)
-        _shutdown(engine)
-    else:
-        _unavailable("; ".join(failures))
+    started = pe.start(smoke=lambda client: _smoke(Engine("", client)))
+    if isinstance(started, str):
+        _unavailable(started)
         return
     try:
-        yield engine
+        yield started
     finally:
-        _shutdown(engine)
-
-
-def _launch(docker: Any, dockerd: str, extra: list[str]) -> Engine | str:
-    # Short paths: unix socket paths are limited to 108 bytes.
-    root = Path(tempfile.mkdtemp(prefix="lmd-", dir="/tmp"))
-    sock = root / "docker.sock"
-    cmd = [dockerd, "--host", f"unix://{sock}", "--data-root", str(root / "data"),
-           "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
-           "--bridge=none", "--iptables=false", "--ip-masq=false", *extra]
-    with (root / "dockerd.log").open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    host = f"unix://{sock}"
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and proc.poll() is None:
-        if sock.exists():
-            try:
-                client = docker.DockerClient(base_url=host, timeout=30, version="auto")
-                client.ping()
-                return Engine(host, client, proc, root)
-            except Exception:  # noqa: BLE001 - not ready yet
-                pass
-        time.sleep(0.3)
-    _stop(proc)
-    tail = (root / "dockerd.log").read_text(errors="replace")[-1200:]
-    shutil.rmtree(root, ignore_errors=True)
-    return f"dockerd {' '.join(extra)} did not come up: {tail}"
+        # The data root goes in the background: with a real PostgreSQL image and its
+        # volumes that is 20 s of disk time nothing waits for.
+        pe.shutdown(started, remove_now=False)
 
 
 def _smoke(engine: Engine) -> str | None:
@@ -150,42 +101,6 @@ def _smoke(engine: Engine) -> str | None:
         return None if code == 0 else f"test container exited {code}"
     except Exception as exc:  # noqa: BLE001
         return f"cannot run a container: {exc}"
-
-
-def _shutdown(engine: Engine) -> None:
-    client = engine.client
-    try:
-        for c in client.api.containers(all=True):
-            client.api.remove_container(c["Id"], force=True)
-    except Exception:  # noqa: BLE001
-        pass
-    client.close()
-    if engine.proc is not None:
-        _stop(engine.proc)
-    if engine.root is not None:
-        _remove_later(engine.root)
-
-
-def _remove_later(root: Path) -> None:
-    """Delete the stopped daemon's data root in the background: with a real PostgreSQL
-    image and its volumes that takes 20 s of disk time nothing waits for."""
-    try:
-        subprocess.Popen(["rm", "-rf", "--one-file-system", str(root)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
-    except OSError:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 # -- the fake LiteLLM stack ----------------------------------------------------------------

@@ -72,7 +72,9 @@ def test_sandbox_job_runs_every_phase_and_cleans_up(tmp_path: Path) -> None:
     work = tmp_path / "sandbox-work"
     out = _run_job(work, {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
     _assert_common(out, work)
-    assert "Docker is not reachable here: decommission was shown as a dry run only" in out
+    assert "Docker is not reachable here (DOCKER_HOST=" in out
+    assert "decommission and restore were skipped" in out
+    assert "refuses while references remain" not in out  # exit 3 is not a refusal
     assert "layra-migrate restore" not in out
     assert _servers() <= before, "the sandbox left a server running"
 
@@ -120,3 +122,55 @@ def test_sandbox_job_decommissions_and_restores_on_docker(engine: Any, tmp_path:
     assert not [t for i in api.images(all=True) for t in i.get("RepoTags") or []
                 if t.startswith("layra-sandbox-")]
     assert _servers() <= before, "the sandbox left a server running"
+
+
+@pytest.mark.docker
+def test_sandbox_starts_a_private_engine_when_none_runs(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No engine answers and DOCKER_HOST is unset: as root with dockerd and a static
+    busybox, the job starts its own dockerd, makes the stack there, and at the end
+    removes the stack and stops the daemon."""
+    from contextlib import ExitStack
+
+    from rich.console import Console
+
+    from layra_migrate.sandbox import private_engine as pe
+    from layra_migrate.sandbox.run import docker_reachable, private_engine, start_docker_stack
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    if docker_reachable():
+        pytest.skip("a Docker engine already answers on the default socket")
+    reason = pe.why_not()
+    if reason:
+        pytest.skip(reason)
+    console = Console(file=open(tmp_path / "out.txt", "w"), width=200)  # noqa: SIM115
+    with ExitStack() as outer:
+        host, why = private_engine(console, outer)
+        assert host and not why, why
+        assert host.startswith("unix:///tmp/lmd-")
+        daemons = [p for p in psutil.process_iter(["pid", "cmdline"])
+                   if host.removeprefix("unix://") in " ".join(p.info.get("cmdline") or [])]
+        assert len(daemons) == 1
+        with ExitStack() as inner:
+            sb = start_docker_stack(console, tmp_path, inner, host)
+            assert sb is not None
+            names = {c.name for c in sb.client.containers.list(all=True)}
+            assert any(sb.project in n for n in names), names
+        assert sb.leftovers == []
+    console.file.close()
+    assert not daemons[0].is_running(), "the private dockerd was left running"
+    assert not Path(host.removeprefix("unix://")).exists()
+
+
+def test_no_private_engine_when_docker_host_is_chosen(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    from contextlib import ExitStack
+
+    from rich.console import Console
+
+    from layra_migrate.sandbox.run import private_engine
+
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    with ExitStack() as cleanup:
+        host, why = private_engine(Console(file=open(tmp_path / "o", "w")), cleanup)  # noqa: SIM115
+    assert host is None and "DOCKER_HOST=unix://" in why and "not set" in why

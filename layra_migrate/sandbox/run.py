@@ -9,14 +9,17 @@ OpenAI-compatible provider stub on loopback standing in for the direct
 providers; writes a realistic LiteLLM config whose routes point at the stub;
 then runs the real CLI commands an operator runs, showing each one's output.
 
-When a Docker engine is reachable (``DOCKER_HOST`` or the default socket) and a
-static busybox is installed, it also starts a fake LiteLLM stack there
+When a Docker engine is reachable (``DOCKER_HOST`` or the default socket), or when
+none is but the job runs as root with ``dockerd`` installed (then it starts a private
+engine as the tests do: layra_migrate/sandbox/private_engine.py), and a static busybox
+is installed, it also starts a fake LiteLLM stack there
 (layra_migrate/sandbox/docker_stack.py: images ``layra-sandbox-<id>/*`` imported from
 busybox, no registry; compose project ``layra-sandbox-<id>`` with its volumes and
 network; compose directory in the work folder) and runs a real ``decommission``
 (forced past the interlock, archive in the work folder) and ``restore``, then removes
-the stack's containers, volumes, network and images. Without Docker, decommission
-is shown as a dry run only. Then ``rollback`` and a byte-for-byte check that the
+the stack's containers, volumes, network and images (and stops the private engine).
+Without Docker it says plainly why, and shows only what decommission answers then
+(exit 3, Docker unreachable). Then ``rollback`` and a byte-for-byte check that the
 database is back to its original.
 
 It leaves nothing running. With ``--mongo-uri`` it seeds nothing and works on
@@ -183,8 +186,31 @@ class DockerSandbox:
     leftovers: list[str] = field(default_factory=list)
 
 
-def start_docker_stack(console: Console, workdir: Path,
-                       cleanup: ExitStack) -> DockerSandbox | None:
+def private_engine(console: Console, cleanup: ExitStack) -> tuple[str | None, str]:
+    """No engine answers: start a private one as the tests do (root, dockerd and a static
+    busybox needed); its socket, or None and the plain reason it was not started."""
+    from layra_migrate.sandbox import private_engine as pe
+
+    if os.environ.get("DOCKER_HOST"):
+        return None, (f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer (a private "
+                      "engine is started only when DOCKER_HOST is not set)")
+    reason = pe.why_not()
+    if reason:
+        return None, f"no Docker engine runs here, and {reason}"
+    console.print("Docker: no engine runs here; starting a private dockerd (own socket and "
+                  "folders under /tmp, no bridge, no iptables), as the tests do...")
+    sys.stdout.flush()
+    started = pe.start()
+    if isinstance(started, str):
+        return None, f"no Docker engine runs here, and a private dockerd did not start: {started}"
+    cleanup.callback(pe.shutdown, started)
+    console.print(f"Docker: private engine at {started.host} ({', '.join(started.notes)}); "
+                  "it is stopped at the end")
+    return started.host, ""
+
+
+def start_docker_stack(console: Console, workdir: Path, cleanup: ExitStack,
+                       host: str | None = None) -> DockerSandbox | None:
     """Build the sandbox images and start the fake stack on the reachable engine.
 
     The teardown (containers, volumes, network, images) is registered on ``cleanup``
@@ -196,16 +222,17 @@ def start_docker_stack(console: Console, workdir: Path,
     busybox = ds.find_busybox()
     if not busybox:
         console.print("Docker: reachable, but busybox is not installed (busybox-static: the "
-                      "fake LiteLLM stack's images are built from it); decommission is shown "
-                      "as a dry run only")
+                      "fake LiteLLM stack's images are built from it); decommission and "
+                      "restore are skipped")
         return None
     if not ds.is_static_elf(busybox):
         console.print(f"Docker: reachable, but {busybox} is not statically linked (install "
-                      "busybox-static); decommission is shown as a dry run only")
+                      "busybox-static); decommission and restore are skipped")
         return None
     import docker
 
-    client = docker.from_env(timeout=60)
+    client = (docker.DockerClient(base_url=host, timeout=60, version="auto") if host
+              else docker.from_env(timeout=60))
     cleanup.callback(client.close)
     try:
         engine_arch = str(client.info().get("Architecture") or "")
@@ -215,7 +242,7 @@ def start_docker_stack(console: Console, workdir: Path,
     if engine_arch and aliases.get(engine_arch, engine_arch) != aliases.get(
             platform.machine().lower(), platform.machine().lower()):
         console.print(f"Docker: the engine runs on {engine_arch}, this busybox is for "
-                      f"{platform.machine()}; decommission is shown as a dry run only")
+                      f"{platform.machine()}; decommission and restore are skipped")
         return None
     run_id = uuid.uuid4().hex[:8]
     project = f"{ds.SANDBOX_PREFIX}{run_id}"
@@ -236,7 +263,7 @@ def start_docker_stack(console: Console, workdir: Path,
     except Exception as exc:  # noqa: BLE001 - the job goes on with the dry run
         console.print(f"[yellow]Docker: could not start the fake LiteLLM stack "
                       f"({exc.__class__.__name__}: {escape(redact.scrub(str(exc))[:300])}); "
-                      "decommission is shown as a dry run only[/]")
+                      "decommission and restore are skipped[/]")
         cleanup.close()
         if sb.leftovers:
             console.print(f"[red]left on the Docker engine: {escape(', '.join(sb.leftovers))}[/]")
@@ -285,9 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--litellm-config", help="your LiteLLM config.yaml instead of the sandbox one")
     ap.add_argument("--workdir", help="keep plan and outputs here (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--no-private-engine", action="store_true",
+                    help="without a running Docker engine, do not start a private dockerd "
+                         "(started otherwise when run as root with dockerd installed)")
     args = ap.parse_args(argv)
 
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)  # long lines whole, never cut
     from layra_migrate.sandbox.layra_data import build_dataset, seed_database
     from layra_migrate.sandbox.litellm_config import write_litellm_config
     from layra_migrate.sandbox.provider_stub import ProviderStub
@@ -334,12 +364,21 @@ def main(argv: list[str] | None = None) -> int:
             console.print("Redis: redis-server not installed; cache clearing is skipped")
         docker_cleanup = stack.enter_context(ExitStack())
         docker_sb: DockerSandbox | None = None
+        docker_host: str | None = None
+        why_no_docker = ""
         reachable = docker_reachable()
+        if not reachable and not args.no_private_engine:
+            # Registered on the outer stack: the engine outlives the stack's own clean-up.
+            docker_host, why_no_docker = private_engine(console, stack)
+            reachable = docker_host is not None
+        elif not reachable:
+            why_no_docker = "no Docker engine answers, and --no-private-engine was given"
         if reachable:
-            docker_sb = start_docker_stack(console, tmp, docker_cleanup)
+            docker_sb = start_docker_stack(console, tmp, docker_cleanup, docker_host)
         else:
-            console.print("Docker: not reachable (DOCKER_HOST or the default socket); "
-                          "decommission is shown as a dry run only")
+            console.print(f"[yellow]Docker: {escape(why_no_docker)}; decommission and restore "
+                          "are skipped (the step below shows what the tool says without an "
+                          "engine)[/]")
         config = Path(args.litellm_config) if args.litellm_config else \
             write_litellm_config(tmp / "litellm", provider_base=stub_root)
         console.print(f"LiteLLM config: {config}")
@@ -351,6 +390,8 @@ def main(argv: list[str] | None = None) -> int:
                     "LAYRA_MIGRATE_LITELLM_CONFIG": str(config)})
         if redis:
             env["LAYRA_MIGRATE_REDIS_URL"] = redis.uri
+        if docker_host:
+            env["DOCKER_HOST"] = docker_host
         job = Job(console, tmp, env)
         plan = "plan.yaml"
         before = content_digest(mongo_uri, args.db)
@@ -378,15 +419,23 @@ def main(argv: list[str] | None = None) -> int:
         job.run("audit again: what still points at the proxy", "audit")
         if docker_sb is not None:
             run_docker_phase(job, console, docker_sb, docker_cleanup, tmp)
-        else:
-            job.run("Phase 4: decommission refuses while references remain",
-                    "decommission", "--dry-run", expect=(4, 3),
-                    why="voyage-3 and claude-sonnet-4 were left on the proxy on purpose")
+        elif reachable:
+            # An engine answers, but the fake stack could not be made on it (said above):
+            # the dry run looks for a stack that is not there.
+            job.run("Phase 4: decommission, dry run (no sandbox stack on this engine)",
+                    "decommission", "--dry-run", expect=(4,),
+                    why="no LiteLLM stack to find: the tool refuses (exit 4)")
             console.print(Rule("[bold]Phase 4: decommission"))
-            why_not = ("no sandbox stack could be started on it (see Sandbox above)"
-                       if reachable else "Docker is not reachable here")
-            console.print(f"[yellow]{why_not}: decommission was shown as a dry run only "
-                          "(above); no stack was stopped.[/]")
+            console.print("[yellow]no sandbox stack could be started on the Docker engine (see "
+                          "Sandbox above): decommission and restore were skipped; no stack was "
+                          "stopped.[/]")
+        else:
+            job.run("Phase 4: decommission without a Docker engine: exit 3 (unreachable)",
+                    "decommission", "--dry-run", expect=(3,),
+                    why=why_no_docker)
+            console.print(Rule("[bold]Phase 4: decommission"))
+            console.print(f"[yellow]Docker is not reachable here ({escape(why_no_docker)}): "
+                          "decommission and restore were skipped; no stack was stopped.[/]")
         job.run("rollback: back to the exact original", "rollback", "--yes")
         after = content_digest(mongo_uri, args.db)
         console.print(Rule("[bold]Exactness"))
