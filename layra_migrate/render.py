@@ -83,7 +83,7 @@ _WORD = re.compile(r"\S+\s*")
 def wrap_words(text: Text, width: int) -> list[Text]:
     """``text`` cut into lines of at most ``width`` cells, between words only: a word
     longer than the line stays whole on a line of its own (never folded, never cut).
-    Continuation lines keep the first line's indent."""
+    Continuation lines of an indented line hang two columns deeper."""
     out: list[Text] = []
     for line in text.split("\n", allow_blank=True):
         plain = line.plain
@@ -97,11 +97,12 @@ def wrap_words(text: Text, width: int) -> list[Text]:
             word = cell_len(m.group().rstrip())
             if used > indent and used + word > width:
                 cuts.append(m.start())
-                used = indent
+                used = indent + 2 if indent else 0
             used += cell_len(m.group())
+        hang = indent + 2 if indent else 0
         for i, piece in enumerate(line.divide(cuts)):
             piece.rstrip()
-            out.append(piece if i == 0 else Text(" " * indent) + piece)
+            out.append(piece if i == 0 else Text(" " * hang) + piece)
     return out
 
 

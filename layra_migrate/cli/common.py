@@ -162,7 +162,9 @@ def show_settings(output: Output, settings: Any) -> None:
     table.add_column("from")
     for name, value, source in settings.describe():
         table.add_row(name, value, source)
-    output.err.print(table)
+    from layra_migrate.render import print_table
+
+    print_table(output.err, table)  # whole values, never cut (blocks when too narrow)
 
 
 def run(
