@@ -219,7 +219,7 @@ def test_every_command_shows_every_identifier_whole(
         str(folder),
         mode=mode,
     ).stdout
-    created = next(folder.glob("*.py"))
+    created = next(folder.glob("*_point_gemini_at_vertex_with_a_long_descriptive_name.py"))
     assert_whole(human, {str(created)}, mode)
 
 
