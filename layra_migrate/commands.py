@@ -367,8 +367,11 @@ class NewResult:
     exit_code: int = EXIT_OK
 
     def as_json(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "path": str(self.path),
-                "copied": [str(p) for p in self.copied]}
+        return {
+            "schema": self.SCHEMA,
+            "path": str(self.path),
+            "copied": [str(p) for p in self.copied],
+        }
 
 
 # ---------------------------------------------------------------------------------------
