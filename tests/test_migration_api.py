@@ -36,7 +36,7 @@ def test_scaffold_and_0001_type_check_against_the_api(tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     folder.mkdir()
     shutil.copy(default_dir() / "0001_litellm_to_direct.py", folder)
-    new = create(folder, "point gemini at vertex")
+    new = create(folder, "point gemini at vertex").path
     assert [m.id for m in discover(folder)] == ["0001_litellm_to_direct", new.stem]
     code, out = _mypy_strict(folder / "0001_litellm_to_direct.py", new)
     assert code == 0, out
