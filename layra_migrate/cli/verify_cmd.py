@@ -53,7 +53,8 @@ def verify(
         "running proxy and directly, and compare which upstream answers (exit 0 only when "
         "every name is the same).")] = False,
     proxy_endpoint: Annotated[str | None, typer.Option(
-        "--proxy-endpoint", help="With --against-proxy: the proxy's URL as reachable from here "
+        "--proxy-endpoint", metavar="URL",
+        help="With --against-proxy: the proxy's URL as reachable from here "
         "(e.g. http://localhost:4000/v1), instead of the one stored in Layra's documents.",
         show_default=False)] = None,
     mongo_uri: MongoUriOpt = None,

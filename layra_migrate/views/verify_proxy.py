@@ -52,7 +52,7 @@ def render_comparison(report: ProxyComparisonReport, out: Output, *, allow_skipp
                 Text(direct),
                 Text(cmp.status, style=_STYLE.get(cmp.status, "red")),
             )
-        c.print(t)
+        out.table(t)  # whole names and URLs: blocks when the table cannot hold them
     problems = [cmp for cmp in report.comparisons if cmp.status != SAME]
     for cmp in problems:
         c.print(
