@@ -55,6 +55,7 @@ def audit(
         str | None,
         typer.Option(
             "--litellm-db-container",
+            metavar="NAME",
             help="The proxy's PostgreSQL container: list the models stored there "
             "(store_model_in_db), read-only. Default: found through the LiteLLM proxy "
             "container's DATABASE_URL when Docker answers (DOCKER_HOST).",

@@ -32,6 +32,6 @@ def render_proxy_db(found: ProxyDbModels, out: Output) -> None:
             f"{m.created_at or '?'} by {m.created_by or '?'}",
         )
     if found.models:
-        c.print(t)
+        out.table(t)  # names whole: blocks when the table cannot hold them
     else:
         c.print(f"Proxy database: {found.detail}")
