@@ -3,9 +3,15 @@
 Order of a batch without transactions (safe to kill at any point):
 
 1. insert the journal entries, state ``pending``: before-image of every
-   changed path, a hash of the after-image, the Redis keys of the document;
+   changed path, the after-image and its hash, the Redis keys of the document
+   (one ``insert`` command);
 2. write the documents, each update guarded by a filter that matches only
-   while the fields still hold their before-image (no lost updates).
+   while the fields still hold their before-image (no lost updates): one
+   ``bulk_write`` per collection, the collections concurrently.
+
+A batch costs the same commands whatever its size; only when a guarded write
+did not match (a concurrent edit) are that batch's documents read, in
+concurrent chunks.
 
 There is no third "mark applied" write per entry: it would cost more than the
 journal itself. An entry's state is a hint; the document decides. Rollback
@@ -20,10 +26,10 @@ With a replica set each batch runs in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from layra_migrate import toolstate
 from layra_migrate.engine.lock import now
@@ -40,6 +46,10 @@ from layra_migrate.engine.paths import (
 if TYPE_CHECKING:
     from pymongo.asynchronous.client_session import AsyncClientSession
     from pymongo.asynchronous.database import AsyncDatabase
+
+T = TypeVar("T")
+
+
 
 class EntryState(StrEnum):
     """A journal entry's state (the ``state`` field of each entry)."""
@@ -91,7 +101,8 @@ def entry_doc(w: Write, migration: str, run_no: int, seq: int, run_id: str,
     return {"_id": entry_id(migration, run_no, seq), "migration": migration, "run": run_id,
             "run_no": run_no, "seq": seq,
             "collection": w.collection, "doc_id": w.doc_id, "before": encode_image(w.before),
-            "after_hash": w.after_hash, "cache_keys": w.cache_keys, "label": w.label,
+            "after": encode_image(w.after), "after_hash": w.after_hash,
+            "cache_keys": w.cache_keys, "label": w.label,
             "state": state, "at": now()}
 
 
@@ -108,16 +119,38 @@ def equal_images(a: dict[str, Any], b: dict[str, Any]) -> bool:
 async def fetch_docs(db: AsyncDatabase[dict[str, Any]], collection: str, ids: list[Any],
                      paths: set[str], session: AsyncClientSession | None = None
                      ) -> dict[Any, dict[str, Any]]:
-    """The documents (only the top-level fields the paths need), keyed by a hashable id."""
+    """The documents (only the top-level fields the paths need), keyed by a hashable id.
+
+    The ids go out in ``$in`` lists of at most :data:`IN_CHUNK`, all chunks at once (one
+    round trip of latency, not one per chunk); inside a transaction (one session, which
+    must not run two commands at a time) one after another."""
     from bson import encode
 
-    out: dict[Any, dict[str, Any]] = {}
-    for part in chunks(ids):
-        cursor = db[collection].find({"_id": {"$in": list(part)}},
-                                     top_fields(paths) or {"_id": 1}, session=session)
-        async for d in cursor:
-            out[encode({"_id": d["_id"]})] = d
-    return out
+    projection = top_fields(paths) or {"_id": 1}
+
+    async def one(part: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = db[collection].find({"_id": {"$in": list(part)}}, projection,
+                                     session=session)
+        return await cursor.to_list(None)
+
+    parts = chunks(ids)
+    if session is not None or len(parts) <= 1:
+        found = [await one(part) for part in parts]
+    else:
+        found = await gather_all([one(part) for part in parts])
+    return {encode({"_id": d["_id"]}): d for docs in found for d in docs}
+
+
+async def gather_all(aws: Sequence[Awaitable[T]]) -> list[T]:
+    """``asyncio.gather`` that lets every awaitable finish before raising the first error
+    (no write is left running unobserved behind an exception)."""
+    import asyncio
+
+    results = await asyncio.gather(*aws, return_exceptions=True)
+    for r in results:
+        if isinstance(r, BaseException):
+            raise r
+    return results  # type: ignore[return-value]
 
 
 IN_CHUNK = 32
@@ -137,41 +170,53 @@ def id_key(doc_id: Any) -> bytes:
     return encode({"_id": doc_id})
 
 
+@dataclass
+class Settled:
+    applied: int = 0
+    dropped: set[Any] = field(default_factory=set)  # entry ``_id``s deleted: never written
+
+
 async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]],
-                 session: AsyncClientSession | None = None) -> tuple[int, int]:
-    """Decide ``pending`` entries from the documents. Returns (applied, dropped)."""
+                 session: AsyncClientSession | None = None) -> Settled:
+    """Decide ``pending`` entries from the documents (read in concurrent chunks, the
+    collections concurrently; one ``bulk_write`` of journal states)."""
     from pymongo import DeleteOne, UpdateOne
 
     journal = db[toolstate.JOURNAL]
     ops: list[Any] = []
-    applied = dropped = 0
+    out = Settled()
     by_coll: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_coll.setdefault(e["collection"], []).append(e)
-    for coll, group in by_coll.items():
-        paths = {i["p"] for e in group for i in e["before"]}
-        docs = await fetch_docs(db, coll, [e["doc_id"] for e in group], paths, session)
+    reads = [fetch_docs(db, coll, [e["doc_id"] for e in group],
+                        {i["p"] for e in group for i in e["before"]}, session)
+             for coll, group in by_coll.items()]
+    if session is not None:
+        found = [await r for r in reads]
+    else:
+        found = await gather_all(reads)
+    for group, docs in zip(by_coll.values(), found, strict=True):
         for e in group:
             before = decode_image(e["before"])
             cur = current_values(docs.get(id_key(e["doc_id"])), list(before))
             if cur is None:
                 ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.ABANDONED}}))
-                dropped += 1
+                out.dropped.add(e["_id"])
             elif values_hash(cur.items()) == e["after_hash"]:
                 ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.APPLIED}}))
-                applied += 1
+                out.applied += 1
             elif equal_images(cur, before):
                 ops.append(DeleteOne({"_id": e["_id"]}))
-                dropped += 1
+                out.dropped.add(e["_id"])
             else:
                 # Changed by someone else after (or instead of) our write: keep the
                 # before-image; rollback will report the document as a conflict.
                 ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.APPLIED,
                                                                     "unsure": True}}))
-                applied += 1
+                out.applied += 1
     if ops:
         await journal.bulk_write(ops, ordered=True, session=session)
-    return applied, dropped
+    return out
 
 
 async def recover(db: AsyncDatabase[dict[str, Any]], runs: list[str], batch: int = 500) -> int:
@@ -283,28 +328,28 @@ class BatchOutcome:
 async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *, migration: str,
                       run_id: str, run_no: int, seq_start: int,
                       session: AsyncClientSession | None = None) -> BatchOutcome:
-    """Journal first, then the guarded document writes, then mark applied."""
+    """Journal first, then the guarded document writes.
+
+    Commands, whatever the batch size: one journal ``insert``, then one guarded
+    ``bulk_write`` per collection (the collections concurrently). Only when a guarded
+    write did not match is anything read: the batch's documents, to settle each entry."""
     journal = db[toolstate.JOURNAL]
     docs = [entry_doc(w, migration, run_no, seq_start + i, run_id, EntryState.WRITTEN)
             for i, w in enumerate(writes)]
     await journal.insert_many(docs, ordered=True, session=session)
-    matched = 0
     by_coll: dict[str, list[Write]] = {}
     for w in writes:
         by_coll.setdefault(w.collection, []).append(w)
-    for coll, group in by_coll.items():
-        res = await db[coll].bulk_write(grouped_updates(group), ordered=False, session=session)
-        matched += res.matched_count
-    ids = [d["_id"] for d in docs]
-    if matched == len(writes):
+    bulks = [db[coll].bulk_write(grouped_updates(group), ordered=False, session=session)
+             for coll, group in by_coll.items()]
+    if session is not None:
+        results = [await b for b in bulks]
+    else:
+        results = await gather_all(bulks)
+    if sum(r.matched_count for r in results) == len(writes):
         return BatchOutcome(list(writes), [])
     # Some guarded writes did not match: decide each from the document.
-    await settle(db, docs, session)
-    kept: set[Any] = set()
-    for part in chunks(ids):
-        kept.update([d["_id"] async for d in journal.find({"_id": {"$in": list(part)}},
-                                                          {"_id": 1}, session=session)])
-    written = [w for w, d in zip(writes, docs, strict=True) if d["_id"] in kept]
-    skipped = [w for w, d in zip(writes, docs, strict=True) if d["_id"] not in kept]
+    dropped = (await settle(db, docs, session)).dropped
+    written = [w for w, d in zip(writes, docs, strict=True) if d["_id"] not in dropped]
+    skipped = [w for w, d in zip(writes, docs, strict=True) if d["_id"] in dropped]
     return BatchOutcome(written, skipped)
-
