@@ -28,8 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 CHUNK = 1 << 16
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                delay_s: float) -> None:
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delay_s: float) -> None:
     """Copy reader -> writer, each chunk ``delay_s`` after it was read."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[float, bytes] | None] = asyncio.Queue()
@@ -57,16 +56,19 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
             writer.close()
 
 
-async def serve(listen_port: int, upstream: tuple[str, int], delay_s: float,
-                ready: asyncio.Future[int] | None = None) -> None:
+async def serve(
+    listen_port: int,
+    upstream: tuple[str, int],
+    delay_s: float,
+    ready: asyncio.Future[int] | None = None,
+) -> None:
     async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
         try:
             server_r, server_w = await asyncio.open_connection(*upstream)
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(_pipe(client_r, server_w, delay_s),
-                             _pipe(server_r, client_w, delay_s))
+        await asyncio.gather(_pipe(client_r, server_w, delay_s), _pipe(server_r, client_w, delay_s))
 
     server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
     port = int(server.sockets[0].getsockname()[1])
@@ -112,9 +114,18 @@ def upstream_of(uri: str) -> tuple[str, int]:
 def start(uri: str, delay_ms: float) -> Proxy:
     """The proxy in a child process, in front of the server at ``uri``."""
     host, port = upstream_of(uri)
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--upstream",
-                             f"{host}:{port}", "--delay-ms", str(delay_ms)],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--upstream",
+            f"{host}:{port}",
+            "--delay-ms",
+            str(delay_ms),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
     if not line.startswith("listening "):

@@ -24,6 +24,12 @@ REQUIRED = [
     "rewrite_postcondition_share", "rewrite_engine_cpu_s",
     "rollback_ratio", "rollback_s", "rollback_raw_s", "rollback_peak_rss_mb",
     "rollback_documents", "rollback_exact",
+    "rewrite_commands_per_batch", "rewrite_seq_round_trips_per_batch", "rewrite_batches",
+    "rollback_commands_per_batch", "rollback_seq_round_trips_per_batch", "rollback_batches",
+    "link_rewrite_s", "link_rewrite_raw_s", "link_rewrite_ratio", "link_rollback_s",
+    "link_rollback_raw_s", "link_rollback_ratio", "link_rewrite_seq_round_trips_per_batch",
+    "link_rollback_seq_round_trips_per_batch", "link_rewrite_ratio_vs_local",
+    "link_rollback_ratio_vs_local", "link_latency_ms",
     "verify_ratio", "verify_s", "verify_slowest_single_s", "verify_targets",
     "scale_growth", "tuning_best_batch_size", "total_s",
 ]
@@ -53,6 +59,12 @@ def test_quick_run_prints_one_json_object_with_every_result() -> None:
         assert all(_numeric(v) for v in row.values()), row
     assert len(result["batch_tuning"]) >= 2
     # every target is reported with whether it was met (met or not is not asserted)
-    assert set(result["targets"]) == {"startup_ratio", "audit_ratio", "rewrite_ratio",
-                                      "rewrite_peak_rss_mb", "rollback_ratio", "verify_ratio"}
+    assert set(result["targets"]) == {
+        "startup_ratio", "audit_ratio", "rewrite_ratio", "rewrite_peak_rss_mb", "rollback_ratio",
+        "rollback_peak_rss_mb", "link_rewrite_seq_round_trips_per_batch",
+        "link_rollback_seq_round_trips_per_batch", "link_rewrite_ratio_vs_local",
+        "link_rollback_ratio_vs_local", "verify_ratio"}
+    # the link case ran through the proxy: the same documents, at least one batch each way
+    assert result["link_rewrite_batches"] >= 1 and result["link_rollback_batches"] >= 1
+    assert result["link_rewrite_documents"] == result["rewrite_documents"]
     assert set(result["met"]) == set(result["targets"])

@@ -27,8 +27,12 @@ from tests.rewrite_support import raw_fingerprint
 PROXY = "http://litellm-proxy:4000/v1"
 DIRECT = "https://api.deepseek.com"
 EDITED_URL = "http://ollama.internal:11434/v1"
-PLAN = Plan(None, None, [PROXY], {
-    "alpha": PlanEntry("alpha", Target("deepseek", DIRECT, "alpha-up", "ALPHA_KEY"))})
+PLAN = Plan(
+    None,
+    None,
+    [PROXY],
+    {"alpha": PlanEntry("alpha", Target("deepseek", DIRECT, "alpha-up", "ALPHA_KEY"))},
+)
 KEYS = KeyValues({"ALPHA_KEY": "sk-test-direct-0000"})
 N = 90  # model_config documents, one collection: no batch straddles two collections
 
@@ -40,11 +44,25 @@ def _seed(db: Any, n: int = N) -> None:
 
 
 def original_doc(i: int) -> dict[str, Any]:
-    return {"_id": i, "username": f"u{i:03d}", "models": [
-        {"model_id": f"m{i}", "model_name": "alpha", "model_url": PROXY,
-         "api_key": f"sk-test-virtual-{i:03d}", "temperature": 0.5},
-        {"model_id": f"d{i}", "model_name": "gpt", "model_url": "https://api.openai.com/v1",
-         "api_key": "sk-test-openai-0000"}]}
+    return {
+        "_id": i,
+        "username": f"u{i:03d}",
+        "models": [
+            {
+                "model_id": f"m{i}",
+                "model_name": "alpha",
+                "model_url": PROXY,
+                "api_key": f"sk-test-virtual-{i:03d}",
+                "temperature": 0.5,
+            },
+            {
+                "model_id": f"d{i}",
+                "model_name": "gpt",
+                "model_url": "https://api.openai.com/v1",
+                "api_key": "sk-test-openai-0000",
+            },
+        ],
+    }
 
 
 class Commands:
@@ -78,8 +96,15 @@ class Commands:
         self.sent.clear()
 
 
-async def _run(uri: str, db_name: str, action: str, batch: int, *, force: bool = False,
-               commands: Commands | None = None) -> Any:
+async def _run(
+    uri: str,
+    db_name: str,
+    action: str,
+    batch: int,
+    *,
+    force: bool = False,
+    commands: Commands | None = None,
+) -> Any:
     from pymongo import AsyncMongoClient, monitoring
 
     class Listener(monitoring.CommandListener):
@@ -112,7 +137,8 @@ LOCK = toolstate.LOCK
 
 @pytest.mark.parametrize("batch", [7, 30, 90])
 def test_rewrite_sends_the_same_commands_per_batch_whatever_its_size(
-        sync_client: Any, mongo_uri: str, db_name: str, batch: int) -> None:
+    sync_client: Any, mongo_uri: str, db_name: str, batch: int
+) -> None:
     db = sync_client[db_name]
     _seed(db)
     commands = Commands()
@@ -135,7 +161,8 @@ def test_rewrite_sends_the_same_commands_per_batch_whatever_its_size(
 
 @pytest.mark.parametrize("batch", [7, 30, 90])
 def test_rollback_restores_without_reading_the_documents_whatever_the_batch_size(
-        sync_client: Any, mongo_uri: str, db_name: str, batch: int) -> None:
+    sync_client: Any, mongo_uri: str, db_name: str, batch: int
+) -> None:
     db = sync_client[db_name]
     _seed(db)
     original = raw_fingerprint(db)
@@ -159,7 +186,8 @@ def test_rollback_restores_without_reading_the_documents_whatever_the_batch_size
 
 
 def test_an_edit_between_the_journal_and_the_guarded_write_is_never_overwritten(
-        sync_client: Any, mongo_uri: str, db_name: str) -> None:
+    sync_client: Any, mongo_uri: str, db_name: str
+) -> None:
     """The app edits two documents of the batch right after the journal insert returns
     and before the guarded bulk write is sent: one in a migrated field (the guard misses:
     the document is left alone; its journal entry is kept, marked unsure, because the
@@ -205,11 +233,14 @@ def test_an_edit_between_the_journal_and_the_guarded_write_is_never_overwritten(
     key3 = next(k for k in after if _doc_of(k) == 3)
     assert after[key3] == edited_state["model_config"][key3]
     assert db.model_config.find_one({"_id": 4})["models"][0] == {
-        **original_doc(4)["models"][0], "temperature": 0.9}
+        **original_doc(4)["models"][0],
+        "temperature": 0.9,
+    }
 
 
 def test_optimistic_rollback_tells_conflicts_from_already_restored(
-        sync_client: Any, mongo_uri: str, db_name: str) -> None:
+    sync_client: Any, mongo_uri: str, db_name: str
+) -> None:
     """After the rewrite the app edits a migrated field of one document and deletes
     another; a third already holds its before-image (a rollback that died before marking
     its journal entry). The guarded restores miss those three; the batch that holds them,
@@ -224,15 +255,16 @@ def test_optimistic_rollback_tells_conflicts_from_already_restored(
     edited = raw_fingerprint(db)["model_config"]
     db.model_config.delete_one({"_id": 6})
     entry = db[JOURNAL].find_one({"doc_id": 7})
-    db.model_config.update_one({"_id": 7}, {"$set": {
-        i["p"]: i["v"] for i in entry["before"]}})
+    db.model_config.update_one({"_id": 7}, {"$set": {i["p"]: i["v"] for i in entry["before"]}})
 
     commands = Commands()
     result = asyncio.run(_run(mongo_uri, db_name, "rollback", 10, commands=commands))
     stats = next(iter(result.stats.values()))
     assert (stats.restored, stats.already, stats.conflicts) == (37, 1, 2)
-    assert sorted((c.doc_id, c.reason) for c in result.conflicts) == [(5, "changed"),
-                                                                      (6, "deleted")]
+    assert sorted((c.doc_id, c.reason) for c in result.conflicts) == [
+        (5, "changed"),
+        (6, "deleted"),
+    ]
     assert result.migrations[0].status == "partially_rolled_back"
     # 4 batches (newest first: ids 39..30, 29..20, 19..10, 9..0); one of them missed
     assert commands.count("update", "model_config") == 4
@@ -260,7 +292,8 @@ def _doc_of(key_hex: str) -> Any:
 
 
 def test_journal_entries_without_an_after_image_are_still_rolled_back_exactly(
-        sync_client: Any, mongo_uri: str, db_name: str) -> None:
+    sync_client: Any, mongo_uri: str, db_name: str
+) -> None:
     """Entries written before the journal recorded after-images take the read-then-decide
     path (the recorded hash of the after-image decides), with the same result."""
     db = sync_client[db_name]
@@ -307,7 +340,9 @@ async def test_chunked_reads_go_out_at_the_same_time() -> None:
         def __getitem__(self, name: str) -> Coll:
             return Coll()
 
-    docs = await asyncio.wait_for(journal_mod.fetch_docs(Db(), "c", ids, {"x"}),  # type: ignore[arg-type]
-                                  timeout=5)
+    docs = await asyncio.wait_for(
+        journal_mod.fetch_docs(Db(), "c", ids, {"x"}),  # type: ignore[arg-type]
+        timeout=5,
+    )
     assert started == parts == 6
     assert len(docs) == len(ids)
