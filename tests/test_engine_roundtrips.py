@@ -182,7 +182,9 @@ def test_rollback_restores_without_reading_the_documents_whatever_the_batch_size
     # the journal: counted once, read in pages of the batch size
     assert commands.count("find", JOURNAL) == 1
     assert commands.count("getMore", JOURNAL) <= batches
-    assert {e["state"] for e in db[JOURNAL].find()} == {journal_mod.RESTORED}
+    assert {e["state"] for e in db[JOURNAL].find()} == {journal_mod.EntryState.RESTORED}
+    # the after-image (the new key with it) leaves the journal with the restore
+    assert db[JOURNAL].count_documents({"after": {"$exists": True}}) == 0
 
 
 def test_an_edit_between_the_journal_and_the_guarded_write_is_never_overwritten(
@@ -216,7 +218,8 @@ def test_an_edit_between_the_journal_and_the_guarded_write_is_never_overwritten(
     doc4 = db.model_config.find_one({"_id": 4})
     assert doc4["models"][0]["model_url"] == DIRECT and doc4["models"][0]["temperature"] == 0.9
     entry3 = db[JOURNAL].find_one({"doc_id": 3})
-    assert entry3["unsure"] is True and entry3["state"] == journal_mod.APPLIED
+    assert entry3["unsure"] is True and entry3["state"] == journal_mod.EntryState.APPLIED
+    assert "after" not in entry3  # the rollback decides it from the document
     # only the batch whose guard missed read its documents (once, one chunk); the other
     # batch sent no read and no journal update
     assert commands.count("find", "model_config") == 1 + 1  # the stream + that batch
@@ -270,8 +273,9 @@ def test_optimistic_rollback_tells_conflicts_from_already_restored(
     assert commands.count("update", "model_config") == 4
     assert commands.count("find", "model_config") == 1
     states = {e["doc_id"]: e["state"] for e in db[JOURNAL].find()}
-    assert states[5] == states[6] == journal_mod.CONFLICT
-    assert {s for d, s in states.items() if d not in (5, 6)} == {journal_mod.RESTORED}
+    assert states[5] == states[6] == journal_mod.EntryState.CONFLICT
+    assert db[JOURNAL].count_documents({"after": {"$exists": True}}) == 0
+    assert {s for d, s in states.items() if d not in (5, 6)} == {journal_mod.EntryState.RESTORED}
     now = raw_fingerprint(db)["model_config"]
     keys = {_doc_of(k): k for k in now}
     assert now[keys[5]] == edited[keys[5]]  # the app's edit survived

@@ -200,7 +200,7 @@ async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]
             before = decode_image(e["before"])
             cur = current_values(docs.get(id_key(e["doc_id"])), list(before))
             if cur is None:
-                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.ABANDONED}}))
+                ops.append(UpdateOne({"_id": e["_id"]}, mark(EntryState.ABANDONED)))
                 out.dropped.add(e["_id"])
             elif values_hash(cur.items()) == e["after_hash"]:
                 ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.APPLIED}}))
@@ -212,7 +212,8 @@ async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]
                 # Changed by someone else after (or instead of) our write: keep the
                 # before-image; rollback will report the document as a conflict.
                 ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.APPLIED,
-                                                                    "unsure": True}}))
+                                                                    "unsure": True},
+                                                           "$unset": {"after": ""}}))
                 out.applied += 1
     if ops:
         await journal.bulk_write(ops, ordered=True, session=session)
@@ -267,8 +268,7 @@ async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
                 before = decode_image(e["before"])
                 cur = current_values(docs.get(id_key(e["doc_id"])), list(before))
                 if cur is not None and equal_images(cur, before):
-                    ops.append(UpdateOne({"_id": e["_id"]},
-                                         {"$set": {"state": EntryState.RESTORED}}))
+                    ops.append(UpdateOne({"_id": e["_id"]}, mark(EntryState.RESTORED)))
         if ops:
             await journal.bulk_write(ops, ordered=False)
             total += len(ops)
@@ -304,8 +304,21 @@ def grouped_updates(writes: list[Write]) -> list[Any]:
     return ops
 
 
+LIVE = (EntryState.WRITTEN, EntryState.APPLIED)
+
+
+def mark(state: str) -> dict[str, Any]:
+    """The update that moves an entry to ``state``. Leaving the live states drops the
+    after-image (the new values, new key included): the journal keeps it only while the
+    document holds the same values, as the guard of the optimistic restore."""
+    if state in LIVE:
+        return {"$set": {"state": state}}
+    return {"$set": {"state": state}, "$unset": {"after": ""}}
+
+
 def state_updates(states: dict[Any, str]) -> list[Any]:
-    """Journal entries' new states (entry ``_id`` -> state) as few writes as possible."""
+    """Journal entries' new states (entry ``_id`` -> state) as few writes as possible
+    (one ``update`` command: every statement is an update)."""
     from pymongo import UpdateMany, UpdateOne
 
     by_state: dict[str, list[Any]] = {}
@@ -314,8 +327,8 @@ def state_updates(states: dict[Any, str]) -> list[Any]:
     ops: list[Any] = []
     for state, ids in by_state.items():
         for part in chunks(ids):
-            ops.append(UpdateOne({"_id": part[0]}, {"$set": {"state": state}}) if len(part) == 1
-                       else UpdateMany({"_id": {"$in": list(part)}}, {"$set": {"state": state}}))
+            ops.append(UpdateOne({"_id": part[0]}, mark(state)) if len(part) == 1
+                       else UpdateMany({"_id": {"$in": list(part)}}, mark(state)))
     return ops
 
 
