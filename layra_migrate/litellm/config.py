@@ -1,4 +1,16 @@
-"""Loading LiteLLM's config.yaml: safe YAML only, ``include:`` files merged.
+"""Loading LiteLLM's config.yaml: safe YAML only, ``include:`` files merged as LiteLLM does.
+
+The merge follows LiteLLM 1.110.2's loader (``proxy/common_utils/config_includes.py``),
+checked against it by ``tests/test_litellm_oracle.py``:
+
+- includes are read breadth first: the root file's entries in order, then the entries of
+  each included file, appended after the ones still pending;
+- an entry names a file next to the file that declares it; when that file does not exist
+  but one next to the root config does, that one is read (LiteLLM's compatibility rule);
+- a file already read is neither read nor merged again (so cycles end, they do not fail);
+- a top-level list in an included file (``model_list``) is appended to the merged list;
+  any other top-level value (``router_settings``, ``litellm_settings``...) *replaces*
+  the merged one as a whole: an included file wins over the main file.
 
 Errors name the file and, where YAML reports it, the line.
 """
@@ -13,6 +25,7 @@ from layra_migrate.errors import ConfigError
 from layra_migrate.yamlfile import read_yaml
 
 ENV_PREFIX = "os.environ/"
+INCLUDE_KEY = "include"
 
 
 @dataclass(frozen=True)
@@ -24,8 +37,14 @@ class Deployment:
     api_base: str | None
     api_key: str | None
     mode: str
-    source: str  # file:line where the entry was declared
+    source: str  # file: model_list[i] where the entry was declared
     extra: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)  # the whole litellm_params
+
+    @property
+    def custom_llm_provider(self) -> str | None:
+        value = self.params.get("custom_llm_provider")
+        return str(value) if value else None
 
 
 @dataclass
@@ -39,6 +58,14 @@ class LiteLLMConfig:
     master_key_ref: str | None
     store_model_in_db: bool
     files: list[Path]
+    router_settings: dict[str, Any] = field(default_factory=dict)
+    litellm_settings: dict[str, Any] = field(default_factory=dict)
+    general_settings: dict[str, Any] = field(default_factory=dict)
+    # environment_variables: LiteLLM puts these into its own environment at start-up.
+    # Values may be secrets: they are looked up, never shown.
+    environment_variables: dict[str, str] = field(default_factory=dict)
+    # top-level section -> the file whose value LiteLLM uses (an include can replace it)
+    section_sources: dict[str, Path] = field(default_factory=dict)
 
     def groups(self) -> dict[str, list[Deployment]]:
         out: dict[str, list[Deployment]] = {}
@@ -55,55 +82,85 @@ def _read_yaml(path: Path) -> Any:
     )
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key, value in extra.items():
-        if key == "include":
-            continue
-        if key in base and isinstance(base[key], list) and isinstance(value, list):
-            base[key] = base[key] + value
-        elif key in base and isinstance(base[key], dict) and isinstance(value, dict):
-            merged = dict(value)
-            merged.update(base[key])
-            base[key] = merged
-        elif key not in base:
-            base[key] = value
+def _include_entries(data: dict[str, Any], path: Path) -> list[str]:
+    if INCLUDE_KEY not in data:
+        return []
+    entries = data[INCLUDE_KEY]
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise ConfigError(
+            "include: must be a list of file paths",
+            path=str(path),
+            hint="write include: [other.yaml] (LiteLLM refuses anything else too)",
+        )
+    return list(entries)
 
 
-def _load_tree(path: Path, seen: list[Path]) -> dict[str, Any]:
-    resolved = path.resolve()
-    if resolved in seen:
-        raise ConfigError("include cycle", path=str(path))
-    seen.append(resolved)
+def _resolve_include(entry: str, declared_in: Path, root: Path) -> Path:
+    declared = (declared_in.parent / entry).resolve()
+    root_relative = (root.parent / entry).resolve()
+    if declared == root_relative or not root_relative.exists():
+        return declared
+    if not declared.exists():
+        return root_relative
+    return declared
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
     data = _read_yaml(path)
     if data is None:
-        data = {}
+        return {}
     if not isinstance(data, dict):
         raise ConfigError("top level must be a mapping", path=str(path))
-    includes = data.get("include") or []
-    if isinstance(includes, str):
-        includes = [includes]
-    if not isinstance(includes, list):
-        raise ConfigError("include: must be a list of file paths", path=str(path))
-    for inc in includes:
-        inc_path = path.parent / str(inc)
-        if not inc_path.is_file():
+    return data
+
+
+def _load_tree(root: Path) -> tuple[dict[str, Any], list[Path], dict[str, Path]]:
+    """The merged config, the files read (in order) and which file each section came from."""
+    root_resolved = root.resolve()
+    merged = _read_mapping(root)
+    sources: dict[str, Path] = {k: root for k in merged if k != INCLUDE_KEY}
+    files = [root_resolved]
+    pending = [(e, root_resolved) for e in _include_entries(merged, root)]
+    merged = {k: v for k, v in merged.items() if k != INCLUDE_KEY}
+    loaded = {root_resolved}
+    while pending:
+        entry, declared_in = pending.pop(0)
+        location = _resolve_include(entry, declared_in, root_resolved)
+        if location in loaded:
+            continue
+        if not location.is_file():
             raise ConfigError(
-                f"include {inc!r} does not exist (looked at {inc_path})",
-                path=str(path),
+                f"include {entry!r} does not exist (looked at {location})",
+                path=str(declared_in),
                 hint="paths are relative to the including file",
             )
-        _merge(data, _load_tree(inc_path, seen))
-    return data
+        included = _read_mapping(location)
+        pending.extend((e, location) for e in _include_entries(included, location))
+        for key, value in included.items():
+            if key == INCLUDE_KEY:
+                continue
+            base = merged.get(key)
+            if isinstance(base, list) and isinstance(value, list):
+                merged[key] = [*base, *value]
+            else:
+                merged[key] = value
+                sources[key] = location
+        loaded.add(location)
+        files.append(location)
+    return merged, files, sources
 
 
 def _str_or_none(v: Any) -> str | None:
     return None if v is None else str(v)
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def load_config(path: str | Path) -> LiteLLMConfig:
     path = Path(path)
-    files: list[Path] = []
-    data = _load_tree(path, files)
+    data, files, sources = _load_tree(path)
     model_list = data.get("model_list")
     if not isinstance(model_list, list):
         raise ConfigError(
@@ -134,13 +191,14 @@ def load_config(path: str | Path) -> LiteLLMConfig:
                 extra={
                     k: v for k, v in extra.items() if k in {"custom_llm_provider", "rpm", "tpm"}
                 },
+                params=dict(params),
             )
         )
-    router = data.get("router_settings") or {}
-    settings = data.get("litellm_settings") or {}
-    general = data.get("general_settings") or {}
+    router = _mapping(data.get("router_settings"))
+    settings = _mapping(data.get("litellm_settings"))
+    general = _mapping(data.get("general_settings"))
     aliases: dict[str, str] = {}
-    raw_alias = router.get("model_group_alias") if isinstance(router, dict) else None
+    raw_alias = router.get("model_group_alias")
     if isinstance(raw_alias, dict):
         for alias, target in raw_alias.items():
             if isinstance(target, dict):
@@ -149,8 +207,6 @@ def load_config(path: str | Path) -> LiteLLMConfig:
                 aliases[str(alias)] = str(target)
     fallbacks: dict[str, list[str]] = {}
     for source in (router, settings):
-        if not isinstance(source, dict):
-            continue
         for key in ("fallbacks", "context_window_fallbacks", "content_policy_fallbacks"):
             for item in source.get(key) or []:
                 if isinstance(item, dict):
@@ -159,20 +215,24 @@ def load_config(path: str | Path) -> LiteLLMConfig:
                             [str(f) for f in (fb if isinstance(fb, list) else [fb])]
                         )
         default_fb = source.get("default_fallbacks")
-        if default_fb:
+        if isinstance(default_fb, list) and default_fb:
             fallbacks.setdefault("*", []).extend([str(f) for f in default_fb])
+    env_vars = _mapping(data.get("environment_variables"))
     return LiteLLMConfig(
         path=path,
         deployments=deployments,
         group_aliases=aliases,
         fallbacks=fallbacks,
-        drop_params=bool(isinstance(settings, dict) and settings.get("drop_params")),
-        cache=bool(isinstance(settings, dict) and settings.get("cache")),
-        master_key_ref=_str_or_none(general.get("master_key"))
-        if isinstance(general, dict)
-        else None,
-        store_model_in_db=bool(isinstance(general, dict) and general.get("store_model_in_db")),
+        drop_params=bool(settings.get("drop_params")),
+        cache=bool(settings.get("cache")),
+        master_key_ref=_str_or_none(general.get("master_key")),
+        store_model_in_db=bool(general.get("store_model_in_db")),
         files=files,
+        router_settings=router,
+        litellm_settings=settings,
+        general_settings=general,
+        environment_variables={str(k): str(v) for k, v in env_vars.items() if v is not None},
+        section_sources=sources,
     )
 
 

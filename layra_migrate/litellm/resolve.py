@@ -1,20 +1,33 @@
 """Resolve the model name Layra sends to the direct provider LiteLLM routes it to.
 
-Order, as LiteLLM's router does it: ``model_group_alias`` first, then an exact
-``model_name`` group, then the most specific wildcard. A group with several
-distinct upstreams is ambiguous: choosing one is the operator's decision (edit
-the plan), never a guess.
+The order is LiteLLM 1.110.2's router, checked against it by ``tests/test_litellm_oracle.py``:
+
+1. ``router_settings.model_group_alias`` (one level) names the group to use;
+2. an exact ``model_name`` group;
+3. wildcard routes: each ``model_name`` with ``*`` becomes a regex (``*`` -> ``(.*)``,
+   matched from the start), most specific (longest regex) first; the name is tried as
+   sent, then as ``<provider>/<name>`` with the provider LiteLLM infers for a bare name
+   from its model map (``catalog.infer_provider``). The captured parts replace the ``*``
+   in the route's ``litellm_params.model``.
+
+A group with several distinct upstreams is load-balanced: ambiguous, and choosing one is
+the operator's decision (edit the plan), never a guess. The base URL and the key variable
+come from the route, else from the proxy's own environment (``<PROVIDER>_API_BASE``, the
+provider's default key variables), else from LiteLLM's defaults; then the one table in
+``providers.direct_base_url`` maps LiteLLM's native endpoint to the OpenAI-compatible base.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from layra_migrate.litellm.behaviours import LostBehaviour, lost_behaviours
+from layra_migrate.litellm.catalog import infer_provider, latest_alias_target
 from layra_migrate.litellm.config import Deployment, LiteLLMConfig, env_ref
-from layra_migrate.litellm.providers import PROVIDERS, infer_provider, split_model
+from layra_migrate.litellm.providers import PROVIDERS, direct_base_url, split_model
 
 CHAT_MODES = frozenset({"chat", "completion", "responses"})
 
@@ -54,6 +67,9 @@ class Resolution:
     route: str | None = None
     choices: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    lost_behaviours: list[LostBehaviour] = field(default_factory=list)
+    # where the base URL and the key variable came from (names and files, never values)
+    sources: dict[str, str] = field(default_factory=dict)
 
     @property
     def resolved(self) -> bool:
@@ -65,125 +81,246 @@ class Resolution:
 
 
 EnvLookup = Callable[[str], "str | None"]
+SourceLookup = Callable[[str], "tuple[str | None, str | None]"]
+
+
+@dataclass
+class _DeploymentResult:
+    target: Target | None
+    code: str | None = None
+    reason: str | None = None
+    notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def _provider_and_id(dep: Deployment, model: str) -> tuple[str | None, str]:
+    """(provider, upstream id) the way ``get_llm_provider`` splits a deployment's model."""
+    custom = dep.custom_llm_provider
+    if custom:
+        if custom == "openrouter" and model.startswith("openrouter/"):
+            return custom, model[len("openrouter/") :]
+        if model.startswith(custom + "/"):
+            return custom, model[len(custom) + 1 :]
+        return custom, model
+    provider, model_id = split_model(model)
+    if provider is None:
+        return infer_provider(model_id), model_id
+    return provider, model_id
 
 
 def _deployment_target(
-    dep: Deployment, env: EnvLookup, sent_name: str
-) -> tuple[Target | None, str | None, str | None, list[str]]:
-    """(target, reason_code, reason, notes) for one deployment."""
-    notes: list[str] = []
-    model = dep.model
-    if "*" in model:
-        # wildcard passthrough: the concrete name comes from what the app sends
-        prefix = dep.model_name.split("*", 1)[0]
-        matched = sent_name[len(prefix) :] if sent_name.startswith(prefix) else sent_name
-        model = model.replace("*", matched, 1)
-    provider, model_id = split_model(model)
+    dep: Deployment, model: str, lookup: SourceLookup
+) -> _DeploymentResult:
+    provider, model_id = _provider_and_id(dep, model)
     if provider is None:
-        provider = str(dep.extra.get("custom_llm_provider") or "") or infer_provider(model_id)
-        if provider is None:
-            return (
-                None,
-                UNKNOWN_PROVIDER,
-                (f"cannot tell the provider of {model!r}; set provider and base_url in the plan"),
-                notes,
-            )
-    if provider not in PROVIDERS and "/" in model and provider not in ("openai",):
-        # "vendor/model" without a known provider prefix: LiteLLM would treat it as
-        # openai-compatible
-        # only with an api_base.
-        if not dep.api_base:
-            return None, UNKNOWN_PROVIDER, f"provider {provider!r} is not in the catalog", notes
-    if dep.mode not in CHAT_MODES:
-        return None, NOT_CHAT, f"{dep.mode} model ({dep.model}): not a chat target", notes
-    spec = PROVIDERS.get(provider)
-    if spec is not None and not spec.openai_chat:
-        return (
+        return _DeploymentResult(
             None,
-            UNSUPPORTED,
-            spec.unsupported_reason or f"{provider} is not OpenAI-compatible",
-            notes,
+            UNKNOWN_PROVIDER,
+            f"LiteLLM cannot infer the provider of {model!r} (not in its model map); "
+            "set provider and base_url in the plan",
         )
+    spec = PROVIDERS.get(provider)
+    if spec is None:
+        return _DeploymentResult(
+            None,
+            UNKNOWN_PROVIDER,
+            f"provider {provider!r} ({model}) is not in this tool's catalog; "
+            "set a target in the plan",
+        )
+    if dep.mode not in CHAT_MODES:
+        return _DeploymentResult(
+            None, NOT_CHAT, f"{dep.mode} model ({dep.model}): not a chat target"
+        )
+    if not spec.openai_chat:
+        return _DeploymentResult(
+            None, UNSUPPORTED, spec.unsupported_reason or f"{provider} is not OpenAI-compatible"
+        )
+    model_id = latest_alias_target(provider, model_id)
+    notes: list[str] = []
+    sources: dict[str, str] = {}
 
     base: str | None = dep.api_base
     base_var = env_ref(base)
     if base_var:
-        base = env(base_var)
+        base, where = lookup(base_var)
         if not base:
-            return None, NEEDS_BASE, f"api_base comes from ${base_var}, which is not set", notes
-    if provider in ("ollama", "ollama_chat") and base:
-        base = base.rstrip("/")
-        if not base.endswith("/v1"):
-            base += "/v1"
+            return _DeploymentResult(
+                None,
+                NEEDS_BASE,
+                f"api_base comes from ${base_var}, which is not set in the proxy's environment",
+            )
+        sources["base_url"] = f"config.yaml api_base: os.environ/{base_var} (${base_var} from {where})"
+    elif base:
+        sources["base_url"] = f"config.yaml api_base ({dep.source})"
     if not base:
-        base = spec.base_url if spec else None
+        for var in spec.base_envs:
+            value, where = lookup(var)
+            if value:
+                base = value
+                sources["base_url"] = f"${var} from {where}"
+                break
+    if not base and spec.litellm_default_base:
+        base = spec.litellm_default_base
+        sources["base_url"] = f"LiteLLM's default for {provider}"
     if not base:
-        return None, NEEDS_BASE, f"{provider} needs an api_base; set base_url in the plan", notes
+        return _DeploymentResult(
+            None,
+            NEEDS_BASE,
+            f"{provider} needs an api_base (none in the route or the proxy's environment); "
+            "set base_url in the plan",
+        )
+    direct, why = direct_base_url(provider, base)
+    if direct is None:
+        return _DeploymentResult(None, NEEDS_BASE, why)
 
-    key_var = env_ref(dep.api_key)
-    key_required = spec.key_required if spec else True
-    if provider in ("ollama", "ollama_chat") and "ollama.com" in base:
+    key_required = spec.key_required
+    if provider in ("ollama", "ollama_chat") and "ollama.com" in direct:
         key_required = True
-    if key_var is None:
-        candidates = spec.key_envs if spec else (f"{provider.upper()}_API_KEY",)
-        key_var = next((c for c in candidates if env(c)), candidates[0])
+    key_var = env_ref(dep.api_key)
+    if key_var is not None:
+        _value, where = lookup(key_var)
+        sources["api_key_env"] = (
+            f"config.yaml api_key: os.environ/{key_var}"
+            + (f" (set in {where})" if where else " (not set in the proxy's environment)")
+        )
+    else:
+        order = spec.key_read_order
+        key_var = next((v for v in order if lookup(v)[0]), None)
+        if key_var is not None:
+            sources["api_key_env"] = (
+                f"LiteLLM's default variable for {provider} (set in {lookup(key_var)[1]})"
+            )
+        else:
+            key_var = spec.key_envs[0]
+            sources["api_key_env"] = (
+                f"LiteLLM's default variable for {provider} (not set in the proxy's environment)"
+            )
         if dep.api_key:
             notes.append(
                 f"config.yaml holds a literal key for {dep.model_name}; "
                 f"the rewrite reads ${key_var} instead"
             )
-    return Target(provider, base, model_id, key_var, key_required), None, None, notes
+    return _DeploymentResult(
+        Target(provider, direct, model_id, key_var, key_required), None, None, notes, sources
+    )
 
 
-def _wildcard_groups(config: LiteLLMConfig, name: str) -> list[Deployment]:
-    best: list[Deployment] = []
-    best_len = -1
-    for group, deps in config.groups().items():
-        if "*" not in group or not fnmatch.fnmatchcase(name, group):
-            continue
-        specificity = len(group.replace("*", ""))
-        if specificity > best_len:
-            best, best_len = deps, specificity
-    return best
+_COMPLEXITY = ("*", "+", "?", "\\", "^", "$", "|", "(", ")")
 
 
-def resolve_name(config: LiteLLMConfig, name: str, env: EnvLookup) -> Resolution:
-    """How LiteLLM routes ``name``, as a direct provider target."""
+def _pattern_regex(pattern: str) -> str:
+    return re.escape(pattern).replace(r"\*", "(.*)")
+
+
+def _set_model(match: re.Match[str], model: str) -> str:
+    if "*" not in model:
+        return model
+    groups = match.groups()
+    if len(groups) > model.count("*"):
+        return match.string
+    for segment in groups:
+        model = model.replace("*", segment, 1)
+    return model
+
+
+def _wildcard_route(
+    config: LiteLLMConfig, name: str
+) -> tuple[str, list[tuple[Deployment, str]]] | None:
+    """(pattern, [(deployment, upstream model)]) of the wildcard route serving ``name``."""
+    patterns: dict[str, list[Deployment]] = {}
+    for dep in config.deployments:
+        if "*" in dep.model_name:
+            patterns.setdefault(_pattern_regex(dep.model_name), []).append(dep)
+    ordered = sorted(
+        patterns.items(),
+        key=lambda kv: (len(kv[0]), sum(kv[0].count(c) for c in _COMPLEXITY)),
+        reverse=True,
+    )
+    # LiteLLM tries the name as sent, then "<inferred provider>/<name>" ("None/..." when
+    # it cannot infer one, which only a pattern such as "*" can match)
+    candidates = [name, f"{infer_provider(name)}/{name}"]
+    for request in candidates:
+        for regex, deps in ordered:
+            m = re.match(regex, request)
+            if m:
+                return deps[0].model_name, [(d, _set_model(m, d.model)) for d in deps]
+    return None
+
+
+def resolve_name(
+    config: LiteLLMConfig,
+    name: str,
+    env: EnvLookup,
+    *,
+    proxy_lookup: SourceLookup | None = None,
+) -> Resolution:
+    """How LiteLLM routes ``name``, as a direct provider target.
+
+    ``env`` answers for the proxy's environment unless ``proxy_lookup`` (value, source)
+    is given (``ProxyEnvironment.lookup``).
+    """
+
+    def default_lookup(var: str) -> tuple[str | None, str | None]:
+        value = env(var)
+        return (value, "the environment") if value else (None, None)
+
+    lookup = proxy_lookup or default_lookup
     route = name
     group_name = config.group_aliases.get(name, name)
     if group_name != name:
         route = f"{name} -> alias of {group_name}"
-    groups = config.groups()
-    deps = groups.get(group_name)
-    if not deps:
-        deps = _wildcard_groups(config, group_name)
-        if deps:
-            route = f"{name} -> wildcard {deps[0].model_name}"
-    if not deps:
-        return Resolution(
-            name,
-            None,
-            NO_ROUTE,
-            f"config.yaml has no route for {name!r}; set a target in the plan",
-            route=None,
-        )
-    results = [_deployment_target(d, env, group_name) for d in deps]
-    notes = [n for r in results for n in r[3]]
-    fb = config.fallbacks.get(group_name) or config.fallbacks.get(name)
-    if fb:
-        notes.append(f"fallbacks {fb} are lost when calling {name} directly")
-    targets = [r[0] for r in results if r[0] is not None]
+    pairs: list[tuple[Deployment, str]] = [
+        (d, d.model) for d in config.groups().get(group_name, [])
+    ]
+    if not pairs:
+        found = _wildcard_route(config, group_name)
+        if found:
+            pattern, pairs = found
+            route = f"{route} -> wildcard {pattern}"
+            inferred = infer_provider(group_name) if "/" not in group_name else None
+            if inferred and not group_name.startswith(pattern.split("*", 1)[0]):
+                route += f" (provider {inferred} inferred from LiteLLM's model map)"
+    deps = [d for d, _ in pairs]
+    behaviours = lost_behaviours(config, [name, group_name], deps)
+    if not pairs:
+        reason = f"config.yaml has no route for {name!r}; set a target in the plan"
+        default_fb = [b for b in behaviours if b.kind == "default_fallbacks"]
+        if default_fb and any("*" in d.model_name for d in config.deployments):
+            reason = (
+                f"config.yaml has no route for {name!r} (the proxy answered it through "
+                f"default_fallbacks: {default_fb[0].detail.split('with ', 1)[-1]}); "
+                "set a target in the plan"
+            )
+        return Resolution(name, None, NO_ROUTE, reason, route=None, lost_behaviours=behaviours)
+    results = [_deployment_target(d, model, lookup) for d, model in pairs]
+    notes = [n for r in results for n in r.notes]
+    targets = [r.target for r in results if r.target is not None]
     distinct: list[Target] = []
     for t in targets:
         if t not in distinct:
             distinct.append(t)
-    if len(distinct) > 1 or (len(deps) > 1 and distinct and len(targets) < len(deps)):
-        reason = f"load-balanced group of {len(deps)} deployments; choose one in the plan"
-        failed = [r[2] for r in results if r[0] is None]
+    sources = next((r.sources for r in results if r.target is not None), {})
+    if len(distinct) > 1 or (len(pairs) > 1 and distinct and len(targets) < len(pairs)):
+        reason = f"load-balanced group of {len(pairs)} deployments; choose one in the plan"
+        failed = [r.reason for r in results if r.target is None]
         if failed:
             reason += f" ({len(failed)} cannot be resolved: {failed[0]})"
-        return Resolution(name, None, AMBIGUOUS, reason, route=route, choices=distinct, notes=notes)
+        return Resolution(
+            name,
+            None,
+            AMBIGUOUS,
+            reason,
+            route=route,
+            choices=distinct,
+            notes=notes,
+            lost_behaviours=behaviours,
+        )
     if not distinct:
-        _t, code, why, _n = results[0]
-        return Resolution(name, None, code, why, route=route, notes=notes)
-    return Resolution(name, distinct[0], route=route, notes=notes)
+        first = results[0]
+        return Resolution(
+            name, None, first.code, first.reason, route=route, notes=notes,
+            lost_behaviours=behaviours,
+        )
+    return Resolution(
+        name, distinct[0], route=route, notes=notes, lost_behaviours=behaviours, sources=sources
+    )
