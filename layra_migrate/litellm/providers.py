@@ -98,7 +98,7 @@ PROVIDERS: dict[str, Provider] = {
         Provider(
             "together_ai",
             "https://api.together.ai/v1",
-            ("TOGETHER_API_KEY", "TOGETHERAI_API_KEY"),
+            ("TOGETHERAI_API_KEY", "TOGETHER_API_KEY"),
             litellm_key_order=(
                 "TOGETHER_API_KEY",
                 "TOGETHER_AI_API_KEY",

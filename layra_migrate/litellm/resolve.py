@@ -4,7 +4,9 @@ The order is LiteLLM 1.110.2's router, checked against it by ``tests/test_litell
 
 1. ``router_settings.model_group_alias`` (one level) names the group to use;
 2. an exact ``model_name`` group;
-3. wildcard routes: each ``model_name`` with ``*`` becomes a regex (``*`` -> ``(.*)``,
+3. wildcard routes (below); 4. a route whose ``litellm_params.model`` is the name itself.
+
+Wildcard routes: each ``model_name`` with ``*`` becomes a regex (``*`` -> ``(.*)``,
    matched from the start), most specific (longest regex) first; the name is tried as
    sent, then as ``<provider>/<name>`` with the provider LiteLLM infers for a bare name
    from its model map (``catalog.infer_provider``). The captured parts replace the ``*``
@@ -280,6 +282,16 @@ def resolve_name(
             inferred = infer_provider(group_name) if "/" not in group_name else None
             if inferred and not group_name.startswith(pattern.split("*", 1)[0]):
                 route += f" (provider {inferred} inferred from LiteLLM's model map)"
+    if not pairs:
+        # a name equal to a route's litellm_params.model is served by that route (by all of
+        # them when several share it), after groups and wildcards
+        pairs = [
+            (d, d.model)
+            for d in config.deployments
+            if d.model == group_name and "*" not in d.model_name
+        ]
+        if pairs:
+            route = f"{route} -> litellm_params.model of {', '.join(sorted({d.model_name for d, _ in pairs}))}"
     deps = [d for d, _ in pairs]
     behaviours = lost_behaviours(config, [name, group_name], deps)
     if not pairs:

@@ -24,7 +24,7 @@ model_list:
       model: deepseek/deepseek-chat{deepseek_base}
   - model_name: gemini-2.5-flash
     litellm_params:
-      model: gemini/gemini-2.5-flash
+      model: {gemini_model}
       api_key: os.environ/GEMINI_API_KEY{gemini_base}
   - model_name: kimi-k2
     litellm_params:
@@ -91,7 +91,10 @@ def write_litellm_config(folder: Path, provider_base: str | None = None) -> Path
     ``provider_base``: when given (the root URL of the sandbox's provider stub,
     without ``/v1``), every chat route gets it as ``api_base``, standing in for
     the real providers (``<root>/v1`` for OpenAI-style routes, ``<root>`` for
-    Ollama routes, as LiteLLM configs spell them).
+    Ollama routes, as LiteLLM configs spell them). The stub speaks only the OpenAI
+    protocol, while LiteLLM's ``gemini/`` provider calls Gemini's native API at its
+    api_base; so with a stub the Gemini route is spelled ``openai/gemini-2.5-flash``
+    (an OpenAI-compatible server at api_base), which is what LiteLLM would really call.
     """
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "models").mkdir(exist_ok=True)
@@ -103,6 +106,7 @@ def write_litellm_config(folder: Path, provider_base: str | None = None) -> Path
     text = MAIN.format(
         deepseek_base=base(openai_style),
         gemini_base=base(openai_style),
+        gemini_model="openai/gemini-2.5-flash" if provider_base else "gemini/gemini-2.5-flash",
         openai_base=base(openai_style),
         ollama_base=provider_base or "https://ollama.com",
     )
