@@ -110,6 +110,7 @@ class OracleTarget:
     error: str | None = None
     group: str = ""  # the deployment's model_name
     routed_model: str = ""  # its litellm_params.model as routed
+    position: int = -1  # its place among the config entries with the same model_name
 
 
 @dataclass
@@ -166,13 +167,29 @@ class Oracle:
             else:
                 with pytest.raises(Exception, match="no healthy deployments|No deployments"):
                     await router.select(name)
+            everything = list(registry.all())
             out[name] = OracleAnswer(
-                [self._target(d, env) for d in deps], len(seen), len(ids) if deps else 0
+                [self._target(d, env, self._position(d, everything)) for d in deps],
+                len(seen),
+                len(ids) if deps else 0,
             )
         router.retire()
         return out
 
-    def _target(self, dep: Mapping[str, Any], env: Mapping[str, str]) -> OracleTarget:
+    @staticmethod
+    def _position(dep: Mapping[str, Any], everything: list[Mapping[str, Any]]) -> int:
+        """Which config entry of its model_name this is (config order)."""
+        same = [d for d in everything if d.get("model_name") == dep.get("model_name")]
+        for i, d in enumerate(same):
+            if d is dep or (d.get("model_info") or {}).get("id") == (
+                dep.get("model_info") or {}
+            ).get("id"):
+                return i
+        return -1
+
+    def _target(
+        self, dep: Mapping[str, Any], env: Mapping[str, str], position: int = -1
+    ) -> OracleTarget:
         litellm = self.litellm
         from litellm.litellm_core_utils.llm_response_utils.get_api_base import get_api_base
 
@@ -191,7 +208,7 @@ class Oracle:
         except Exception as exc:  # noqa: BLE001 - LiteLLM cannot route it
             return OracleTarget(
                 None, model, None, None, False, (), mode, str(exc)[:120],
-                str(dep.get("model_name")), model,
+                str(dep.get("model_name")), model, position,
             )
         key_var = var_of(api_key) or var_of(dyn_key)
         literal = bool(api_key) and var_of(api_key) is None
@@ -200,9 +217,10 @@ class Oracle:
         expected = tuple(check.get("missing_keys") or ())
         base = api_base or dyn_base
         if not base:
+            # os.environ as the proxy has it now, environment_variables applied
             for var in CALL_BASE_ENVS.get(provider, ()):
-                if env.get(var):
-                    base = env[var]
+                if os.environ.get(var):
+                    base = os.environ[var]
                     break
         if not base:
             base = CALL_DEFAULT_BASE.get(provider) or get_api_base(
@@ -210,5 +228,5 @@ class Oracle:
             )
         return OracleTarget(
             provider, model_id, base, key_var, literal, expected, mode, None,
-            str(dep.get("model_name")), model,
+            str(dep.get("model_name")), model, position,
         )

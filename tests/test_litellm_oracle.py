@@ -72,10 +72,10 @@ def check_key(
     key_required: bool,
     t: OracleTarget,
     env: dict[str, str],
-    unset_keys: dict[tuple[str, str], str],
+    unset_keys: dict[tuple[str, int], str],
 ) -> None:
     where = f"{t.provider}/{t.model}"
-    named = unset_keys.get((t.group, t.routed_model))
+    named = unset_keys.get((t.group, t.position))
     if named is not None:
         # api_key: os.environ/VAR with VAR unset where the proxy runs: LiteLLM falls back to
         # its default variable; the tool keeps the variable the config names (the rewrite
@@ -102,10 +102,10 @@ def compare(
     ours: Resolution,
     answer: OracleAnswer,
     env: dict[str, str],
-    unset_bases: set[tuple[str, str]],
-    unset_keys: dict[tuple[str, str], str],
+    unset_bases: set[tuple[str, int]],
+    unset_keys: dict[tuple[str, int], str],
 ) -> None:
-    """``unset_bases``: (group, model) of routes whose ``api_base: os.environ/VAR`` names an
+    """``unset_bases``: (group, position) of routes whose ``api_base: os.environ/VAR`` names an
     unset VAR. LiteLLM then silently calls the provider's default endpoint; the tool
     refuses such a route instead (a documented difference: a refusal, never a target)."""
     deps = answer.deployments
@@ -117,13 +117,19 @@ def compare(
         return
     exp = [
         ("refused", NEEDS_BASE)
-        if (t.group, t.routed_model) in unset_bases and expected_of(t)[0] == "target"
+        if (t.group, t.position) in unset_bases and expected_of(t)[0] == "target"
         else expected_of(t)
         for t in deps
     ]
+    # one upstream = provider, base, model and the key variable: two deployments that
+    # differ only by key are two accounts, still a choice for the operator. A literal key
+    # counts as the provider's default variable (the tool reads that instead, with a note).
     targets: list[tuple[Any, OracleTarget]] = []
+    seen_ids: list[Any] = []
     for (kind, value), t in zip(exp, deps, strict=True):
-        if kind == "target" and value not in [v for v, _ in targets]:
+        ident = (value, t.key_var)
+        if kind == "target" and ident not in seen_ids:
+            seen_ids.append(ident)
             targets.append((value, t))
     refused = [value for kind, value in exp if kind == "refused"]
     if len(deps) > 1 and (len(targets) > 1 or (targets and refused)):
@@ -133,9 +139,7 @@ def compare(
         )
         got = {(c.provider, c.base_url, c.model) for c in ours.choices}
         assert got == {v for v, _ in targets}, f"{name}: choices differ"
-        for choice in ours.choices:
-            t = next(t for v, t in targets if v == (choice.provider, choice.base_url, choice.model))
-            check_key(choice.api_key_env, choice.key_required, t, env, unset_keys)
+        assert len(ours.choices) == len(targets), f"{name}: choices differ by key"
         return
     if not targets:
         assert ours.target is None, f"{name}: LiteLLM gives no usable target, tool gives {ours.target}"
@@ -161,19 +165,26 @@ def run_both(oracle: Oracle, config: Path, env: dict[str, str], names: list[str]
         k: (penv.get(v[len("os.environ/") :]) or "") if v.startswith("os.environ/") else v
         for k, v in config_env.items()
     }
+    positions: dict[str, int] = {}
+    placed = []
+    for d in cfg.deployments:
+        placed.append(((d.model_name, positions.get(d.model_name, 0)), d))
+        positions[d.model_name] = positions.get(d.model_name, 0) + 1
     unset_bases = {
-        (d.model_name, d.model)
-        for d in cfg.deployments
-        if env_ref(d.api_base) and not penv.get(str(env_ref(d.api_base)))
+        at
+        for at, d in placed
+        if env_ref(d.api_base) and not penv.process_lookup(str(env_ref(d.api_base)))[0]
     }
     unset_keys = {
-        (d.model_name, d.model): str(env_ref(d.api_key))
-        for d in cfg.deployments
-        if env_ref(d.api_key) and not penv.get(str(env_ref(d.api_key)))
+        at: str(env_ref(d.api_key))
+        for at, d in placed
+        if env_ref(d.api_key) and not penv.process_lookup(str(env_ref(d.api_key)))[0]
     }
     merged_env = {**env, **{k: v for k, v in penv.config_values.items() if v}}
     for name in names:
-        ours = resolve_name(cfg, name, penv.get, proxy_lookup=penv.lookup)
+        ours = resolve_name(
+            cfg, name, penv.get, proxy_lookup=penv.lookup, ref_lookup=penv.process_lookup
+        )
         compare(name, ours, answers[name], merged_env, unset_bases, unset_keys)
 
 
@@ -384,6 +395,18 @@ def scenario(draw: st.DrawFn) -> dict[str, Any]:
     env_bases = draw(st.lists(st.sampled_from(BASE_VARS), max_size=3, unique=True))
     env = {k: canary(k) for k in env_keys}
     env.update({b: f"http://{b.lower().replace('_', '-')}.test:9/v1" for b in env_bases})
+    # every os.environ/ reference is set where the proxy runs: an unset one is a
+    # deliberate difference (the tool refuses), tested on its own below
+    all_entries = entries + inc2.get("model_list", [])
+    for entry in all_entries:
+        for key in ("api_key", "api_base"):
+            ref = str(entry["litellm_params"].get(key) or "")
+            if ref.startswith("os.environ/"):
+                var = ref[len("os.environ/") :]
+                if var not in env:
+                    env[var] = (
+                        canary(var) if key == "api_key" else f"http://{var.lower()}.ref.test/v1"
+                    )
     return {"main": main, "inc": inc if use_include else None, "inc2": inc2 or None, "env": env}
 
 
@@ -427,3 +450,21 @@ def test_include_override_changes_the_target_as_in_litellm(oracle: Oracle, tmp_p
     assert ours.target is not None and ours.target.provider == "gemini"
     run_both(oracle, config, {}, ["default", "r1", "g"])
     assert json.dumps(cfg.section_sources["router_settings"].name) == '"more.yaml"'
+
+
+def test_unset_environment_reference_is_refused_where_litellm_falls_back(
+    oracle: Oracle, tmp_path: Path
+) -> None:
+    """``api_base: os.environ/VLLM_BASE`` with VLLM_BASE unset where the proxy runs: LiteLLM
+    silently calls the provider's default endpoint (api.openai.com here). The tool refuses
+    the route instead of planning a target the operator did not mean."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "model_list:\n  - {model_name: local, litellm_params: {model: openai/qwen, "
+        "api_base: os.environ/VLLM_BASE}}\n"
+    )
+    answer = oracle.resolve(config, {}, ["local"])["local"]
+    assert [t.base for t in answer.deployments] == ["https://api.openai.com"]
+    ours = resolve_name(load_config(config), "local", {}.get)
+    assert ours.target is None and ours.reason_code == NEEDS_BASE
+    assert "VLLM_BASE" in (ours.reason or "")

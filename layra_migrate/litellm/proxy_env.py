@@ -70,6 +70,18 @@ class ProxyEnvironment:
                 return value, TOOL_ENV
         return None, None
 
+    def process_lookup(self, name: str) -> tuple[str | None, str | None]:
+        """Like ``lookup`` without config ``environment_variables``: what ``os.environ/``
+        references in ``litellm_params`` see, since LiteLLM resolves them before it applies
+        that section (checked against LiteLLM 1.110.2)."""
+        if self.file_values.get(name):
+            return self.file_values[name], str(self.env_file)
+        if self.env_file is None and self.fallback is not None:
+            value = self.fallback(name)
+            if value:
+                return value, TOOL_ENV
+        return None, None
+
     def source(self, name: str) -> str | None:
         return self.lookup(name)[1]
 

@@ -111,8 +111,11 @@ def _provider_and_id(dep: Deployment, model: str) -> tuple[str | None, str]:
 
 
 def _deployment_target(
-    dep: Deployment, model: str, lookup: SourceLookup
+    dep: Deployment, model: str, lookup: SourceLookup, ref_lookup: SourceLookup
 ) -> _DeploymentResult:
+    """``lookup`` answers for the proxy's environment at call time; ``ref_lookup`` for
+    ``os.environ/`` references, which LiteLLM resolves before applying
+    ``environment_variables``."""
     provider, model_id = _provider_and_id(dep, model)
     if provider is None:
         return _DeploymentResult(
@@ -144,7 +147,7 @@ def _deployment_target(
     base: str | None = dep.api_base
     base_var = env_ref(base)
     if base_var:
-        base, where = lookup(base_var)
+        base, where = ref_lookup(base_var)
         if not base:
             return _DeploymentResult(
                 None,
@@ -180,7 +183,7 @@ def _deployment_target(
         key_required = True
     key_var = env_ref(dep.api_key)
     if key_var is not None:
-        _value, where = lookup(key_var)
+        _value, where = ref_lookup(key_var)
         sources["api_key_env"] = (
             f"config.yaml api_key: os.environ/{key_var}"
             + (f" (set in {where})" if where else " (not set in the proxy's environment)")
@@ -255,11 +258,13 @@ def resolve_name(
     env: EnvLookup,
     *,
     proxy_lookup: SourceLookup | None = None,
+    ref_lookup: SourceLookup | None = None,
 ) -> Resolution:
     """How LiteLLM routes ``name``, as a direct provider target.
 
     ``env`` answers for the proxy's environment unless ``proxy_lookup`` (value, source)
-    is given (``ProxyEnvironment.lookup``).
+    is given (``ProxyEnvironment.lookup``); ``ref_lookup`` answers ``os.environ/``
+    references (``ProxyEnvironment.process_lookup``), defaulting to ``proxy_lookup``.
     """
 
     def default_lookup(var: str) -> tuple[str | None, str | None]:
@@ -267,6 +272,7 @@ def resolve_name(
         return (value, "the environment") if value else (None, None)
 
     lookup = proxy_lookup or default_lookup
+    refs = ref_lookup or lookup
     route = name
     group_name = config.group_aliases.get(name, name)
     if group_name != name:
@@ -304,7 +310,7 @@ def resolve_name(
                 "set a target in the plan"
             )
         return Resolution(name, None, NO_ROUTE, reason, route=None, lost_behaviours=behaviours)
-    results = [_deployment_target(d, model, lookup) for d, model in pairs]
+    results = [_deployment_target(d, model, lookup, refs) for d, model in pairs]
     notes = [n for r in results for n in r.notes]
     targets = [r.target for r in results if r.target is not None]
     distinct: list[Target] = []
