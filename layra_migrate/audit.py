@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from layra_migrate.litellm.proxy_env import ProxyEnvironment, load_proxy_environment
 from layra_migrate.litellm.resolve import Resolution, resolve_name
 from layra_migrate.locations import (
     LOCATION_NAMES,
@@ -83,6 +84,10 @@ class ModelUsage:
                 out["reason_code"] = "key_missing"
         if r:
             out["route"] = r.route
+            # what the proxy did for this name that the direct call will not
+            out["lost_behaviours"] = [b.as_dict() for b in r.lost_behaviours]
+            if r.sources:
+                out["sources"] = dict(r.sources)
             if r.choices:
                 out["choices"] = [c.as_dict() for c in r.choices]
         return out
@@ -296,8 +301,12 @@ async def run_audit(
     proxy: ProxySet,
     config: LiteLLMConfig | None,
     env: Environment,
+    proxy_env: ProxyEnvironment | None = None,
 ) -> AuditReport:
-    """Count, classify and resolve every model configuration. Writes nothing."""
+    """Count, classify and resolve every model configuration. Writes nothing.
+
+    ``proxy_env``: the LiteLLM proxy's own environment (``--litellm-env-file``); without
+    it the tool's environment stands in for it."""
     names = list(LOCATION_NAMES)
     doc_counts, url_rows = await asyncio.gather(
         asyncio.gather(*(_count(db, LOCATIONS[n].collection, {}) for n in names)),
@@ -356,16 +365,14 @@ async def run_audit(
                 "store_model_in_db is on: models added in LiteLLM's UI live in Postgres "
                 "(LiteLLM_ProxyModelTable) and are not in config.yaml"
             )
-        if config.drop_params:
-            notes.append(
-                "litellm_settings.drop_params was on: parameters a provider does not "
-                "support now fail with 400 instead of being dropped (verify shows which)"
+        if proxy_env is None:
+            proxy_env = load_proxy_environment(
+                None, None, config.environment_variables, env.get
             )
-        if config.cache:
-            notes.append(
-                "litellm_settings.cache was on: responses were cached by the proxy; "
-                "direct calls are not cached"
-            )
+        notes.append(
+            f"LiteLLM's environment read from {proxy_env.described} "
+            "(base URLs and key variables the proxy uses when a route sets none)"
+        )
     for model in models.values():
         model.users = users.get(model.model_name, 0)
         if model.model_name == NO_NAME:
@@ -373,7 +380,14 @@ async def run_audit(
                 NO_NAME, None, "no_model_name", "the reference has no model name"
             )
         elif config is not None:
-            model.resolution = resolve_name(config, model.model_name, env.get)
+            assert proxy_env is not None
+            model.resolution = resolve_name(
+                config,
+                model.model_name,
+                env.get,
+                proxy_lookup=proxy_env.lookup,
+                ref_lookup=proxy_env.process_lookup,
+            )
             notes.extend(n for n in model.resolution.notes if n not in notes)
         if model.resolution and model.resolution.target:
             var = model.resolution.target.api_key_env

@@ -450,10 +450,13 @@ async def audit(
     plan_out: str | Path | None = None,
     hooks: Hooks = _QUIET,
     litellm_db_container: str | None = None,
+    litellm_env_file: str | Path | None = None,
 ) -> AuditResult:
     """Report where every model configuration points; read-only for Layra's data.
 
-    Resolves proxied names through ``settings.litellm_config`` when set, marks the
+    Resolves proxied names through ``settings.litellm_config`` when set, in the proxy's
+    own environment (``litellm_env_file``, else the ``.env`` beside the compose file
+    holding the config, else the tool's environment: litellm/proxy_env.py), marks the
     names the proxy's own database defines (``litellm_db_container``, or found through
     Docker: litellm/proxy_db.py), and writes the reviewable plan to ``plan_out`` when
     given.
@@ -468,10 +471,21 @@ async def audit(
     proxies = ProxySet.build(list(proxy_urls))
     config_path = settings.litellm_config.value
     config = load_config(config_path) if config_path else None
+    proxy_env = None
     if config is None:
         hooks.warn("no --litellm-config: proxied names are listed but not resolved")
+    else:
+        from layra_migrate.litellm.proxy_env import load_proxy_environment
+
+        proxy_env = load_proxy_environment(
+            litellm_env_file,
+            config.path,
+            config.environment_variables,
+            settings.env.get,
+            required=litellm_env_file is not None,
+        )
     async with connect(settings) as conn:
-        report = await run_audit(conn.db, proxies, config, settings.env)
+        report = await run_audit(conn.db, proxies, config, settings.env, proxy_env)
     proxy_db = mark_proxy_db_models(report, config, litellm_db_container)
     written = write_plan(plan_from_report(report), plan_out) if plan_out else None
     return AuditResult(report, written, proxy_db=proxy_db)

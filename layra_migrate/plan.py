@@ -37,6 +37,8 @@ _HEADER = """\
 # Unresolved names have `target: null` and a `reason`. To migrate one, write a target
 # (for a load-balanced group copy one of `choices`). Set `key_required: false` for local
 # servers that need no key. Names left unresolved block `rewrite` unless --skip-unresolved.
+# `lost_behaviours` lists what the proxy did for a name that direct calls will not
+# (fallbacks, limits, retries, drop_params, caching, budgets): informational, never read.
 """
 
 
@@ -47,6 +49,8 @@ class PlanEntry:
     references: int = 0
     reason: str | None = None
     choices: list[dict[str, Any]] = field(default_factory=list)
+    # what the proxy did for this name that direct calls will not (kind, detail, impact)
+    lost_behaviours: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -82,6 +86,7 @@ def plan_from_report(report: AuditReport) -> Plan:
             references=m.via_proxy,
             reason=None if (r and r.resolved) else m.resolution_dict()["reason"],
             choices=[c.as_dict() for c in r.choices] if r else [],
+            lost_behaviours=[b.as_dict() for b in r.lost_behaviours] if r else [],
         )
     return Plan(None, report.database, list(report.proxy.urls), entries, report.config_path)
 
@@ -102,6 +107,8 @@ def plan_to_yaml(plan: Plan, path: str | Path) -> str:
             item["reason"] = e.reason
             if e.choices:
                 item["choices"] = e.choices
+        if e.lost_behaviours:
+            item["lost_behaviours"] = e.lost_behaviours
         models[name] = item
     body = {
         "format": PLAN_FORMAT,

@@ -1,4 +1,4 @@
-"""Regenerate layra_migrate/litellm/litellm_catalog.json from the pinned LiteLLM (test extra `oracle`).
+"""Regenerate layra_migrate/litellm/litellm_catalog.json from the pinned LiteLLM (extra `oracle`).
 
 The tool never imports LiteLLM at run time. What it needs from LiteLLM's bundled model map
 (which provider a bare model name means, the routing rules for unmapped names, and the
@@ -38,7 +38,9 @@ def main() -> None:
         bare[name] = provider
     # the routing rules are stripped from litellm.model_cost; read the bundled map itself
     bundled = Path(litellm.__file__).parent / "model_prices_and_context_window_backup.json"
-    rules_src = json.loads(bundled.read_text(encoding="utf-8")).get("fallback_generalizations") or {}
+    rules_src = (
+        json.loads(bundled.read_text(encoding="utf-8")).get("fallback_generalizations") or {}
+    )
     raw_rules = rules_src.get("rules", []) if isinstance(rules_src, dict) else []
     rules = [
         [r["pattern"], r["model_info"]["litellm_provider"]]

@@ -146,7 +146,8 @@ class Oracle:
                 # list those, so take them from the model list and let select() confirm
                 wanted = {name, str(registry.resolve(name, kind="alias") or name)}
                 deps = [
-                    d for d in registry.all()
+                    d
+                    for d in registry.all()
                     if (d.get("litellm_params") or {}).get("model") in wanted
                     and "*" not in str(d.get("model_name"))
                 ]
@@ -155,22 +156,24 @@ class Oracle:
                 except Exception:  # noqa: BLE001 - no route: the answer is empty
                     deps = []
             ids = {str((d.get("model_info") or {}).get("id")) for d in deps}
-            seen: set[str] = set()
+            # the deployments as select() hands them out (the registry's view can spell a
+            # wildcard route reached through an alias with the alias name)
+            picked: dict[str, Mapping[str, Any]] = {}
             if deps:
                 for _ in range(400):
                     pick = await router.select(name)
                     pid = str((pick.get("model_info") or {}).get("id"))
                     assert pid in ids, f"select({name!r}) returned a deployment outside {ids}"
-                    seen.add(pid)
-                    if seen == ids:
+                    picked.setdefault(pid, pick)
+                    if set(picked) == ids:
                         break
             else:
                 with pytest.raises(Exception, match="no healthy deployments|No deployments"):
                     await router.select(name)
             everything = list(registry.all())
             out[name] = OracleAnswer(
-                [self._target(d, env, self._position(d, everything)) for d in deps],
-                len(seen),
+                [self._target(d, env, self._position(d, everything)) for d in picked.values()],
+                len(picked),
                 len(ids) if deps else 0,
             )
         router.retire()
@@ -207,8 +210,17 @@ class Oracle:
             )
         except Exception as exc:  # noqa: BLE001 - LiteLLM cannot route it
             return OracleTarget(
-                None, model, None, None, False, (), mode, str(exc)[:120],
-                str(dep.get("model_name")), model, position,
+                None,
+                model,
+                None,
+                None,
+                False,
+                (),
+                mode,
+                str(exc)[:120],
+                str(dep.get("model_name")),
+                model,
+                position,
             )
         key_var = var_of(api_key) or var_of(dyn_key)
         literal = bool(api_key) and var_of(api_key) is None
@@ -223,10 +235,17 @@ class Oracle:
                     base = os.environ[var]
                     break
         if not base:
-            base = CALL_DEFAULT_BASE.get(provider) or get_api_base(
-                f"{provider}/{model_id}", {}
-            )
+            base = CALL_DEFAULT_BASE.get(provider) or get_api_base(f"{provider}/{model_id}", {})
         return OracleTarget(
-            provider, model_id, base, key_var, literal, expected, mode, None,
-            str(dep.get("model_name")), model, position,
+            provider,
+            model_id,
+            base,
+            key_var,
+            literal,
+            expected,
+            mode,
+            None,
+            str(dep.get("model_name")),
+            model,
+            position,
         )

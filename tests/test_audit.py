@@ -86,8 +86,17 @@ def test_audit_resolves_routes_and_explains_the_rest(
     # wildcard passthrough resolves the concrete name the app sends
     assert res["openai/gpt-4.1-mini"]["model"] == "gpt-4.1-mini"
     assert res["openai/gpt-4.1-mini"]["provider"] == "openai"
+    # a bare name with no route of its own: LiteLLM infers openai from its model map and
+    # serves it through the openai/* wildcard, so the plan does too
+    assert (res["gpt-4o"]["provider"], res["gpt-4o"]["model"]) == ("openai", "gpt-4o")
+    assert "wildcard openai/*" in res["gpt-4o"]["route"]
+    # every proxy behaviour that applied, per model, with what changes for users
+    lost = {b["kind"]: b for b in res["deepseek-reasoner"]["lost_behaviours"]}
+    assert "deepseek-chat" in lost["fallbacks"]["detail"]
+    assert {"fallbacks", "drop_params", "caching", "timeout"} <= set(lost)
+    assert all(b["impact"] for b in lost.values())
+    assert "fallbacks" not in {b["kind"] for b in res["kimi-k2"]["lost_behaviours"]}
     # unresolved, each with its reason
-    assert res["gpt-4o"]["status"] == "unresolved" and res["gpt-4o"]["reason_code"] == "no_route"
     assert res["gpt-oss-120b"]["reason_code"] == "ambiguous"
     assert len(res["gpt-oss-120b"]["choices"]) >= 1
     assert res["voyage-3"]["reason_code"] == "not_chat_model"
@@ -100,7 +109,7 @@ def test_blocking_counts_unresolved_and_missing_keys(
     env = {k: v for k, v in KEY_ENV.items() if k != "GEMINI_API_KEY"}
     data = cli("audit", "--json", "--litellm-config", str(litellm_config), env=env).json()
     by = dataset.expected.by_name
-    unresolved = {"gpt-4o", "gpt-oss-120b", "voyage-3", "claude-sonnet-4", "gemini-2.5-flash"}
+    unresolved = {"gpt-oss-120b", "voyage-3", "claude-sonnet-4", "gemini-2.5-flash"}
     assert data["blocking"] == sum(sum(by[n].values()) for n in unresolved if n in by)
     gem = next(m for m in data["models"] if m["model_name"] == "gemini-2.5-flash")
     assert gem["resolution"]["api_key_present"] is False
@@ -129,7 +138,10 @@ def test_plan_file_is_readable_and_holds_no_values(
     data = yaml.safe_load(plan.read_text())
     assert data["format"] == "layra-migrate/plan/v1"
     assert data["models"]["deepseek-reasoner"]["target"]["api_key_env"] == "DEEPSEEK_API_KEY"
-    assert data["models"]["gpt-4o"]["target"] is None
+    assert data["models"]["gpt-oss-120b"]["target"] is None
+    assert len(data["models"]["gpt-oss-120b"]["choices"]) >= 1
+    kinds = {b["kind"] for b in data["models"]["deepseek-reasoner"]["lost_behaviours"]}
+    assert {"fallbacks", "drop_params"} <= kinds
     assert "http://litellm-proxy:4000/v1" in data["proxy_urls"]
     assert_no_canary(plan.read_text(), r.stdout, r.stderr)
     assert "next:" in r.stdout

@@ -142,7 +142,9 @@ def compare(
         assert len(ours.choices) == len(targets), f"{name}: choices differ by key"
         return
     if not targets:
-        assert ours.target is None, f"{name}: LiteLLM gives no usable target, tool gives {ours.target}"
+        assert ours.target is None, (
+            f"{name}: LiteLLM gives no usable target, tool gives {ours.target}"
+        )
         assert ours.reason_code == refused[0], f"{name}: {ours.reason_code} != {refused[0]}"
         return
     value, t = targets[0]
@@ -218,7 +220,10 @@ def test_vendored_catalog_matches_litellm(oracle: Oracle) -> None:
 
 bare_like = st.one_of(
     st.sampled_from(sorted(_catalog()["bare_names"])),
-    st.from_regex(r"(claude|gpt|gemini|o[134]|ft:gpt-4|gpt-image|deepseek|jev)-[a-z0-9.\-]{0,14}", fullmatch=True),
+    st.from_regex(
+        r"(claude|gpt|gemini|o[134]|ft:gpt-4|gpt-image|deepseek|jev)-[a-z0-9.\-]{0,14}",
+        fullmatch=True,
+    ),
     st.from_regex(r"[a-z][a-z0-9.\-:]{0,20}", fullmatch=True),
 )
 
@@ -239,17 +244,42 @@ def test_bare_name_inference_matches_get_llm_provider(oracle: Oracle, name: str)
 # -- configs of the suite ---------------------------------------------------------------------
 
 FIXTURE_NAMES = [
-    "deepseek-reasoner", "deepseek-chat", "gemini-2.5-flash", "kimi-k2", "gpt-oss-120b",
-    "claude-sonnet-4", "voyage-3", "rerank-english", "thesis-default", "openai/gpt-4.1-mini",
-    "gpt-4o", "gpt-4.1-mini", "o3-mini", "mystery-model", "claude-sonnet-4-5",
+    "deepseek-reasoner",
+    "deepseek-chat",
+    "gemini-2.5-flash",
+    "kimi-k2",
+    "gpt-oss-120b",
+    "claude-sonnet-4",
+    "voyage-3",
+    "rerank-english",
+    "thesis-default",
+    "openai/gpt-4.1-mini",
+    "gpt-4o",
+    "gpt-4.1-mini",
+    "o3-mini",
+    "mystery-model",
+    "claude-sonnet-4-5",
 ]
 FIXTURE_ENVS = [
     {},
-    {v: canary(v) for v in ("DEEPSEEK_API_KEY", "GEMINI_API_KEY", "OLLAMA_API_KEY",
-                            "OPENAI_API_KEY", "VLLM_API_KEY", "ANTHROPIC_API_KEY")},
-    {"VLLM_API_BASE": "http://vllm.test:8000/v1", "DEEPSEEK_API_BASE": "http://ds.test/v1",
-     "OPENAI_BASE_URL": "http://oa.test/v1", "GOOGLE_API_KEY": canary("GOOGLE_API_KEY"),
-     "GEMINI_API_KEY": canary("GEMINI_API_KEY")},
+    {
+        v: canary(v)
+        for v in (
+            "DEEPSEEK_API_KEY",
+            "GEMINI_API_KEY",
+            "OLLAMA_API_KEY",
+            "OPENAI_API_KEY",
+            "VLLM_API_KEY",
+            "ANTHROPIC_API_KEY",
+        )
+    },
+    {
+        "VLLM_API_BASE": "http://vllm.test:8000/v1",
+        "DEEPSEEK_API_BASE": "http://ds.test/v1",
+        "OPENAI_BASE_URL": "http://oa.test/v1",
+        "GOOGLE_API_KEY": canary("GOOGLE_API_KEY"),
+        "GEMINI_API_KEY": canary("GEMINI_API_KEY"),
+    },
 ]
 
 
@@ -260,8 +290,11 @@ def test_sandbox_config_matches_litellm(
 ) -> None:
     config = write_litellm_config(tmp_path / "litellm", provider_base=provider_base)
     # the proxy's cache and Redis are runtime services, not routing: keep the oracle offline
-    text = config.read_text().replace("  cache: true\n", "").replace(
-        "  redis_host: litellm-redis\n  redis_port: 6379\n", "")
+    text = (
+        config.read_text()
+        .replace("  cache: true\n", "")
+        .replace("  redis_host: litellm-redis\n  redis_port: 6379\n", "")
+    )
     config.write_text(text)
     run_both(oracle, config, dict(FIXTURE_ENVS[env_index]), FIXTURE_NAMES)
 
@@ -291,10 +324,25 @@ router_settings:
 def test_resolve_fixtures_match_litellm(oracle: Oracle, tmp_path: Path, fixture: str) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(RESOLVE_FIXTURES[fixture])
-    names = ["r1", "lb", "same", "openai/gpt-4.1", "gemini-2.5-flash", "mystery-model",
-             "default", "hidden-one", "c", "az", "local", "lit", "gpt-4o", "claude-sonnet-4-5"]
-    run_both(oracle, config, {"VLLM_BASE": "http://vllm.test/v1", "VLLM_KEY": canary("VLLM_KEY")},
-             names)
+    names = [
+        "r1",
+        "lb",
+        "same",
+        "openai/gpt-4.1",
+        "gemini-2.5-flash",
+        "mystery-model",
+        "default",
+        "hidden-one",
+        "c",
+        "az",
+        "local",
+        "lit",
+        "gpt-4o",
+        "claude-sonnet-4-5",
+    ]
+    run_both(
+        oracle, config, {"VLLM_BASE": "http://vllm.test/v1", "VLLM_KEY": canary("VLLM_KEY")}, names
+    )
     run_both(oracle, config, {}, names)
 
 
@@ -316,22 +364,68 @@ MODELS = {
     "azure": ["my-dep"],
     "voyage": ["voyage-3"],
 }
-KEY_VARS = ["OPENAI_API_KEY", "DEEPSEEK_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY",
-            "GROQ_API_KEY", "MISTRAL_API_KEY", "XAI_API_KEY", "OPENROUTER_API_KEY",
-            "TOGETHER_API_KEY", "TOGETHERAI_API_KEY", "OLLAMA_API_KEY", "ANTHROPIC_API_KEY",
-            "HOSTED_VLLM_API_KEY", "CUSTOM_KEY_A", "CUSTOM_KEY_B"]
-BASE_VARS = ["DEEPSEEK_API_BASE", "OPENAI_BASE_URL", "OPENAI_API_BASE", "GROQ_API_BASE",
-             "XAI_API_BASE", "OLLAMA_API_BASE", "HOSTED_VLLM_API_BASE", "GEMINI_API_BASE",
-             "OPENROUTER_API_BASE", "TOGETHER_AI_API_BASE", "CUSTOM_BASE"]
-WILDCARDS = [("openai/*", "openai/*"), ("deepseek/*", "deepseek/*"), ("gemini/*", "gemini/*"),
-             ("anthropic/*", "anthropic/*"), ("xai/*", "xai/*"), ("groq/*", "groq/*"),
-             ("*", "*"), ("team-*", "deepseek/*"), ("vertex_ai/*", "vertex_ai/*")]
+KEY_VARS = [
+    "OPENAI_API_KEY",
+    "DEEPSEEK_API_KEY",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GROQ_API_KEY",
+    "MISTRAL_API_KEY",
+    "XAI_API_KEY",
+    "OPENROUTER_API_KEY",
+    "TOGETHER_API_KEY",
+    "TOGETHERAI_API_KEY",
+    "OLLAMA_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "HOSTED_VLLM_API_KEY",
+    "CUSTOM_KEY_A",
+    "CUSTOM_KEY_B",
+]
+BASE_VARS = [
+    "DEEPSEEK_API_BASE",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "GROQ_API_BASE",
+    "XAI_API_BASE",
+    "OLLAMA_API_BASE",
+    "HOSTED_VLLM_API_BASE",
+    "GEMINI_API_BASE",
+    "OPENROUTER_API_BASE",
+    "TOGETHER_AI_API_BASE",
+    "CUSTOM_BASE",
+]
+WILDCARDS = [
+    ("openai/*", "openai/*"),
+    ("deepseek/*", "deepseek/*"),
+    ("gemini/*", "gemini/*"),
+    ("anthropic/*", "anthropic/*"),
+    ("xai/*", "xai/*"),
+    ("groq/*", "groq/*"),
+    ("*", "*"),
+    ("team-*", "deepseek/*"),
+    ("vertex_ai/*", "vertex_ai/*"),
+]
 GROUPS = ["m1", "m2", "m3", "m4", "gpt-4o", "deepseek-chat"]
 ALIASES = ["al-1", "al-2", "al-3"]
-ASKED = ["gpt-4o", "gpt-4.1-mini", "o3-mini", "gemini-2.5-flash", "gemini-2.5-pro",
-         "claude-sonnet-4-5", "claude-newfamily-5", "deepseek-chat", "grok-4",
-         "mistral-large-latest", "mystery-model", "openai/gpt-4o", "deepseek/deepseek-chat",
-         "gemini/gemini-2.5-pro", "xai/grok-4", "team-x", "anthropic/claude-sonnet-4-5"]
+ASKED = [
+    "gpt-4o",
+    "gpt-4.1-mini",
+    "o3-mini",
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "claude-sonnet-4-5",
+    "claude-newfamily-5",
+    "deepseek-chat",
+    "grok-4",
+    "mistral-large-latest",
+    "mystery-model",
+    "openai/gpt-4o",
+    "deepseek/deepseek-chat",
+    "gemini/gemini-2.5-pro",
+    "xai/grok-4",
+    "team-x",
+    "anthropic/claude-sonnet-4-5",
+]
 
 
 @st.composite

@@ -307,12 +307,14 @@ def test_audit_plan_then_verify_on_realistic_data(seeded_db: Any, cli: Any, tmp_
                                                           + proxied["thesis-default"])
         assert rows["gemini-2.5-flash"]["status"] == "server_error"
         assert rows["gemini-2.5-flash"]["attempts"] == 2
-        others = ("deepseek-chat", "kimi-k2:1t", "gpt-4.1-mini")
+        others = ("deepseek-chat", "kimi-k2:1t", "gpt-4.1-mini", "gpt-4o")
         assert {rows[m]["status"] for m in others} == {"ok"}
         skipped = {t["model"] for t in data["targets"] if t["status"] == "skipped"}
-        assert skipped == {"gpt-4o", "gpt-oss-120b", "voyage-3", "claude-sonnet-4"}
+        # gpt-4o is served by the openai/* route through LiteLLM's provider inference
+        assert skipped == {"gpt-oss-120b", "voyage-3", "claude-sonnet-4"}
         assert {t["model"] for t in probed} == {"deepseek-reasoner", "deepseek-chat",
-                                                "gemini-2.5-flash", "kimi-k2:1t", "gpt-4.1-mini"}
+                                                "gemini-2.5-flash", "kimi-k2:1t", "gpt-4.1-mini",
+                                                "gpt-4o"}
         # one request per (resolved target, shape), plus the one retry, each carrying its
         # shape's parameters exactly; keys from the environment
         for model in rows:

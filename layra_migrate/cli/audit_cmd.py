@@ -33,6 +33,16 @@ def audit(
             show_default=False,
         ),
     ] = None,
+    litellm_env_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--litellm-env-file",
+            help="The env file the LiteLLM proxy runs with (its compose .env or env_file): "
+            "where it reads <PROVIDER>_API_BASE and key variables. Default: the .env beside "
+            "the compose file holding --litellm-config. Values are never shown.",
+            show_default=False,
+        ),
+    ] = None,
     proxy_url: Annotated[
         list[str] | None,
         typer.Option(
@@ -113,6 +123,7 @@ def audit(
             plan_out=plan_out,
             hooks=CliHooks(output),
             litellm_db_container=litellm_db_container,
+            litellm_env_file=litellm_env_file,
         )
         if output.json_mode:
             output.emit_json(result.as_json())

@@ -177,9 +177,9 @@ def lost_behaviours(
 
     if settings.get("cache") is True or router.get("cache_responses") is True:
         where = "litellm_settings.cache" if settings.get("cache") is True else "cache_responses"
-        cache_type = settings.get("cache_params", {}) if isinstance(settings, dict) else {}
-        kind = cache_type.get("type") if isinstance(cache_type, dict) else None
-        detail = f"{where}: true" + (f" ({kind})" if isinstance(kind, str) else "")
+        cache_params = settings.get("cache_params")
+        cache_kind = cache_params.get("type") if isinstance(cache_params, dict) else None
+        detail = f"{where}: true" + (f" ({cache_kind})" if isinstance(cache_kind, str) else "")
         out.append(LostBehaviour("caching", detail, IMPACT["caching"]))
 
     budgets = [
@@ -195,9 +195,7 @@ def lost_behaviours(
     if general.get("max_budget") is not None and _number(general.get("max_budget")):
         budgets.append(f"general_settings max_budget {_number(general.get('max_budget'))}")
     if budgets:
-        out.append(
-            LostBehaviour("budget", "; ".join(dict.fromkeys(budgets)), IMPACT["budget"])
-        )
+        out.append(LostBehaviour("budget", "; ".join(dict.fromkeys(budgets)), IMPACT["budget"]))
 
     parallel = _per_deployment(deps, "max_parallel_requests")
     if parallel:

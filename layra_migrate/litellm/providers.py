@@ -171,6 +171,7 @@ PROVIDERS: dict[str, Provider] = {
     ]
 }
 
+
 def split_model(model: str) -> tuple[str | None, str]:
     """``deepseek/deepseek-reasoner`` -> (``deepseek``, ``deepseek-reasoner``)."""
     head, sep, tail = model.partition("/")

@@ -154,7 +154,9 @@ def _deployment_target(
                 NEEDS_BASE,
                 f"api_base comes from ${base_var}, which is not set in the proxy's environment",
             )
-        sources["base_url"] = f"config.yaml api_base: os.environ/{base_var} (${base_var} from {where})"
+        sources["base_url"] = (
+            f"config.yaml api_base: os.environ/{base_var} (${base_var} from {where})"
+        )
     elif base:
         sources["base_url"] = f"config.yaml api_base ({dep.source})"
     if not base:
@@ -184,9 +186,8 @@ def _deployment_target(
     key_var = env_ref(dep.api_key)
     if key_var is not None:
         _value, where = ref_lookup(key_var)
-        sources["api_key_env"] = (
-            f"config.yaml api_key: os.environ/{key_var}"
-            + (f" (set in {where})" if where else " (not set in the proxy's environment)")
+        sources["api_key_env"] = f"config.yaml api_key: os.environ/{key_var}" + (
+            f" (set in {where})" if where else " (not set in the proxy's environment)"
         )
     else:
         order = spec.key_read_order
@@ -297,7 +298,8 @@ def resolve_name(
             if d.model == group_name and "*" not in d.model_name
         ]
         if pairs:
-            route = f"{route} -> litellm_params.model of {', '.join(sorted({d.model_name for d, _ in pairs}))}"
+            groups = ", ".join(sorted({d.model_name for d, _ in pairs}))
+            route = f"{route} -> litellm_params.model of {groups}"
     deps = [d for d, _ in pairs]
     behaviours = lost_behaviours(config, [name, group_name], deps)
     if not pairs:
@@ -336,7 +338,12 @@ def resolve_name(
     if not distinct:
         first = results[0]
         return Resolution(
-            name, None, first.code, first.reason, route=route, notes=notes,
+            name,
+            None,
+            first.code,
+            first.reason,
+            route=route,
+            notes=notes,
             lost_behaviours=behaviours,
         )
     return Resolution(

@@ -55,6 +55,11 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
                 f"{r['provider']}: {r['model']} at {r['base_url']}\n"
                 f"key ${r['api_key_env']} {'set' if r['api_key_present'] else 'NOT set'}"
             )
+            sources = r.get("sources") or {}
+            if sources.get("base_url"):
+                detail += f"\nbase URL: {sources['base_url']}"
+            if sources.get("api_key_env"):
+                detail += f"\nkey variable: {sources['api_key_env']}"
         else:
             status = Text("unresolved", style="red")
             detail = r["reason"] or ""
@@ -62,7 +67,11 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
                 detail += (
                     f"\n  choice: {choice['provider']}: {choice['model']} at {choice['base_url']}"
                 )
-        m.add_row(model.model_name, str(model.via_proxy), str(model.users), where, status, detail)
+        cell = Text(detail)
+        for lost in r.get("lost_behaviours") or []:
+            cell.append("\nlost: ", style="yellow")
+            cell.append(f"{lost['kind']}: {lost['detail']} -> {lost['impact']}")
+        m.add_row(model.model_name, str(model.via_proxy), str(model.users), where, status, cell)
     if report.models:
         out.table(m)
     else:
