@@ -15,6 +15,8 @@ fi
 # proxy `verify --against-proxy` is tested against). Without it those tests skip, except
 # with CI=true.
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,dev,oracle]'
+# LiteLLM reads its bundled model map instead of fetching one: the tests touch no network
+export LITELLM_LOCAL_MODEL_COST_MAP=True
 if [ "$(id -u)" = 0 ]; then
   missing=()
   command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -127,14 +127,13 @@ def lost_behaviours(
             )
         )
 
-    for key in _LIMIT_KEYS:
-        values = _per_deployment(deps, key)
-        if values:
-            out.append(
-                LostBehaviour(
-                    "rate_limit", f"{key} {'/'.join(values)} per deployment", IMPACT["rate_limit"]
-                )
-            )
+    limits = [
+        f"{key} {'/'.join(values)}" for key in _LIMIT_KEYS if (values := _per_deployment(deps, key))
+    ]
+    if limits:
+        out.append(
+            LostBehaviour("rate_limit", f"{', '.join(limits)} per deployment", IMPACT["rate_limit"])
+        )
 
     timeouts = _per_deployment(deps, "timeout") or _per_deployment(deps, "stream_timeout")
     router_timeout = _number(router.get("timeout"))
