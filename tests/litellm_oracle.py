@@ -139,22 +139,24 @@ class Oracle:
         registry = router.registry()
         out: dict[str, OracleAnswer] = {}
         for name in names:
-            deps = list(registry.deployments(name) or [])
+            # the candidates: the registry's view of the group the alias names (its view of
+            # the alias itself is unreliable for wildcard routes); select() confirms them
+            alias = registry.resolve(name, kind="alias")
+            routed = str(alias) if alias else name
+            deps = list(registry.deployments(routed) or [])
             if not deps:
                 # the router also serves a name equal to some deployment's
-                # litellm_params.model (after the alias); the registry's group view does not
-                # list those, so take them from the model list and let select() confirm
-                wanted = {name, str(registry.resolve(name, kind="alias") or name)}
+                # litellm_params.model; the registry's group view does not list those
                 deps = [
                     d
                     for d in registry.all()
-                    if (d.get("litellm_params") or {}).get("model") in wanted
+                    if (d.get("litellm_params") or {}).get("model") == routed
                     and "*" not in str(d.get("model_name"))
                 ]
-                try:
-                    await router.select(name)
-                except Exception:  # noqa: BLE001 - no route: the answer is empty
-                    deps = []
+            try:
+                await router.select(name)
+            except Exception:  # noqa: BLE001 - select() refuses: no route, whatever the
+                deps = []  # registry's view says (it follows an alias of an alias; select does not)
             ids = {str((d.get("model_info") or {}).get("id")) for d in deps}
             # the deployments as select() hands them out (the registry's view can spell a
             # wildcard route reached through an alias with the alias name)

@@ -451,7 +451,15 @@ def deployment(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def scenario(draw: st.DrawFn) -> dict[str, Any]:
-    entries = draw(st.lists(deployment(), min_size=1, max_size=7))
+    # entries repeating a group and litellm_params share one LiteLLM deployment id, and which
+    # of them the router then serves differs by path: not generated (the tool serves the first)
+    drawn = draw(st.lists(deployment(), min_size=1, max_size=7))
+    entries, idents = [], set()
+    for entry in drawn:
+        ident = json.dumps([entry["model_name"], entry["litellm_params"]], sort_keys=True)
+        if ident not in idents:
+            idents.add(ident)
+            entries.append(entry)
     for pattern, model in draw(st.lists(st.sampled_from(WILDCARDS), max_size=3, unique=True)):
         entries.insert(
             draw(st.integers(0, len(entries))),
@@ -474,7 +482,9 @@ def scenario(draw: st.DrawFn) -> dict[str, Any]:
             inc["router_settings"] = {"model_group_alias": alias_map()}
         if draw(st.booleans()):
             inc["include"] = ["inc2.yaml"]
-            inc2["model_list"] = [draw(deployment())]
+            extra = draw(deployment())
+            ident = json.dumps([extra["model_name"], extra["litellm_params"]], sort_keys=True)
+            inc2["model_list"] = [extra] if ident not in idents else []
             if draw(st.booleans()):
                 inc2["router_settings"] = {"model_group_alias": alias_map()}
         main["include"] = ["sub/inc.yaml"]

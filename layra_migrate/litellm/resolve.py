@@ -253,6 +253,21 @@ def _wildcard_route(
     return None
 
 
+def _first_of_identical(
+    pairs: list[tuple[Deployment, str]],
+) -> list[tuple[Deployment, str]]:
+    """LiteLLM identifies a deployment by its group and litellm_params (in order); entries
+    repeating both share one id and the router always serves the first of them."""
+    seen: set[str] = set()
+    out: list[tuple[Deployment, str]] = []
+    for dep, model in pairs:
+        ident = repr((dep.model_name, list(dep.params.items())))
+        if ident not in seen:
+            seen.add(ident)
+            out.append((dep, model))
+    return out
+
+
 def resolve_name(
     config: LiteLLMConfig,
     name: str,
@@ -300,6 +315,7 @@ def resolve_name(
         if pairs:
             groups = ", ".join(sorted({d.model_name for d, _ in pairs}))
             route = f"{route} -> litellm_params.model of {groups}"
+    pairs = _first_of_identical(pairs)
     deps = [d for d, _ in pairs]
     behaviours = lost_behaviours(config, [name, group_name], deps)
     if not pairs:
