@@ -369,10 +369,14 @@ async def run_audit(
             proxy_env = load_proxy_environment(
                 None, None, config.environment_variables, env.get
             )
-        notes.append(
-            f"LiteLLM's environment read from {proxy_env.described} "
-            "(base URLs and key variables the proxy uses when a route sets none)"
-        )
+        if proxy_env.env_file is None:
+            notes.append(
+                "no LiteLLM env file (--litellm-env-file, or a .env beside its compose file): "
+                "your environment stood in for the proxy's when reading <PROVIDER>_API_BASE "
+                "and key variables; the proxy may see other values"
+            )
+        else:
+            notes.append(f"LiteLLM's environment read from {proxy_env.env_file} (names only)")
     for model in models.values():
         model.users = users.get(model.model_name, 0)
         if model.model_name == NO_NAME:

@@ -139,17 +139,19 @@ class Oracle:
         registry = router.registry()
         out: dict[str, OracleAnswer] = {}
         for name in names:
-            # the candidates: the registry's view of the group the alias names (its view of
-            # the alias itself is unreliable for wildcard routes); select() confirms them
+            # the candidates, by the registry's indexes: the group the alias names (one
+            # level), else the wildcard route serving it, else the entries whose
+            # litellm_params.model it is; select() must then reach exactly these
             alias = registry.resolve(name, kind="alias")
             routed = str(alias) if alias else name
-            deps = list(registry.deployments(routed) or [])
+            everything = list(registry.all())
+            deps = [d for d in everything if d.get("model_name") == routed]
             if not deps:
-                # the router also serves a name equal to some deployment's
-                # litellm_params.model; the registry's group view does not list those
+                deps = list(registry.deployments(routed, source="wildcard") or [])
+            if not deps:
                 deps = [
                     d
-                    for d in registry.all()
+                    for d in everything
                     if (d.get("litellm_params") or {}).get("model") == routed
                     and "*" not in str(d.get("model_name"))
                 ]
@@ -172,7 +174,6 @@ class Oracle:
             else:
                 with pytest.raises(Exception, match="no healthy deployments|No deployments"):
                     await router.select(name)
-            everything = list(registry.all())
             out[name] = OracleAnswer(
                 [self._target(d, env, self._position(d, everything)) for d in picked.values()],
                 len(picked),

@@ -88,7 +88,7 @@ def test_proxy_env_file_decides_base_and_key_and_never_shows_values(tmp_path: Pa
     assert penv.env_file == folder / ".env"
     ds = resolve_name(cfg, "ds", {}.get, proxy_lookup=penv.lookup, ref_lookup=penv.process_lookup)
     assert ds.target is not None and ds.target.base_url == "http://ds.internal:8080/v1"
-    assert ds.sources["base_url"] == f"$DEEPSEEK_API_BASE from {folder / '.env'}"
+    assert ds.sources["base_url"] == f"$DEEPSEEK_API_BASE in {folder / '.env'}"
     g = resolve_name(cfg, "g", {}.get, proxy_lookup=penv.lookup, ref_lookup=penv.process_lookup)
     # LiteLLM reads GOOGLE_API_KEY before GEMINI_API_KEY: the proxy used GOOGLE_API_KEY
     assert g.target is not None and g.target.api_key_env == "GOOGLE_API_KEY"

@@ -27,7 +27,7 @@ from layra_migrate.settings import is_secret_name
 
 COMPOSE_NAMES = ("compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml")
 CONFIG_SECTION = "config.yaml environment_variables"
-TOOL_ENV = "the tool's environment (no proxy env file known)"
+TOOL_ENV = "your environment"
 
 EnvLookup = Callable[[str], "str | None"]
 

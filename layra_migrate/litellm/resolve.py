@@ -152,23 +152,21 @@ def _deployment_target(
             return _DeploymentResult(
                 None,
                 NEEDS_BASE,
-                f"api_base comes from ${base_var}, which is not set in the proxy's environment",
+                f"api_base comes from ${base_var}, which is not set where the proxy runs",
             )
-        sources["base_url"] = (
-            f"config.yaml api_base: os.environ/{base_var} (${base_var} from {where})"
-        )
+        sources["base_url"] = f"route api_base: os.environ/{base_var} (set in {where})"
     elif base:
-        sources["base_url"] = f"config.yaml api_base ({dep.source})"
+        sources["base_url"] = "route api_base"
     if not base:
         for var in spec.base_envs:
             value, where = lookup(var)
             if value:
                 base = value
-                sources["base_url"] = f"${var} from {where}"
+                sources["base_url"] = f"${var} in {where}"
                 break
     if not base and spec.litellm_default_base:
         base = spec.litellm_default_base
-        sources["base_url"] = f"LiteLLM's default for {provider}"
+        sources["base_url"] = "LiteLLM default"
     if not base:
         return _DeploymentResult(
             None,
@@ -186,21 +184,17 @@ def _deployment_target(
     key_var = env_ref(dep.api_key)
     if key_var is not None:
         _value, where = ref_lookup(key_var)
-        sources["api_key_env"] = f"config.yaml api_key: os.environ/{key_var}" + (
-            f" (set in {where})" if where else " (not set in the proxy's environment)"
+        sources["api_key_env"] = f"route api_key: os.environ/{key_var}" + (
+            f" (set in {where})" if where else " (not set where the proxy runs)"
         )
     else:
         order = spec.key_read_order
         key_var = next((v for v in order if lookup(v)[0]), None)
         if key_var is not None:
-            sources["api_key_env"] = (
-                f"LiteLLM's default variable for {provider} (set in {lookup(key_var)[1]})"
-            )
+            sources["api_key_env"] = f"LiteLLM default variable (set in {lookup(key_var)[1]})"
         else:
             key_var = spec.key_envs[0]
-            sources["api_key_env"] = (
-                f"LiteLLM's default variable for {provider} (not set in the proxy's environment)"
-            )
+            sources["api_key_env"] = "LiteLLM default variable (not set where the proxy runs)"
         if dep.api_key:
             notes.append(
                 f"config.yaml holds a literal key for {dep.model_name}; "

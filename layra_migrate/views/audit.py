@@ -57,9 +57,9 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
             )
             sources = r.get("sources") or {}
             if sources.get("base_url"):
-                detail += f"\nbase URL: {sources['base_url']}"
+                detail += f"\nbase: {sources['base_url']}"
             if sources.get("api_key_env"):
-                detail += f"\nkey variable: {sources['api_key_env']}"
+                detail += f"\nkey: {sources['api_key_env']}"
         else:
             status = Text("unresolved", style="red")
             detail = r["reason"] or ""
@@ -68,14 +68,17 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
                     f"\n  choice: {choice['provider']}: {choice['model']} at {choice['base_url']}"
                 )
         cell = Text(detail)
-        for lost in r.get("lost_behaviours") or []:
+        lost_kinds = [b["kind"] for b in r.get("lost_behaviours") or []]
+        if lost_kinds:
             cell.append("\nlost: ", style="yellow")
-            cell.append(f"{lost['kind']}: {lost['detail']} -> {lost['impact']}")
+            cell.append(", ".join(lost_kinds))
         m.add_row(model.model_name, str(model.via_proxy), str(model.users), where, status, cell)
     if report.models:
         out.table(m)
     else:
         c.print("[green]No model configuration points at the proxy.[/]")
+
+    _render_lost(report, out)
 
     if report.anomalies:
         a = Table(title="Anomalies (reported, never changed silently)", title_justify="left")
@@ -111,3 +114,25 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
         out.next_step(f"layra-migrate verify --plan {plan_path}")
     else:
         out.next_step("layra-migrate audit --litellm-config config.yaml --plan-out plan.yaml")
+
+
+def _render_lost(report: AuditReport, out: Output) -> None:
+    """Each lost proxy behaviour once: what it was, what changes, which names it touches."""
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for model in report.models:
+        r = model.resolution
+        for b in r.lost_behaviours if r else []:
+            rows.setdefault((b.kind, b.detail, b.impact), []).append(model.model_name)
+    if not rows:
+        return
+    t = Table(
+        title="What the proxy did that direct calls will not (lost per model)",
+        title_justify="left",
+    )
+    t.add_column("kind")
+    t.add_column("setting", overflow="fold")
+    t.add_column("what changes for users", overflow="fold")
+    t.add_column("model names", overflow="fold")
+    for (kind, detail, impact), names in rows.items():
+        t.add_row(kind, detail, impact, ", ".join(names))
+    out.out.print(t)
