@@ -101,7 +101,8 @@ class Job:
 
 def edit_plan_like_an_operator(plan_path: Path, stub_v1: str, console: Console) -> None:
     """What an operator does after reading the audit: pick one member of the
-    load-balanced group, and route the name the proxy never knew (gpt-4o)."""
+    load-balanced group, and route gpt-4o when no route serves it (with the sandbox config
+    the openai/* wildcard does, through LiteLLM's provider inference)."""
     plan = yaml.safe_load(plan_path.read_text())
     models = plan.get("models", {})
     edits = []
