@@ -44,6 +44,11 @@ fi
   layra_migrate/sandbox/litellm_db.py layra_migrate/views/proxy_db.py tests/postgres_stack.py \
   tests/test_decommission_postgres.py tests/test_audit_proxy_db.py tests/test_litellm_schema.py \
   tests/test_roles.py tests/test_postgres_image.py layra_migrate/sandbox/private_engine.py \
-  tests/test_output_widths.py tests/test_operator_consistency.py tests/test_ci_doc.py
+  tests/test_output_widths.py tests/test_operator_consistency.py tests/test_ci_doc.py \
+  layra_migrate/litellm/config.py layra_migrate/litellm/resolve.py \
+  layra_migrate/litellm/providers.py layra_migrate/litellm/catalog.py \
+  layra_migrate/litellm/proxy_env.py layra_migrate/litellm/behaviours.py \
+  tests/litellm_oracle.py tests/test_litellm_oracle.py tests/test_litellm_behaviours.py \
+  scripts/gen_litellm_catalog.py
 .venv/bin/mypy --strict layra_migrate migrations
 exec .venv/bin/python -m pytest "$@"
