@@ -29,7 +29,7 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[1]
 # The dataset's proxied names the sandbox config resolves to one direct target each
-# (gpt-4o has no route, gpt-oss-120b is a load-balanced group, voyage-3 and
+# (gpt-oss-120b is a load-balanced group, voyage-3 and
 # claude-sonnet-4 are not OpenAI-compatible chat targets: a plan needs a person there).
 RESOLVABLE = [
     "deepseek-reasoner",
