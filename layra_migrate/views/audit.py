@@ -135,4 +135,4 @@ def _render_lost(report: AuditReport, out: Output) -> None:
     t.add_column("model names", overflow="fold")
     for (kind, detail, impact), names in rows.items():
         t.add_row(kind, detail, impact, ", ".join(names))
-    out.out.print(t)
+    out.table(t)
