@@ -37,6 +37,7 @@ def audit(
         Path | None,
         typer.Option(
             "--litellm-env-file",
+            metavar="PATH",
             help="The env file the LiteLLM proxy runs with (its compose .env or env_file): "
             "where it reads <PROVIDER>_API_BASE and key variables. Default: the .env beside "
             "the compose file holding --litellm-config. Values are never shown.",
