@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
     from layra_migrate.litellm.config import LiteLLMConfig
+    from layra_migrate.names import Duplicate
     from layra_migrate.settings import Environment
 
 SCHEMA = "layra-migrate/audit/v1"
@@ -99,12 +100,38 @@ class Anomaly:
     location: str
     count: int
     detail: str = ""
+    paths: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"kind": self.kind, "location": self.location, "count": self.count}
         if self.detail:
             d["detail"] = self.detail
+        if self.paths:
+            d["paths"] = self.paths
         return d
+
+
+@dataclass(frozen=True)
+class Unrecognised:
+    """A config-shaped object the four-place walk does not recognise."""
+
+    location: str
+    collection: str
+    doc_id: Any
+    path: str
+    model_name: str
+    via_proxy: bool
+
+    def where(self) -> str:
+        return f"{self.collection} _id={self.doc_id} {self.path}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"location": self.location, "collection": self.collection,
+                "doc_id": str(self.doc_id), "path": self.path, "model_name": self.model_name,
+                "via_proxy": self.via_proxy}
+
+
+MAX_LISTED_PATHS = 50
 
 
 @dataclass
@@ -117,14 +144,25 @@ class AuditReport:
     proxy_url_spellings: dict[str, int]
     config_path: str | None
     config_notes: list[str]
+    unrecognised: list[Unrecognised] = field(default_factory=list)
+    duplicates: list[Duplicate] = field(default_factory=list)  # Layra's unique-name rule
 
     @property
     def via_proxy(self) -> int:
         return sum(c.via_proxy for c in self.locations.values())
 
     @property
+    def unrecognised_via_proxy(self) -> int:
+        """Config-shaped objects outside the four places that point at the proxy: the
+        rewrite cannot migrate them, and the decommission interlock counts them."""
+        return sum(1 for u in self.unrecognised if u.via_proxy)
+
+    @property
     def blocking(self) -> int:
-        return sum(m.via_proxy for m in self.models if m.blocking)
+        blocked = {m.model_name for m in self.models if m.blocking}
+        return (sum(m.via_proxy for m in self.models if m.blocking)
+                + sum(1 for d in self.duplicates
+                      if d.resolution == "blocking" and d.model_name not in blocked))
 
     def model(self, name: str) -> ModelUsage | None:
         return next((m for m in self.models if m.model_name == name), None)
@@ -149,6 +187,9 @@ class AuditReport:
                 for m in self.models
             ],
             "anomalies": [a.as_dict() for a in self.anomalies],
+            "unrecognised_configs": [u.as_dict() for u in self.unrecognised],
+            "duplicates": [d.as_dict() for d in self.duplicates],
+            "unrecognised_via_proxy": self.unrecognised_via_proxy,
             "notes": self.config_notes,
             "via_proxy": self.via_proxy,
             "blocking": self.blocking,
@@ -296,6 +337,55 @@ async def _anomalies(db: AsyncDatabase[dict[str, Any]]) -> list[Anomaly]:
     return out
 
 
+async def scan_unrecognised(db: AsyncDatabase[dict[str, Any]], proxy: ProxySet,
+                            batch_size: int = 500) -> list[Unrecognised]:
+    """Walk every document of the four places in Python for config-shaped objects (a model
+    URL field plus a model name or key field) that the places' own walk does not return:
+    nodes nested deeper than the search depth, copies in fields no place describes, the
+    legacy ``model_list`` shape. Reported with their paths; never rewritten."""
+    from layra_migrate.locations import read_field, unrecognised_configs
+
+    out: list[Unrecognised] = []
+
+    from bson import decode
+    from bson.codec_options import CodecOptions
+    from bson.raw_bson import RawBSONDocument
+
+    raw_codec: CodecOptions[RawBSONDocument] = CodecOptions(document_class=RawBSONDocument)
+
+    async def one(name: str) -> None:
+        loc = LOCATIONS[name]
+        coll: Any = db.get_collection(loc.collection, codec_options=raw_codec)
+        async for raw in coll.find({}, batch_size=batch_size):
+            doc = decode(raw.raw)
+            for path, cfg in unrecognised_configs(name, doc, raw.raw):
+                url = read_field(cfg, "model_url")
+                out.append(Unrecognised(name, loc.collection, doc.get("_id"), path,
+                                        _name(read_field(cfg, "model_name")),
+                                        bool(proxy.matches(url))))
+
+    await asyncio.gather(*(one(n) for n in LOCATION_NAMES))
+    out.sort(key=lambda u: (u.location, str(u.doc_id), u.path))
+    return out
+
+
+def _unrecognised_anomalies(found: list[Unrecognised]) -> list[Anomaly]:
+    out: list[Anomaly] = []
+    for name in LOCATION_NAMES:
+        here = [u for u in found if u.location == name]
+        if not here:
+            continue
+        proxied = sum(1 for u in here if u.via_proxy)
+        out.append(Anomaly(
+            "unrecognised_model_config", name, len(here),
+            f"objects shaped like a model configuration outside the place's known paths "
+            f"({proxied} point at the proxy): never rewritten; the decommission interlock "
+            f"refuses while any points at the proxy",
+            [u.where() + (" (via proxy)" if u.via_proxy else "")
+             for u in here[:MAX_LISTED_PATHS]]))
+    return out
+
+
 async def run_audit(
     db: AsyncDatabase[dict[str, Any]],
     proxy: ProxySet,
@@ -356,8 +446,10 @@ async def run_audit(
             anomalies.append(
                 Anomaly("invalid_model_url", name, invalid_url, "model_url is not an http(s) URL")
             )
-    users, extra = await asyncio.gather(proxied_users(db, proxied_raw), _anomalies(db))
+    users, extra, unrecognised = await asyncio.gather(
+        proxied_users(db, proxied_raw), _anomalies(db), scan_unrecognised(db, proxy))
     anomalies.extend(extra)
+    anomalies.extend(_unrecognised_anomalies(unrecognised))
     notes: list[str] = []
     if config is not None:
         if config.store_model_in_db:
@@ -406,7 +498,7 @@ async def run_audit(
             )
         )
     ordered = sorted(models.values(), key=lambda m: (-m.via_proxy, m.model_name))
-    return AuditReport(
+    report = AuditReport(
         database=db.name,
         proxy=proxy,
         locations=locations,
@@ -415,4 +507,12 @@ async def run_audit(
         proxy_url_spellings=spellings,
         config_path=str(config.path) if config else None,
         config_notes=notes,
+        unrecognised=unrecognised,
     )
+    if config is not None:
+        # Layra's unique-name rule against the renames the resolution implies
+        from layra_migrate.names import find_duplicates
+        from layra_migrate.plan import plan_from_report
+
+        report.duplicates, _ = await find_duplicates(db, plan_from_report(report))
+    return report

@@ -42,6 +42,7 @@ from layra_migrate.errors import (
     EXIT_UNREACHABLE,
     EXIT_VERIFY_FAILED,
     ConfigError,
+    LayraMigrateError,
     RefusedError,
     UsageError,
 )
@@ -52,7 +53,8 @@ if TYPE_CHECKING:
 
     from layra_migrate.audit import AuditReport
     from layra_migrate.decommission.models import InterlockReport
-    from layra_migrate.engine.cache import RedisCache
+    from layra_migrate.dryrun import DryRunPlan
+    from layra_migrate.engine.cache import CacheGate, RedisCache
     from layra_migrate.engine.check import CheckResult as CheckRun
     from layra_migrate.engine.context import Progress, StopFlag
     from layra_migrate.engine.lock import UnlockResult as UnlockRun
@@ -166,6 +168,8 @@ class RewriteResult:
     plan_path: Path
     preflight: Preflight
     applied: ApplyResult
+    dry_plan: DryRunPlan | None = None  # the dry run as a plan (summary, blockers, diff)
+    summary_only: bool = False
 
     @property
     def cache_failed(self) -> list[str]:
@@ -175,20 +179,32 @@ class RewriteResult:
 
     @property
     def exit_code(self) -> int:
+        if self.dry_plan is not None:  # what the real run would do: 0, 4 (or 3)
+            return self.dry_plan.exit_code
         return EXIT_UNREACHABLE if self.cache_failed else EXIT_OK
 
     def as_json(self) -> dict[str, Any]:
         r = self.applied
+        plan: dict[str, Any] = {}
+        if self.dry_plan is not None:
+            head = self.dry_plan.as_json(full=False)
+            plan = {k: head[k] for k in ("summary", "blockers", "duplicates")}
         return {
             "schema": self.SCHEMA,
             "database": self.database,
             "dry_run": self.dry_run,
             "plan": str(self.plan_path),
             "preflight": self.preflight.as_dict(),
-            "skipped_unresolved": [b.model_name for b in self.preflight.blocking],
+            **plan,
+            "skipped_unresolved": [b.model_name for b in self.preflight.skipped],
+            "skipped": [b.as_dict() for b in self.preflight.skipped],
             "migrations": [m.as_dict() for m in r.migrations],
             "documents": r.documents,
-            "changes": [c.as_dict() for c in r.changes] if self.dry_run else None,
+            "changes": (
+                [c.as_dict() for c in r.changes]
+                if self.dry_run and not self.summary_only
+                else None
+            ),
             "accepted_changes": r.accepted,
             "lock_taken_over": r.took_over.as_dict() if r.took_over else None,
             "redis": (
@@ -197,11 +213,13 @@ class RewriteResult:
                 else {
                     "keys": len(r.cache_keys),
                     "deleted": 0,
+                    "not_cached": 0,
                     "failed": [],
                     "redis_url": None,
                     "error": None,
                 }
-            ),
+            )
+            | ({"check": self.dry_plan.redis.get("check")} if self.dry_plan else {}),
             "exit_code": self.exit_code,
         }
 
@@ -215,6 +233,7 @@ class RollbackResult:
     dry_run: bool
     force: bool
     run: RollbackRun
+    redis_problem: LayraMigrateError | None = None  # dry run: what the real run would hit
 
     @property
     def cache_failed(self) -> list[str]:
@@ -229,6 +248,8 @@ class RollbackResult:
     def exit_code(self) -> int:
         if self.run.conflict_count:
             return EXIT_CONFLICTS
+        if self.redis_problem is not None:
+            return self.redis_problem.exit_code
         return EXIT_UNREACHABLE if self.cache_failed else EXIT_OK
 
     def as_json(self) -> dict[str, Any]:
@@ -245,6 +266,7 @@ class RollbackResult:
             "restores": [x.as_dict() for x in r.restores] if self.dry_run else None,
             "lock_taken_over": r.took_over.as_dict() if r.took_over else None,
             "redis": r.cache.as_dict() if r.cache else None,
+            "redis_problem": self.redis_problem.message if self.redis_problem else None,
             "exit_code": self.exit_code,
         }
 
@@ -401,14 +423,35 @@ def _ask(confirm: Confirm, question: str, expected: str | None = None) -> None:
         raise RefusedError("not confirmed; nothing was written")
 
 
+async def _check_redis(url: str | None) -> CacheGate:
+    """Redis as the real run will use it: connected, and checked for the DB that holds
+    Layra's cache (the same for a dry run)."""
+    from layra_migrate.engine.cache import open_checked
+
+    return await open_checked(url)
+
+
+def _redis_refusal(gate: CacheGate) -> LayraMigrateError | None:
+    """What stops a real run at Redis: unreachable (exit 3) or the wrong DB (exit 4)."""
+    if gate.unreachable is not None:
+        return gate.unreachable
+    if gate.wrong_db:
+        return RefusedError(gate.wrong_db + "; nothing was written",
+                            hint="pass --redis-url with the DB that holds them")
+    return None
+
+
 async def _open_cache(url: str | None, dry_run: bool) -> RedisCache | None:
+    """Redis for a writing run, before any MongoDB write: exit 3 unreachable, exit 4 when
+    the chosen DB holds none of Layra's cache keys but another DB does."""
     if not url or dry_run:
         return None
-    from layra_migrate.engine.cache import RedisCache
-
-    cache = RedisCache(url)
-    await cache.connect()  # exit 3 here, before any MongoDB write
-    return cache
+    gate = await _check_redis(url)
+    refusal = _redis_refusal(gate)
+    if refusal is not None:
+        await gate.close()
+        raise refusal
+    return gate.cache
 
 
 async def _warn_if_backend_runs(hooks: Hooks) -> None:
@@ -500,16 +543,22 @@ async def rewrite(
     accept_changed: str | None = None,
     reason: str | None = None,
     batch_size: int = 500,
+    summary: bool = False,
+    out: str | Path | None = None,
     confirm: Confirm = no_confirmation,
     hooks: Hooks = _QUIET,
     stop: StopFlag | None = None,
 ) -> RewriteResult:
     """Apply pending migrations: point proxied model configs straight at their providers.
 
-    Preflight (the audit against the plan, the key variables) refuses before anything
-    is written; Redis (``settings.redis_url``) is reached before the confirmation;
-    every change is journaled before it is written; the cached model configs are
-    deleted afterwards. ``dry_run`` writes nothing at all and asks nothing.
+    Preflight (the audit against the plan, key variables, Layra's unique-name rule, the
+    Redis DB) refuses before anything is written; Redis (``settings.redis_url``) is
+    reached before the confirmation; every change is journaled before it is written;
+    the cached model configs are deleted afterwards. ``dry_run`` writes nothing at all,
+    asks nothing and never refuses: the result's ``dry_plan`` holds the summary, every
+    blocker and the diff, and ``exit_code`` says what the real run would do (0 or 4);
+    ``out`` writes that plan as JSON (keys masked); ``summary`` leaves the diff out of
+    ``as_json()``.
     """
     from layra_migrate.engine.context import StopFlag
     from layra_migrate.engine.discovery import discover
@@ -520,14 +569,24 @@ async def rewrite(
 
     if (accept_changed is None) != (reason is None):
         raise UsageError("--accept-changed ID and --reason TEXT go together")
+    if (summary or out is not None) and not dry_run:
+        raise UsageError("--summary and --out go with --dry-run")
     migrations = discover(settings.migrations_dir.value)
     plan_path = _plan_path(plan)
     the_plan = read_plan(plan_path)
     stop = stop or StopFlag()
     async with connect(settings) as conn:
-        pre = await preflight(conn.db, the_plan, settings.env, skip_unresolved=skip_unresolved)
-        hooks.rewrite_preflight(pre, the_plan, plan_path)
-        cache = await _open_cache(settings.redis_url.value, dry_run)
+        pre = await preflight(
+            conn.db, the_plan, settings.env, skip_unresolved=skip_unresolved, collect=True
+        )
+        gate = await _check_redis(settings.redis_url.value)  # the dry run checks it too
+        cache = None if dry_run else gate.cache
+        if not dry_run:
+            refusal = pre.refusal() or _redis_refusal(gate)
+            if refusal is not None:
+                await gate.close()
+                raise refusal
+            hooks.rewrite_preflight(pre, the_plan, plan_path)
         try:
             if not dry_run:
                 await _warn_if_backend_runs(hooks)
@@ -547,15 +606,22 @@ async def rewrite(
                 result = await apply(
                     Store(conn.db, conn.client, conn.topology.transactions),
                     migrations,
-                    plan=the_plan,
+                    plan=pre.plan or the_plan,
                     keys=pre.keys,
                     options=options,
                     accept_changed={accept_changed: reason or ""} if accept_changed else None,
                 )
         finally:
-            if cache is not None:
-                await cache.close()
-    return RewriteResult(settings.db.value, dry_run, plan_path, pre, result)
+            await gate.close()
+    dry_plan = None
+    if dry_run:
+        from layra_migrate.dryrun import build, write_out
+
+        dry_plan = build(str(settings.db.value), str(plan_path), pre, result.changes,
+                         len(result.cache_keys), gate)
+        if out is not None:
+            write_out(dry_plan, out)
+    return RewriteResult(settings.db.value, dry_run, plan_path, pre, result, dry_plan, summary)
 
 
 async def rollback(
@@ -580,7 +646,12 @@ async def rollback(
 
     migrations = discover(settings.migrations_dir.value)
     stop = stop or StopFlag()
+    redis_problem: LayraMigrateError | None = None
     async with connect(settings) as conn:
+        if dry_run:  # the same Redis check as the real run; reported, never refused
+            gate = await _check_redis(settings.redis_url.value)
+            await gate.close()
+            redis_problem = _redis_refusal(gate)
         cache = await _open_cache(settings.redis_url.value, dry_run)
         try:
             if not dry_run:
@@ -608,7 +679,7 @@ async def rollback(
         finally:
             if cache is not None:
                 await cache.close()
-    return RollbackResult(settings.db.value, dry_run, force, result)
+    return RollbackResult(settings.db.value, dry_run, force, result, redis_problem)
 
 
 async def status(settings: Settings) -> StatusResult:
@@ -675,7 +746,7 @@ async def check(
                 conn.client,
                 conn.db,
                 migrations,
-                plan=the_plan,
+                plan=pre.plan or the_plan,
                 keys=pre.keys,
                 options=options,
                 scratch_name=scratch_db,

@@ -91,6 +91,52 @@ class Reference:
         return f"{self.path}.{field_name(self.config, logical)}"
 
 
+NODE_DEPTH = 8
+"""How many levels of ``custom_nodes`` are searched for nodes. Layra saves a node with
+``$set custom_nodes.<name>``, so each dot in ``<name>`` adds a level (``gpt-4.1-helper``
+lives at ``custom_nodes["gpt-4"]["1-helper"]``). A node nested deeper than this is still
+found by the anomaly scan (:func:`config_shaped`), which the decommission interlock counts."""
+
+
+def is_node(value: Any) -> bool:
+    """A saved workflow node (a React Flow node): an object with ``data`` or ``type``."""
+    return isinstance(value, dict) and (isinstance(value.get("data"), dict)
+                                        or isinstance(value.get("type"), str))
+
+
+def custom_node_paths(custom: Any, prefix: str = CUSTOM_NODES,
+                      depth: int = NODE_DEPTH) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every node under ``custom_nodes`` with its real dotted path (which is the name it
+    was saved under: a dotted name nests, and the same dotted path reaches it)."""
+    if not isinstance(custom, dict) or depth <= 0:
+        return
+    for key, value in custom.items():
+        if not isinstance(key, str) or "." in key or key.startswith("$") or not key:
+            continue  # not addressable by a dotted path (never written by Layra's $set)
+        path = f"{prefix}.{key}"
+        if is_node(value):
+            yield path, value
+        elif isinstance(value, dict):
+            yield from custom_node_paths(value, path, depth - 1)
+
+
+def _node_list_expr(expr: str, depth: int) -> dict[str, Any]:
+    """Aggregation expression: the nodes under the object ``expr``, at most ``depth`` levels
+    down (the server-side twin of :func:`custom_node_paths`)."""
+    this = "$$this.v"
+    node = {"$or": [{"$eq": [{"$type": f"{this}.data"}, "object"]},
+                    {"$eq": [{"$type": f"{this}.type"}, "string"]}]}
+    deeper: Any = []
+    if depth > 1:
+        deeper = {"$cond": [{"$eq": [{"$type": this}, "object"]},
+                            _node_list_expr(this, depth - 1), []]}
+    return {"$reduce": {
+        "input": {"$objectToArray": expr},
+        "initialValue": [],
+        "in": {"$concatArrays": ["$$value", {"$cond": [node, [this], deeper]}]},
+    }}
+
+
 def _cfg_expr(var: str) -> dict[str, Any]:
     """Aggregation fields for a config object held in ``$$var`` or ``$path``."""
     return {
@@ -163,17 +209,17 @@ class Location:
                     "$project": {
                         "user": "$username",
                         "deleted": "$is_delete",
-                        "kv": {"$objectToArray": "$custom_nodes"},
+                        "node": _node_list_expr("$custom_nodes", NODE_DEPTH),
                     }
                 },
-                {"$unwind": "$kv"},
-                {"$match": {"kv.v.data.modelConfig": {"$type": "object"}}},
+                {"$unwind": "$node"},
+                {"$match": {"node.data.modelConfig": {"$type": "object"}}},
                 {
                     "$project": {
                         "_id": 0,
                         "user": 1,
                         "deleted": 1,
-                        **_cfg_expr("$kv.v.data.modelConfig"),
+                        **_cfg_expr("$node.data.modelConfig"),
                     }
                 },
             ]
@@ -225,13 +271,11 @@ class Location:
                     if isinstance(cfg, dict):
                         yield ref(f"nodes.{i}.data.modelConfig", cfg)
         elif self.name == CUSTOM_NODES:
-            custom = doc.get("custom_nodes")
-            if isinstance(custom, dict):
-                for key, node in custom.items():
-                    data = node.get("data") if isinstance(node, dict) else None
-                    cfg = data.get("modelConfig") if isinstance(data, dict) else None
-                    if isinstance(cfg, dict) and "." not in key and not key.startswith("$"):
-                        yield ref(f"custom_nodes.{key}.data.modelConfig", cfg)
+            for path, node in custom_node_paths(doc.get("custom_nodes")):
+                data = node.get("data")
+                cfg = data.get("modelConfig") if isinstance(data, dict) else None
+                if isinstance(cfg, dict):
+                    yield ref(f"{path}.data.modelConfig", cfg)
 
 
 LOCATIONS: dict[str, Location] = {
@@ -256,7 +300,7 @@ LOCATIONS: dict[str, Location] = {
     CUSTOM_NODES: Location(
         CUSTOM_NODES,
         "nodes",
-        "saved custom nodes (custom_nodes.<name>.data.modelConfig)",
+        "saved custom nodes (custom_nodes.<name>.data.modelConfig, a dotted name nested)",
         {"custom_nodes": {"$type": "object"}},
     ),
 }
@@ -269,3 +313,51 @@ def redis_keys_for(location: str, doc: dict[str, Any]) -> list[str]:
     if location == MODEL_CONFIG and doc.get("username"):
         return [f"model_config:{doc['username']}"]
     return []
+
+
+_URL_FIELDS = (SNAKE.model_url, CAMEL.model_url)
+_NAME_OR_KEY_FIELDS = (SNAKE.model_name, CAMEL.model_name, SNAKE.api_key, CAMEL.api_key)
+
+
+def config_shaped(value: Any) -> bool:
+    """An object shaped like a model configuration: a model URL field plus a model name or
+    key field, in either spelling."""
+    return (isinstance(value, dict) and any(k in value for k in _URL_FIELDS)
+            and any(k in value for k in _NAME_OR_KEY_FIELDS))
+
+
+def config_objects(value: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every config-shaped object anywhere inside ``value``, with its dotted path (array
+    positions as numbers). A config-shaped object is not searched further."""
+    if isinstance(value, dict):
+        if path and config_shaped(value):
+            yield path, value
+            return
+        for k, v in value.items():
+            yield from config_objects(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from config_objects(v, f"{path}.{i}" if path else str(i))
+
+
+_URL_KEYS_BSON = tuple(k.encode() + b"\x00" for k in _URL_FIELDS)
+
+
+def unrecognised_configs(location: str, doc: dict[str, Any], raw: bytes | None = None
+                         ) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Config-shaped objects in a document of one place that the place's walk
+    (:meth:`Location.references`) does not return: nothing is ever silently missed.
+
+    With the document's BSON bytes, the full walk is skipped when every URL field name in
+    the bytes belongs to a known reference (a config-shaped object needs one): the usual
+    case, at the cost of a byte count."""
+    refs = list(LOCATIONS[location].references(doc))
+    if raw is not None:
+        in_bytes = sum(raw.count(k) for k in _URL_KEYS_BSON)
+        known_urls = sum(1 for r in refs for k in _URL_FIELDS if k in r.config)
+        if in_bytes == known_urls:
+            return
+    known = {r.path for r in refs}
+    for path, cfg in config_objects({k: v for k, v in doc.items() if k != "_id"}):
+        if path not in known:
+            yield path, cfg

@@ -39,6 +39,9 @@ _HEADER = """\
 # servers that need no key. Names left unresolved block `rewrite` unless --skip-unresolved.
 # `lost_behaviours` lists what the proxy did for a name that direct calls will not
 # (fallbacks, limits, retries, drop_params, caching, budgets): informational, never read.
+# Layra refuses two models with one model_name for a user: a rename that would create
+# that blocks too. Per name, `allow_duplicate_name: true` accepts the duplicate, or
+# `keep: [MODEL_ID, ...]` names the user-list entries to keep as they are (on the proxy).
 """
 
 
@@ -51,6 +54,9 @@ class PlanEntry:
     choices: list[dict[str, Any]] = field(default_factory=list)
     # what the proxy did for this name that direct calls will not (kind, detail, impact)
     lost_behaviours: list[dict[str, str]] = field(default_factory=list)
+    allow_duplicate_name: bool = False
+    keep: list[str] = field(default_factory=list)  # model_ids left as they are
+    duplicates: list[dict[str, Any]] = field(default_factory=list)  # found by the audit
 
 
 @dataclass
@@ -60,10 +66,29 @@ class Plan:
     proxy_urls: list[str]
     entries: dict[str, PlanEntry]
     litellm_config: str | None = None
+    # (collection, str(doc_id), config path): references a run leaves alone (a rename
+    # that would break Layra's unique-name rule). Set by the preflight, never written.
+    held_back: set[tuple[str, str, str]] = field(default_factory=set)
 
     @property
     def proxy(self) -> ProxySet:
         return ProxySet.build(self.proxy_urls, include_defaults=False)
+
+    def holds_back(self, ref: Any) -> bool:
+        """Whether this reference (a :class:`locations.Reference`) is left alone."""
+        return (ref.collection, str(ref.doc_id), ref.path) in self.held_back
+
+    def held_back_count(self, collection: str) -> int:
+        return sum(1 for h in self.held_back if h[0] == collection)
+
+    def without(self, names: set[str], held_back: set[tuple[str, str, str]]) -> Plan:
+        """A copy in which ``names`` have no target and ``held_back`` references are left
+        alone: what a run with --skip-unresolved writes."""
+        from dataclasses import replace
+
+        entries = {n: (replace(e, target=None) if n in names else e)
+                   for n, e in self.entries.items()}
+        return replace(self, entries=entries, held_back=set(self.held_back) | held_back)
 
     def target(self, name: Any) -> Target | None:
         entry = self.entries.get(str(name)) if name is not None else None
@@ -77,6 +102,7 @@ class Plan:
 
 
 def plan_from_report(report: AuditReport) -> Plan:
+    """The plan the audit's resolution implies (duplicate names listed, not resolved)."""
     entries: dict[str, PlanEntry] = {}
     for m in report.models:
         r = m.resolution
@@ -87,6 +113,10 @@ def plan_from_report(report: AuditReport) -> Plan:
             reason=None if (r and r.resolved) else m.resolution_dict()["reason"],
             choices=[c.as_dict() for c in r.choices] if r else [],
             lost_behaviours=[b.as_dict() for b in r.lost_behaviours] if r else [],
+            duplicates=[{"user": d.user, "model_id": d.model_id,
+                         "same_name_as": list(d.other_ids), "new_name": d.new_name}
+                        for d in report.duplicates
+                        if d.model_name == m.model_name and d.resolution == "blocking"],
         )
     return Plan(None, report.database, list(report.proxy.urls), entries, report.config_path)
 
@@ -102,6 +132,13 @@ def plan_to_yaml(plan: Plan, path: str | Path) -> str:
             if not e.target.key_required:
                 t["key_required"] = False
             item["target"] = t
+            if e.allow_duplicate_name:
+                item["allow_duplicate_name"] = True
+            if e.keep:
+                item["keep"] = list(e.keep)
+            if e.duplicates:
+                # informational: renames that would duplicate a user's model name
+                item["duplicate_names"] = e.duplicates
         else:
             item["target"] = None
             item["reason"] = e.reason
@@ -192,12 +229,20 @@ def read_plan(path: str | Path) -> Plan:
         if not isinstance(item, dict):
             raise ConfigError(f"{where} must be a mapping", path=str(p))
         target = _target_from(item.get("target"), where, str(p))
+        allow = item.get("allow_duplicate_name", False)
+        if not isinstance(allow, bool):
+            raise ConfigError(f"{where}.allow_duplicate_name must be true or false", path=str(p))
+        keep = item.get("keep") or []
+        if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
+            raise ConfigError(f"{where}.keep must be a list of model_id strings", path=str(p))
         entries[str(name)] = PlanEntry(
             str(name),
             target,
             int(item.get("references") or 0),
             item.get("reason"),
             list(item.get("choices") or []),
+            allow,
+            list(keep),
         )
     db = data.get("database")
     return Plan(p, None if db is None else str(db), list(urls), entries, data.get("litellm_config"))

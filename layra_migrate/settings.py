@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote_plus
+from urllib.parse import quote, quote_plus
 
 from layra_migrate import redact
 from layra_migrate.errors import ConfigError
@@ -138,6 +138,44 @@ def layra_mongo_uri(env: Environment) -> Sourced | None:
     return Sourced(f"mongodb://{raw}", url.source)
 
 
+LAYRA_CACHE_DB = 0
+"""The Redis DB of Layra's model-config cache. Its ``CacheService`` (the fork's
+``app/db/cache.py``) reads and writes through ``redis.get_redis_connection()``, whose
+``db`` defaults to 0, whatever ``REDIS_TOKEN_DB`` / ``REDIS_TASK_DB`` / ``REDIS_LOCK_DB``
+say; the stock ``.env`` sets ``REDIS_TOKEN_DB=0`` too."""
+
+
+def layra_redis_url(env: Environment) -> Sourced | None:
+    """Build the URL Layra itself connects with from ``REDIS_URL`` (host:port, no scheme,
+    as Layra's ``.env`` spells it) and ``REDIS_PASSWORD``, on the cache's DB.
+
+    Layra's code does ``from_url(f"redis://:{password}@{REDIS_URL}", db=N)``; the
+    password is escaped here (Layra's stock value has no special characters; an
+    operator's may). A ``REDIS_URL`` that already has a scheme is used as given.
+    """
+    url = env.lookup("REDIS_URL")
+    if url is None or not url.value or not url.value.strip():
+        return None
+    raw = url.value.strip()
+    if "://" in raw:
+        return Sourced(raw, url.source)
+    hostport = raw.rstrip("/")
+    if "/" in hostport or "@" in hostport:
+        raise ConfigError(
+            f"REDIS_URL {redact.scrub(raw)!r} is neither host:port nor a redis:// URL",
+            hint="Layra spells it REDIS_URL=redis:6379, with REDIS_PASSWORD separate; "
+            "or pass --redis-url redis://:PASSWORD@HOST:6379/0",
+        )
+    password = env.get("REDIS_PASSWORD")
+    source = url.source
+    auth = ""
+    if password:
+        redact.register_secret(password)
+        auth = f":{quote(password, safe='')}@"
+        source += " + REDIS_PASSWORD"
+    return Sourced(f"redis://{auth}{hostport}/{LAYRA_CACHE_DB}", source + f", DB {LAYRA_CACHE_DB}")
+
+
 @dataclass
 class Settings:
     mongo_uri: Sourced
@@ -192,9 +230,18 @@ def load_settings(
         timeout_s=timeout_s if timeout_s is not None else DEFAULT_TIMEOUT_S,
         env=env,
         litellm_config=_first(env, litellm_config, ("LAYRA_MIGRATE_LITELLM_CONFIG",), None),
-        redis_url=_first(env, redis_url, ("LAYRA_MIGRATE_REDIS_URL", "REDIS_URL"), None),
+        redis_url=_redis(env, redis_url),
         migrations_dir=_first(env, migrations_dir, ("LAYRA_MIGRATE_MIGRATIONS_DIR",), None),
     )
+
+
+def _redis(env: Environment, flag: str | None) -> Sourced:
+    """--redis-url > LAYRA_MIGRATE_REDIS_URL > Layra's REDIS_URL + REDIS_PASSWORD."""
+    chosen = _first(env, flag, ("LAYRA_MIGRATE_REDIS_URL",), None)
+    if chosen.value is None:
+        chosen = layra_redis_url(env) or chosen
+    redact.register_secret(_uri_password(chosen.value))
+    return chosen
 
 
 def _uri_password(uri: str | None) -> str | None:

@@ -33,7 +33,7 @@ def _changes(ctx: MigrationAPI, ref: Reference) -> tuple[dict[str, Any], dict[st
     if not ctx.plan.proxy.matches(ref.model_url):
         return changes, expect
     target = ctx.plan.target(ref.model_name)
-    if target is None:
+    if target is None or ctx.plan.holds_back(ref):
         return changes, expect
     cfg = ref.config
 
@@ -102,6 +102,10 @@ async def _postcondition(ctx: MigrationAPI) -> None:
             key = row["_id"]
             if ctx.plan.proxy.matches(key.get("url")) and ctx.plan.target(key.get("name")):
                 left[name] = left.get(name, 0) + int(row["n"])
+        # entries the plan holds back on purpose (a rename that would duplicate a name)
+        left[name] = left.get(name, 0) - ctx.plan.held_back_count(LOCATIONS[name].collection)
+        if left[name] <= 0:
+            del left[name]
     skipped = ctx.skipped
     if left and not skipped:
         shown = ", ".join(f"{k}: {v}" for k, v in left.items())

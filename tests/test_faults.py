@@ -256,8 +256,11 @@ def test_kill_9_rewrite_and_rollback_at_random_points(
     assert mid_run["rewrite"] >= trials * 2 // 3 and mid_run["rollback"] >= 6, mid_run
 
 
-def test_a_dead_runs_live_lease_names_its_holder_then_expires(
+def test_a_dead_runs_live_lease_on_another_host_names_its_holder_then_expires(
         corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str, tmp_path: Path) -> None:
+    """Across hosts the lease rule stays (a dead holder on this host is taken over at once:
+    tests/test_layra_recovery.py): the killed run's lock is made to look like another
+    host's, as when the operator re-runs from a second machine."""
     db = fresh_db("lease")
     corpus.seed(db)
     env = _env(mongo_uri, db.name, LAYRA_MIGRATE_LOCK_TTL="4")
@@ -266,12 +269,20 @@ def test_a_dead_runs_live_lease_names_its_holder_then_expires(
     assert wait_for(lambda: db[JOURNAL].count_documents({}) >= 3 or proc.poll() is not None, 60)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
+    # another host's lock, with a lease long enough for a loaded machine's re-runs
+    from datetime import timedelta
+
+    from layra_migrate.engine.lock import now
+
+    db[LOCK].update_one({}, {"$set": {"host": "another-host",
+                                      "expires_at": now() + timedelta(seconds=120)}})
     r = run_cli(*rewrite, env=env, cwd=tmp_path)
     assert r.code == 4, r.stderr
     assert f"pid {proc.pid}" in r.stderr and "live" in r.stderr
     # unlock --if-stale refuses the live lease too: the only remedy is to wait
     assert run_cli("unlock", "--if-stale", env=env, cwd=tmp_path).code == 4
-    time.sleep(4.2)
+    # ... until the lease expires (its time moved forward instead of sleeping 2 minutes)
+    db[LOCK].update_one({}, {"$set": {"expires_at": now() - timedelta(seconds=1)}})
     r = run_cli(*rewrite, "--json", env=env, cwd=tmp_path)
     assert r.code == 0, r.stderr
     assert r.json()["lock_taken_over"]["pid"] == proc.pid

@@ -66,6 +66,10 @@ def test_dry_run_shows_every_change_and_writes_nothing(
             url_changes[c["location"]] = url_changes.get(c["location"], 0) + 1
     want = {loc: sum(exp.by_name[n][loc] for n in resolvable if n in exp.by_name)
             for loc in ("model_config", "conversations", "workflows", "custom_nodes")}
+    # entries whose rename would give a user two models with one name stay on the proxy
+    held = sum(1 for d in data["duplicates"] if d["resolution"] == "blocking")
+    assert held == 2  # the generated data holds two such users
+    want["model_config"] -= held
     assert url_changes == {k: v for k, v in want.items() if v}
     keys = [c for c in data["changes"] if c["field"].endswith((".api_key", ".apiKey"))]
     assert keys and all(c["after"] is None or "..." in c["after"] or c["after"] == "****"
@@ -102,10 +106,11 @@ def test_refusals_write_nothing(
     stale.write_text(yaml.safe_dump(data))
     r = cli("rewrite", "--plan", str(stale), "--yes", "--skip-unresolved", env=KEY_ENV)
     assert r.code == 4 and "stale plan" in r.stderr, r.stderr
-    # a key variable missing for a target about to be written
+    # a key variable missing for a target about to be written blocks like an unresolved
+    # name (with --skip-unresolved it would stay on the proxy: tests/test_layra_real.py)
     env = {k: v for k, v in KEY_ENV.items() if k != "DEEPSEEK_API_KEY"}
-    r = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", env=env)
-    assert r.code == 4 and "DEEPSEEK_API_KEY" in r.json()["error"], r.stdout
+    r = cli("rewrite", "--plan", str(plan), "--yes", "--json", env=env)
+    assert r.code == 4 and "DEEPSEEK_API_KEY is not set" in r.json()["error"], r.stdout
     # non-interactive without --yes
     r = cli("rewrite", "--plan", str(plan), "--skip-unresolved", env=KEY_ENV)
     assert r.code == 2 and "--yes" in r.stderr
@@ -156,10 +161,13 @@ def test_rewrite_changes_only_migrated_fields_then_rollback_is_exact(
                                   ["conversation_id"])
             if diff and name == "model_config":
                 changed_users.add(seeded_db.model_config.find_one({"_id": doc_id})["username"])
-    # the audit: only unresolved names still use the proxy
+    # the audit: only unresolved names (and entries held back as duplicate names) still
+    # use the proxy
     a = cli("audit", "--json", "--litellm-config", str(litellm_config), env=KEY_ENV).json()
-    assert {m["model_name"] for m in a["models"]} <= set(yaml.safe_load(plan.read_text())
-                                                         ["models"]) - _resolvable(plan)
+    held = {d["model_name"] for d in data["preflight"]["duplicates"]
+            if d["resolution"] == "blocking"}
+    assert {m["model_name"] for m in a["models"]} <= (set(yaml.safe_load(plan.read_text())
+                                                          ["models"]) - _resolvable(plan)) | held
     # Redis: exactly the changed documents' keys are gone
     for cid in convs:
         assert bool(redis_client.exists(f"conv_model_config:{cid}")) == (cid not in changed_convs)

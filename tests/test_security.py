@@ -139,8 +139,8 @@ def test_no_secret_in_any_output_or_record_of_any_command(
     run("check", "--plan", str(plan), *both)
     # failure paths before any write: blocking names, a missing key, a bad plan, bad Redis
     run("rewrite", "--plan", str(plan), "--yes", "--json", *both, expect=4)
-    run("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", *both, expect=4,
-        env={"DEEPSEEK_API_KEY": ""})
+    run("rewrite", "--plan", str(plan), "--yes", *both, expect=4,
+        env={"DEEPSEEK_API_KEY": ""})  # a missing key blocks (--skip-unresolved would skip)
     run("rewrite", "--plan", str(tmp_path / "missing.yaml"), "--yes", *both, expect=2)
     run("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--redis-url",
         f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0", "--json", *both, expect=3)

@@ -58,8 +58,9 @@ def rewrite(
     plan: PlanOpt = None,
     dry_run: DryRunOpt = False,
     skip_unresolved: Annotated[bool, typer.Option(
-        "--skip-unresolved", help="Leave unresolved proxied names on the proxy instead of "
-        "refusing.")] = False,
+        "--skip-unresolved", help="Leave blocking names (no target, key not set, a rename "
+        "that duplicates a user's model name) on the proxy, listed, instead of refusing.")]
+    = False,
     redis_url: RedisUrlOpt = None,
     yes: YesOpt = False,
     accept_changed: Annotated[str | None, typer.Option(
@@ -68,6 +69,11 @@ def rewrite(
     reason: Annotated[str | None, typer.Option(
         "--reason", metavar="TEXT",
         help="Why the changed file is accepted.", show_default=False)] = None,
+    summary: Annotated[bool, typer.Option(
+        "--summary", help="With --dry-run: print only the summary and the blockers.")] = False,
+    out: Annotated[Path | None, typer.Option(
+        "--out", metavar="FILE", help="With --dry-run: write the whole plan (summary, "
+        "blockers, diff; keys masked) as JSON to FILE.", show_default=False)] = None,
     migrations_dir: MigrationsDirOpt = None,
     batch_size: BatchOpt = 500,
     mongo_uri: MongoUriOpt = None,
@@ -81,10 +87,13 @@ def rewrite(
     """Apply pending migrations: point proxied model configs straight at their providers.
 
     Audits the database against the plan first. Refuses (exit 4, nothing written) a
-    stale plan, blocking names without --skip-unresolved, a missing key variable, a
-    held lock or an edited applied migration. Every change is journaled before it is
-    written, so `rollback` restores the exact original. --dry-run prints every
-    per-document change (keys masked) and writes nothing at all.
+    stale plan, blocking names (no target, key variable not set, a rename that would
+    give a user two models with one name) without --skip-unresolved, Redis caching in
+    another DB than the one given, a held lock or an edited applied migration. Every
+    change is journaled before it is written, so `rollback` restores the exact original.
+    --dry-run never refuses and writes nothing: it prints a summary, every blocker and
+    the whole diff (keys masked), and exits 0 if the real run would proceed, 4 if it
+    would be refused (--summary: the head only; --out FILE: the plan as JSON).
 
     Example:
 
@@ -101,7 +110,8 @@ def rewrite(
     async def body() -> int:
         from layra_migrate import commands
         from layra_migrate.cli.hooks import CliHooks, asker
-        from layra_migrate.views.rewrite import render_apply, render_cache, render_changes
+        from layra_migrate.views.dryrun import render_dry_run
+        from layra_migrate.views.rewrite import render_apply, render_cache
 
         settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
                              timeout_s=timeout, redis_url=redis_url,
@@ -109,20 +119,24 @@ def rewrite(
         result = await commands.rewrite(
             settings, plan=plan, dry_run=dry_run, skip_unresolved=skip_unresolved,
             accept_changed=accept_changed, reason=reason, batch_size=batch_size,
-            confirm=asker(output, yes=yes), hooks=CliHooks(output))
+            summary=summary, out=out, confirm=asker(output, yes=yes), hooks=CliHooks(output))
         code = result.exit_code
         _render_cache_failure(result.applied.cache, output)
         if output.json_mode:
             output.emit_json(result.as_json())
             return code
         applied = result.applied
-        if dry_run:
-            render_changes(applied.changes, output)
+        if result.dry_plan is not None:
+            render_dry_run(result.dry_plan, output, summary_only=summary)
+            if out is not None:
+                output.out.print(f"plan written to {out}")
+            output.next_step("review the plan, then run the same command without --dry-run"
+                             if code == 0 else "resolve the blockers (or pass "
+                             "--skip-unresolved where they may stay on the proxy)")
+            return code
         render_apply(applied, output)
         render_cache(applied.cache, len(applied.cache_keys), output, dry_run)
-        if dry_run:
-            output.next_step("review the changes, then run the same command without --dry-run")
-        elif code:
+        if code:
             output.next_step("delete the listed Redis keys by hand (or wait 15 minutes)")
         else:
             output.next_step("`layra-migrate verify` to test the direct targets; "
@@ -166,8 +180,8 @@ def rollback(
         layra-migrate rollback --env-file /srv/layra/.env --dry-run
         layra-migrate rollback --env-file /srv/layra/.env --yes
 
-    Exit codes: 0 done, 2 bad input, 3 MongoDB/Redis unreachable, 4 lock held,
-    6 conflicts (partially rolled back), 130 interrupted (run rollback again).
+    Exit codes: 0 done, 2 bad input, 3 MongoDB/Redis unreachable, 4 lock held or wrong
+    Redis DB, 6 conflicts (partially rolled back), 130 interrupted (run rollback again).
     """
     output = make_output(json_out, verbose, debug)
 
@@ -183,6 +197,8 @@ def rollback(
             settings, to=to, dry_run=dry_run, force=force, batch_size=batch_size,
             confirm=asker(output, yes=yes), hooks=CliHooks(output))
         _render_cache_failure(result.run.cache, output)
+        if result.redis_problem is not None:
+            output.warn(f"the real rollback would stop: {result.redis_problem.message}")
         if output.json_mode:
             output.emit_json(result.as_json())
             return result.exit_code

@@ -22,9 +22,17 @@ async def count_references(db: AsyncDatabase[dict[str, Any]], env: Environment,
     from layra_migrate.audit import run_audit
 
     report = await run_audit(db, proxies or ProxySet.build(), None, env)
+    by_location = {k: v.via_proxy for k, v in report.locations.items()}
+    if report.unrecognised_via_proxy:
+        # config-shaped objects outside the four places (e.g. a node nested deeper than the
+        # search depth): the rewrite never migrates them, so they keep the proxy needed
+        by_location["unrecognised"] = report.unrecognised_via_proxy
     result = InterlockReport(
-        checked=True, via_proxy=report.via_proxy,
-        by_location={k: v.via_proxy for k, v in report.locations.items()})
+        checked=True, via_proxy=report.via_proxy + report.unrecognised_via_proxy,
+        by_location=by_location)
+    for u in [u for u in report.unrecognised if u.via_proxy][:20]:
+        result.warnings.append(f"unrecognised model configuration at {u.where()} points at "
+                               "the proxy")
     last = await latest_verify(db)
     if last is None:
         result.warnings.append("no verify run of the database targets is recorded: run "

@@ -6,6 +6,14 @@ while the run lives; every batch write first checks the lock is still ours
 and unexpired. A crashed holder's lease simply expires: a later run takes over
 an expired lock (atomically, only if it is still expired), and
 ``unlock --if-stale`` deletes an expired one. A live lock is never taken.
+
+The lock also records where its holder runs: host name, boot id, PID namespace,
+pid and the process's start time. When a run finds the lock held by a process on
+this same host (same name, boot and PID namespace) that is gone (pid not running,
+or running with a different start time: the pid was reused), the lock is stale at
+once and is taken over atomically (only if it still belongs to that holder), so a
+re-run right after ``kill -9`` does not wait for the lease. A holder on another
+host (or one whose liveness cannot be read) keeps the lease rule.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import getpass
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +45,44 @@ def now() -> datetime:
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii", errors="replace") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def process_start(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (Linux ``/proc/PID/stat`` field
+    22), or None when the process does not exist or /proc cannot tell."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    try:
+        # the command name (field 2) may hold spaces and parentheses: split after the last ')'
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (IndexError, ValueError):
+        return None
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    """What makes two lock holders "the same host" for the pid check."""
+
+    host: str
+    boot_id: str | None
+    pid_ns: str | None
+
+    @classmethod
+    def current(cls) -> HostIdentity:
+        try:
+            ns: str | None = os.readlink("/proc/self/ns/pid")
+        except OSError:
+            ns = None
+        return cls(socket.gethostname(), _read("/proc/sys/kernel/random/boot_id"), ns)
+
+
 def whoami() -> str:
     try:
         user = getpass.getuser()
@@ -53,11 +99,36 @@ class LockInfo:
     command: str
     acquired_at: datetime
     expires_at: datetime
+    host: str | None = None
+    boot_id: str | None = None
+    pid_ns: str | None = None
+    pid_start: int | None = None
+    stale_reason: str | None = None  # set when taken over because the holder is gone
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> LockInfo:
+        start = doc.get("pid_start")
         return cls(str(doc.get("owner")), str(doc.get("holder")), int(doc.get("pid") or 0),
-                   str(doc.get("command")), doc["acquired_at"], doc["expires_at"])
+                   str(doc.get("command")), doc["acquired_at"], doc["expires_at"],
+                   doc.get("host"), doc.get("boot_id"), doc.get("pid_ns"),
+                   int(start) if start is not None else None)
+
+    def holder_gone(self, here: HostIdentity | None = None) -> str | None:
+        """Why the holding process is certainly gone (it ran on this host), else None."""
+        here = here or HostIdentity.current()
+        if (not self.host or self.host != here.host or self.boot_id is None
+                or self.boot_id != here.boot_id or self.pid_ns is None
+                or self.pid_ns != here.pid_ns or self.pid <= 0 or self.pid_start is None):
+            return None  # another host, or liveness unknown: the lease rule applies
+        if self.pid == os.getpid():
+            return None
+        start = process_start(self.pid)
+        if start is None:
+            return f"pid {self.pid} is not running on this host"
+        if start != self.pid_start:
+            return (f"pid {self.pid} now belongs to another process (started at tick {start}, "
+                    f"the holder at {self.pid_start})")
+        return None
 
     def expired(self, at: datetime | None = None) -> bool:
         return self.expires_at <= (at or now())
@@ -67,13 +138,17 @@ class LockInfo:
 
     def describe(self) -> str:
         state = "expired" if self.expired() else "live"
+        if self.stale_reason:
+            state = f"holder gone: {self.stale_reason}"
         return (f"{self.holder} pid {self.pid} ({self.command}, held {self.age_s():.0f}s, "
                 f"{state}, expires {self.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
 
     def as_dict(self) -> dict[str, Any]:
         return {"holder": self.holder, "pid": self.pid, "command": self.command,
                 "acquired_at": self.acquired_at, "expires_at": self.expires_at,
-                "age_s": round(self.age_s(), 1), "expired": self.expired()}
+                "age_s": round(self.age_s(), 1), "expired": self.expired(),
+                "host": self.host, "pid_start": self.pid_start,
+                "holder_gone": self.stale_reason}
 
 
 def ttl_from_env(value: str | None) -> float:
@@ -106,7 +181,10 @@ class LeaseLock:
 
     def _doc(self) -> dict[str, Any]:
         t = now()
+        here = HostIdentity.current()
         return {"_id": LOCK_ID, "owner": self.owner, "holder": whoami(), "pid": os.getpid(),
+                "host": here.host, "boot_id": here.boot_id, "pid_ns": here.pid_ns,
+                "pid_start": process_start(os.getpid()),
                 "command": self.command, "acquired_at": t, "heartbeat_at": t,
                 "expires_at": t + self.ttl}
 
@@ -129,6 +207,14 @@ class LeaseLock:
                 if replaced is None:
                     raise self._refusal(await read_lock(self.db)) from None
                 self.took_over = held
+            elif (gone := held.holder_gone()) is not None:
+                # Same host, holder dead: stale now. Atomic: only while it is still that
+                # holder's lock (its owner id is unique per run).
+                replaced = await self.coll.find_one_and_replace(
+                    {"_id": LOCK_ID, "owner": held.owner}, self._doc())
+                if replaced is None:
+                    raise self._refusal(await read_lock(self.db)) from None
+                self.took_over = replace(held, stale_reason=gone)
             else:
                 raise self._refusal(held) from None
         self._task = asyncio.create_task(self._heartbeat())
@@ -201,7 +287,13 @@ async def unlock_if_stale(db: AsyncDatabase[dict[str, Any]]) -> UnlockResult:
     if held is None:
         return UnlockResult(None, None)
     if not held.expired():
-        return UnlockResult(None, held)
+        gone = held.holder_gone()
+        if gone is None:
+            return UnlockResult(None, held)
+        res = await db[toolstate.LOCK].delete_one({"_id": LOCK_ID, "owner": held.owner})
+        if res.deleted_count:
+            return UnlockResult(replace(held, stale_reason=gone), None)
+        return UnlockResult(None, await read_lock(db))
     res = await db[toolstate.LOCK].delete_one(
         {"_id": LOCK_ID, "owner": held.owner, "expires_at": {"$lte": now()}})
     if res.deleted_count:

@@ -193,8 +193,12 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan,
                 result.migrations.append(await _apply_one(store, ledger, lock, m, plan, keys,
                                                           options, states.get(m.id), result))
         finally:
-            if options.cache is not None and result.cache_keys:
-                result.cache = await options.cache.delete(result.cache_keys)
+            if options.cache is not None:
+                from layra_migrate.engine.cache import UP, clear_journaled
+
+                result.cache = await clear_journaled(store.db, options.cache,
+                                                     [m.id for m in pending], UP,
+                                                     result.cache_keys)
     return result
 
 
@@ -337,8 +341,11 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
                 if stats.conflicts:
                     break  # older migrations stay applied: a newer one is not fully undone
         finally:
-            if options.cache is not None and cache_keys:
-                result.cache = await options.cache.delete(cache_keys)
+            if options.cache is not None:
+                from layra_migrate.engine.cache import DOWN, clear_journaled
+
+                result.cache = await clear_journaled(store.db, options.cache, targets, DOWN,
+                                                     cache_keys)
     return result
 
 
@@ -433,4 +440,9 @@ async def status(db: AsyncDatabase[dict[str, Any]], migrations: Sequence[Migrati
         cursor = await db[toolstate.JOURNAL].aggregate(
             [{"$group": {"_id": "$state", "n": {"$sum": 1}}}])
         counts = {str(r["_id"]): int(r["n"]) async for r in cursor}
-    return StatusReport(db.name, rows, await read_lock(db), counts)
+    lock = await read_lock(db)
+    if lock is not None and (gone := lock.holder_gone()) is not None:
+        from dataclasses import replace
+
+        lock = replace(lock, stale_reason=gone)  # the next run takes it over at once
+    return StatusReport(db.name, rows, lock, counts)

@@ -45,6 +45,13 @@ class RichProgress:
             self._progress.update(tid, total=t.completed)
 
 
+def took_over_line(held: Any) -> str:
+    if held.stale_reason:
+        return (f"took over the lock of a run that is gone ({held.stale_reason}): "
+                f"{held.holder} pid {held.pid} ({held.command}); its journal is settled first")
+    return f"took over an expired lock from {held.describe()}"
+
+
 def _v(value: Any) -> str:
     return "null" if value is None else repr(value) if not isinstance(value, str) else f"'{value}'"
 
@@ -63,9 +70,9 @@ def render_preflight(pre: Any, plan: Any, out: Output, plan_path: str) -> None:
         if tgt and tgt.api_key_env:
             where += f"  key ${tgt.api_key_env}"
         t.add_row(name, str(n), where)
-    for b in pre.blocking:
-        t.add_row(Text(b.model_name, style="yellow"), str(b.references),
-                  Text(f"left on the proxy: {b.reason}", style="yellow"))
+    for b in pre.skipped:
+        t.add_row(Text(str(b.model_name), style="yellow"), str(b.references),
+                  Text(f"left on the proxy ({b.kind}): {b.reason}", style="yellow"))
     out.table(t)
 
 
@@ -94,7 +101,7 @@ def render_apply(result: Any, out: Output) -> None:
         c.print(f"[yellow]accepted changed file(s):[/] {', '.join(result.accepted)} "
                 "(recorded in the ledger)")
     if result.took_over is not None:
-        out.warn(f"took over an expired lock from {result.took_over.describe()}")
+        out.warn(took_over_line(result.took_over))
     t = Table(title="Migrations" + (" (dry run: nothing written)" if result.dry_run else ""),
               title_justify="left")
     t.add_column("migration")
@@ -138,7 +145,7 @@ def render_cache(cache: Any, keys: int, out: Output, dry_run: bool) -> None:
 def render_rollback(result: Any, out: Output) -> None:
     c = out.out
     if result.took_over is not None:
-        out.warn(f"took over an expired lock from {result.took_over.describe()}")
+        out.warn(took_over_line(result.took_over))
     if not result.migrations:
         c.print("[green]Nothing to roll back.[/]")
         return
