@@ -201,9 +201,7 @@ class RewriteResult:
             "migrations": [m.as_dict() for m in r.migrations],
             "documents": r.documents,
             "changes": (
-                [c.as_dict() for c in r.changes]
-                if self.dry_run and not self.summary_only
-                else None
+                [c.as_dict() for c in r.changes] if self.dry_run and not self.summary_only else None
             ),
             "accepted_changes": r.accepted,
             "lock_taken_over": r.took_over.as_dict() if r.took_over else None,
@@ -436,8 +434,10 @@ def _redis_refusal(gate: CacheGate) -> LayraMigrateError | None:
     if gate.unreachable is not None:
         return gate.unreachable
     if gate.wrong_db:
-        return RefusedError(gate.wrong_db + "; nothing was written",
-                            hint="pass --redis-url with the DB that holds them")
+        return RefusedError(
+            gate.wrong_db + "; nothing was written",
+            hint="pass --redis-url with the DB that holds them",
+        )
     return None
 
 
@@ -617,8 +617,14 @@ async def rewrite(
     if dry_run:
         from layra_migrate.dryrun import build, write_out
 
-        dry_plan = build(str(settings.db.value), str(plan_path), pre, result.changes,
-                         len(result.cache_keys), gate)
+        dry_plan = build(
+            str(settings.db.value),
+            str(plan_path),
+            pre,
+            result.changes,
+            len(result.cache_keys),
+            gate,
+        )
         if out is not None:
             write_out(dry_plan, out)
     return RewriteResult(settings.db.value, dry_run, plan_path, pre, result, dry_plan, summary)

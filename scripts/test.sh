@@ -49,6 +49,8 @@ fi
   layra_migrate/litellm/providers.py layra_migrate/litellm/catalog.py \
   layra_migrate/litellm/proxy_env.py layra_migrate/litellm/behaviours.py \
   tests/litellm_oracle.py tests/test_litellm_oracle.py tests/test_litellm_behaviours.py \
-  scripts/gen_litellm_catalog.py
+  scripts/gen_litellm_catalog.py \
+  layra_migrate/names.py layra_migrate/dryrun.py layra_migrate/views/dryrun.py \
+  tests/test_layra_real.py tests/test_layra_recovery.py
 .venv/bin/mypy --strict layra_migrate migrations
 exec .venv/bin/python -m pytest "$@"

@@ -349,8 +349,16 @@ def test_a_redis_db_without_the_cache_is_refused_naming_the_right_one(
     assert r.code == 4 and "DB 0" in r.stderr and "nothing was written" in r.stderr, r.stderr
     assert raw_fingerprint(seeded_db) == before and tool_collections(seeded_db) == set()
     # rollback checks the DB the same way, its dry run too (reported, exit 4)
-    r = run("rewrite", "--plan", str(plan), "--skip-unresolved", "--yes", "--redis-url",
-            flushed.url(0), env=KEY_ENV)
+    r = run(
+        "rewrite",
+        "--plan",
+        str(plan),
+        "--skip-unresolved",
+        "--yes",
+        "--redis-url",
+        flushed.url(0),
+        env=KEY_ENV,
+    )
     assert r.code == 0, r.stderr
     migrated = raw_fingerprint(seeded_db)
     flushed.client(0).set("model_config:someone", "cached by the app meanwhile")
