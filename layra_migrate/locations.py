@@ -340,6 +340,11 @@ def config_objects(value: Any, path: str = "") -> Iterator[tuple[str, dict[str, 
             yield from config_objects(v, f"{path}.{i}" if path else str(i))
 
 
+LEGACY_FIELDS: dict[str, tuple[str, ...]] = {MODEL_CONFIG: ("model_list",)}
+"""Known shapes the app does not read: the ``{username, model_id, model_list}`` documents an
+earlier script wrote. The audit reports them as ``legacy_model_list``; they are neither
+rewritten nor counted as unrecognised (retiring the proxy breaks nothing there)."""
+
 _URL_KEYS_BSON = tuple(k.encode() + b"\x00" for k in _URL_FIELDS)
 
 
@@ -358,6 +363,7 @@ def unrecognised_configs(location: str, doc: dict[str, Any], raw: bytes | None =
         if in_bytes == known_urls:
             return
     known = {r.path for r in refs}
+    legacy = LEGACY_FIELDS.get(location, ())
     for path, cfg in config_objects({k: v for k, v in doc.items() if k != "_id"}):
-        if path not in known:
+        if path not in known and path.split(".", 1)[0] not in legacy:
             yield path, cfg
