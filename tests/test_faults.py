@@ -245,7 +245,7 @@ def test_kill_9_rewrite_and_rollback_at_random_points(
         assert rb.json()["conflict_count"] == 0
         assert raw_fingerprint(db) == corpus.original, f"trial {trial}: rollback not exact"
         assert _states(db) == ["down:rolled_back"]
-        assert db[LOCK].find_one() is None
+        assert db[LOCK].find_one() is None, (os.getpid(), db[LOCK].find_one(), rb.stderr[-2000:])
         # every undo was used: no entry is left holding a before-image to restore
         assert db[JOURNAL].count_documents({"state": {"$in": list(LIVE_STATES)}}) == 0
     st = run_cli("status", "--json", env=env, cwd=tmp_path).json()
