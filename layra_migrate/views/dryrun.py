@@ -35,14 +35,14 @@ def render_dry_run(plan: Any, out: Output, *, summary_only: bool = False) -> Non
     for name, tally in sorted(plan.by_place.items()):
         t.add_row(name, str(tally.documents), str(tally.references), str(tally.fields))
     if plan.by_place:
-        c.print(t)
+        out.table(t)
     m = Table(title="Changes by model", title_justify="left")
     for col in ("model", "documents", "references", "fields"):
         m.add_column(col, justify="left" if col == "model" else "right", no_wrap=col != "model")
     for name, tally in sorted(plan.by_model.items()):
         m.add_row(name, str(tally.documents), str(tally.references), str(tally.fields))
     if plan.by_model:
-        c.print(m)
+        out.table(m)
     style = "green" if not plan.refusing else "red"
     c.print(
         Text(f"Blockers: {len(plan.refusing)}", style=style)
