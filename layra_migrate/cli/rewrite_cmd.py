@@ -128,6 +128,7 @@ def rewrite(
         applied = result.applied
         if result.dry_plan is not None:
             render_dry_run(result.dry_plan, output, summary_only=summary)
+            render_apply(applied, output)  # which migrations would apply
             if out is not None:
                 output.out.print(f"plan written to {out}")
             output.next_step("review the plan, then run the same command without --dry-run"

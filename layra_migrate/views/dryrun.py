@@ -61,7 +61,7 @@ def render_dry_run(plan: Any, out: Output, *, summary_only: bool = False) -> Non
         c.print(Text("\nBlockers (the real run refuses, exit 4):", style="bold red"))
         for b in plan.refusing:
             who = f"{b.model_name} ({b.references}) " if b.model_name else ""
-            c.print(Text.assemble("  - ", (f"[{b.kind}] ", "red"), who, b.reason), soft_wrap=True)
+            c.print(Text.assemble("  - ", (f"[{b.kind}] ", "red"), who, b.reason))
     if plan.skipped:
         c.print(Text("\nLeft on the proxy (--skip-unresolved):", style="bold yellow"))
         for b in plan.skipped:
@@ -71,8 +71,7 @@ def render_dry_run(plan: Any, out: Output, *, summary_only: bool = False) -> Non
                     (f"[{b.kind}] ", "yellow"),
                     f"{b.model_name} ({b.references}) ",
                     b.reason,
-                ),
-                soft_wrap=True,
+                )
             )
     if not summary_only:
         for model, places in plan.grouped().items():
@@ -90,8 +89,7 @@ def render_dry_run(plan: Any, out: Output, *, summary_only: bool = False) -> Non
                             (_v(ch.before), "red"),
                             " -> ",
                             (_v(ch.after), "green"),
-                        ),
-                        soft_wrap=True,
+                        )
                     )
     verdict = {
         0: ("the real run would proceed (exit 0)", "green"),
