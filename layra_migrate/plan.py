@@ -241,8 +241,8 @@ def read_plan(path: str | Path) -> Plan:
             int(item.get("references") or 0),
             item.get("reason"),
             list(item.get("choices") or []),
-            allow,
-            list(keep),
+            allow_duplicate_name=allow,
+            keep=list(keep),
         )
     db = data.get("database")
     return Plan(p, None if db is None else str(db), list(urls), entries, data.get("litellm_config"))

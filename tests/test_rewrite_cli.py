@@ -98,7 +98,7 @@ def test_refusals_write_nothing(
     # blocking names without --skip-unresolved
     r = cli("rewrite", "--plan", str(plan), "--yes", env=KEY_ENV)
     assert r.code == 4, r.stderr
-    assert "gpt-4o" in r.stderr and "nothing was written" in r.stderr
+    assert "voyage-3" in r.stderr and "nothing was written" in r.stderr
     # stale plan: a proxied name the plan does not cover
     data = yaml.safe_load(plan.read_text())
     del data["models"]["deepseek-chat"]
