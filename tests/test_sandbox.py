@@ -20,11 +20,13 @@ from layra_migrate.sandbox.docker_stack import SANDBOX_DB_PASSWORD, SANDBOX_ENV,
 from tests.conftest import base_env
 
 
-def _servers() -> set[int]:
+def _servers(work: Path) -> set[int]:
+    """Processes of this job (their command line names its work folder). Only this job's:
+    another test session on the same machine runs sandbox jobs of its own."""
     found = set()
     for p in psutil.process_iter(["pid", "cmdline"]):
         cmd = " ".join(p.info.get("cmdline") or [])
-        if "layra-sandbox-" in cmd or "sandbox-work" in cmd:
+        if str(work) in cmd:
             found.add(p.info["pid"])
     return found
 
@@ -68,21 +70,21 @@ def _assert_common(out: str, work: Path) -> None:
 
 
 def test_sandbox_job_runs_every_phase_and_cleans_up(tmp_path: Path) -> None:
-    before = _servers()
     work = tmp_path / "sandbox-work"
+    before = _servers(work)
     out = _run_job(work, {"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
     _assert_common(out, work)
     assert "Docker is not reachable here (DOCKER_HOST=" in out
     assert "decommission and restore were skipped" in out
     assert "refuses while references remain" not in out  # exit 3 is not a refusal
     assert "layra-migrate restore" not in out
-    assert _servers() <= before, "the sandbox left a server running"
+    assert _servers(work) <= before, "the sandbox left a server running"
 
 
 @pytest.mark.docker
 def test_sandbox_job_decommissions_and_restores_on_docker(engine: Any, tmp_path: Path) -> None:
-    before = _servers()
     work = tmp_path / "sandbox-work"
+    before = _servers(work)
     out = _run_job(work, {"DOCKER_HOST": engine.host})
     _assert_common(out, work)
     m = re.search(r"compose project (layra-sandbox-([0-9a-f]{8}))", out)
@@ -121,7 +123,7 @@ def test_sandbox_job_decommissions_and_restores_on_docker(engine: Any, tmp_path:
                 if project in v["Name"] or run_id in v["Name"]]
     assert not [t for i in api.images(all=True) for t in i.get("RepoTags") or []
                 if t.startswith("layra-sandbox-")]
-    assert _servers() <= before, "the sandbox left a server running"
+    assert _servers(work) <= before, "the sandbox left a server running"
 
 
 @pytest.mark.docker
