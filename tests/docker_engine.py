@@ -114,11 +114,14 @@ CANARY_ENV = {
 DB_PASSWORD = "CANARYpassDB0000"
 
 
-def make_stack(client: Any, tmp: Path, **kw: Any) -> FakeStack:
+def make_stack(client: Any, tmp: Path, images: dict[str, str] | None = None,
+               **kw: Any) -> FakeStack:
     """The package's fake stack with the test label, test images and canary secrets
-    (project ``lmt<run id>``); keyword options as in docker_stack.make_stack."""
-    return ds.make_stack(client, tmp, images=IMAGES, label=TEST_LABEL, project_prefix="lmt",
-                         env=CANARY_ENV, db_password=DB_PASSWORD, **kw)
+    (project ``lmt<run id>``); ``images`` overrides some roles' images (a test that
+    removes an image uses a tag of its own: the session's shared stacks keep theirs);
+    keyword options as in docker_stack.make_stack."""
+    return ds.make_stack(client, tmp, images={**IMAGES, **(images or {})}, label=TEST_LABEL,
+                         project_prefix="lmt", env=CANARY_ENV, db_password=DB_PASSWORD, **kw)
 
 
 def volume_exists(client: Any, name: str) -> bool:

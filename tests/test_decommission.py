@@ -17,19 +17,21 @@ import subprocess
 import tarfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from layra_migrate.sandbox import docker_stack as ds
 from tests.conftest import CliResult, assert_no_canary, run_cli
 from tests.docker_engine import (
     CANARY_ENV,
     DB_PASSWORD,
+    IMAGES,
     Engine,
     FakeStack,
-    build_images,
     destroy_stack,
     make_stack,
     read_file,
@@ -376,7 +378,12 @@ def test_remove_keeps_foreign_resources_and_restore_recreates(
 def test_forced_remove_keeps_volumes_and_records_the_reason(
         engine: Engine, make: Callable[..., FakeStack], dcli: Any, seeded_db: Any,
         tmp_path: Path) -> None:
-    s = make()
+    # The cache runs from an image of its own (its own id), removed below to make restore
+    # meet a missing image: the shared test images may be in use by the session's other
+    # stacks (the real PostgreSQL stack), so they cannot be removed here.
+    gone = f"layra-test/redis-gone:{uuid.uuid4().hex[:12]}"
+    ds.build_images(engine.client, {"cache": gone})
+    s = make(images={"cache": gone})
     seeded_db["layra_migrate_verify"].insert_one(
         {"source": "database", "finished_at": "2026-11-27T05:00:00+00:00", "ok": 3, "failed": 0,
          "targets": [{"status": "ok", "base_url": "https://api.openai.com/v1",
@@ -408,18 +415,26 @@ def test_forced_remove_keeps_volumes_and_records_the_reason(
     r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--force",
              "--reason", reason, "--archive-dir", str(tmp_path / "arch2"))
     assert r.code == 0, r.stderr
-    engine.client.api.tag("layra-test/redis:7", "layra-test/redis-keep", "7")
-    engine.client.api.remove_image("layra-test/redis:7")
-    try:
-        engine.client.api.remove_image(
-            engine.client.api.inspect_image("layra-test/redis-keep:7")["Id"], force=True)
-        r = dcli("restore", str(tmp_path / "arch2"), "--yes")
-        assert r.code == 4, r.stderr
-        assert "layra-test/redis:7" in r.stderr and str(s.workdir) in r.stderr
-        assert state(engine.client, s.db) == ("missing", "-")
-    finally:
-
-        build_images(engine.client)
+    api = engine.client.api
+    image_id = api.inspect_image(gone)["Id"]
+    # The tag gone but the exact image still present: restore gives the image its tag
+    # back and recreates the container as it was.
+    api.tag(gone, "layra-test/redis-keep", image_id[7:19])
+    api.remove_image(gone)
+    r = dcli("restore", str(tmp_path / "arch2"), "--yes")
+    assert r.code == 0, r.stderr
+    cache = api.inspect_container(s.cache)
+    assert cache["Image"] == image_id and cache["Config"]["Image"] == gone
+    r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--force",
+             "--reason", reason, "--archive-dir", str(tmp_path / "arch3"))
+    assert r.code == 0, r.stderr
+    # The image gone altogether: restore refuses (exit 4), naming it and the compose folder.
+    api.remove_image(image_id, force=True)
+    assert not [i for i in api.images() if i["Id"] == image_id]
+    r = dcli("restore", str(tmp_path / "arch3"), "--yes")
+    assert r.code == 4, r.stderr
+    assert gone in r.stderr and str(s.workdir) in r.stderr
+    assert state(engine.client, s.db) == ("missing", "-")
 
 
 # -- failure half-way ------------------------------------------------------------------------
@@ -497,7 +512,7 @@ def test_ctrl_c_rolls_back_and_exits_130(
 
 def test_stack_without_compose_found_by_known_names(
         engine: Engine, dcli: Any, tmp_path: Path) -> None:
-    from tests.docker_engine import IMAGES, LOOP, TEST_LABEL
+    from tests.docker_engine import LOOP, TEST_LABEL
 
     api = engine.client.api
     made = []

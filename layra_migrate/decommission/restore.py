@@ -277,16 +277,40 @@ def _helper_image(api: Any, manifest: dict[str, Any]) -> str:
                        hint="pull or load one of the images recorded in manifest.json")
 
 
+def _image_for(api: Any, tag: str | None, image_id: str | None) -> str | None:
+    """The reference to create the container from: the recorded image id when it is
+    present and the tag is gone or moved since (the id is exact), else the tag
+    (_check_images made sure one of the two exists)."""
+    import docker
+
+    def resolve(ref: str | None) -> str | None:
+        if not ref:
+            return None
+        try:
+            return str(api.inspect_image(ref).get("Id"))
+        except docker.errors.NotFound:
+            return None
+
+    if not (image_id and resolve(image_id) == image_id):
+        return tag or image_id
+    current = resolve(tag)
+    if current == image_id:
+        return tag
+    if tag and current is None and "@" not in tag:
+        # The tag is gone but the exact image is here: give it its name back, so the
+        # container comes back as it was (Config.Image names the tag, not an id).
+        repo, sep, name = tag.rpartition(":")
+        if not sep or "/" in name:  # no tag part ("host:5000/repo" has a port, not a tag)
+            repo, name = tag, "latest"
+        api.tag(image_id, repo, name)
+        return tag
+    return image_id
+
+
 def _recreate_container(api: Any, inspect: dict[str, Any]) -> str:
     cfg = inspect.get("Config") or {}
     body: dict[str, Any] = {k: cfg[k] for k in _CONFIG_KEYS if k in cfg}
-    try:
-        api.inspect_image(inspect.get("Image"))
-        # The recorded image id is exact even when the tag moved since.
-        if cfg.get("Image") and api.inspect_image(cfg["Image"]).get("Id") != inspect.get("Image"):
-            body["Image"] = inspect.get("Image")
-    except Exception:  # noqa: BLE001 - fall back to the name checked before
-        pass
+    body["Image"] = _image_for(api, cfg.get("Image"), inspect.get("Image"))
     host = dict(inspect.get("HostConfig") or {})
     body["HostConfig"] = host
     mode = str(host.get("NetworkMode") or "default")
