@@ -8,8 +8,9 @@ of 100k references is bound by the server, not by this process.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from layra_migrate.litellm.proxy_env import ProxyEnvironment, load_proxy_environment
 from layra_migrate.litellm.resolve import Resolution, resolve_name
@@ -19,6 +20,7 @@ from layra_migrate.locations import (
     MODEL_CONFIG,
     WORKFLOWS,
 )
+from layra_migrate.progress import NullProgress, Progress
 from layra_migrate.proxy import ProxySet, normalise_url
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
     from layra_migrate.litellm.config import LiteLLMConfig
     from layra_migrate.names import Duplicate
     from layra_migrate.settings import Environment
+
+T = TypeVar("T")
 
 SCHEMA = "layra-migrate/audit/v1"
 NO_NAME = "(no model name)"
@@ -392,15 +396,26 @@ async def run_audit(
     config: LiteLLMConfig | None,
     env: Environment,
     proxy_env: ProxyEnvironment | None = None,
+    progress: Progress | None = None,
 ) -> AuditReport:
     """Count, classify and resolve every model configuration. Writes nothing.
 
     ``proxy_env``: the LiteLLM proxy's own environment (``--litellm-env-file``); without
-    it the tool's environment stands in for it."""
+    it the tool's environment stands in for it. ``progress`` hears of each server-side
+    query as it completes (task ``audit``)."""
     names = list(LOCATION_NAMES)
+    meter: Progress = progress or NullProgress()
+    task = "audit"
+    meter.start(task, 2 * len(names) + 3)
+
+    async def counted(aw: Awaitable[T]) -> T:
+        value = await aw
+        meter.advance(task)
+        return value
+
     doc_counts, url_rows = await asyncio.gather(
-        asyncio.gather(*(_count(db, LOCATIONS[n].collection, {}) for n in names)),
-        asyncio.gather(*(url_name_counts(db, n) for n in names)),
+        asyncio.gather(*(counted(_count(db, LOCATIONS[n].collection, {})) for n in names)),
+        asyncio.gather(*(counted(url_name_counts(db, n)) for n in names)),
     )
     locations: dict[str, LocationCounts] = {}
     models: dict[str, ModelUsage] = {}
@@ -447,7 +462,11 @@ async def run_audit(
                 Anomaly("invalid_model_url", name, invalid_url, "model_url is not an http(s) URL")
             )
     users, extra, unrecognised = await asyncio.gather(
-        proxied_users(db, proxied_raw), _anomalies(db), scan_unrecognised(db, proxy))
+        counted(proxied_users(db, proxied_raw)),
+        counted(_anomalies(db)),
+        counted(scan_unrecognised(db, proxy)),
+    )
+    meter.finish(task)
     anomalies.extend(extra)
     anomalies.extend(_unrecognised_anomalies(unrecognised))
     notes: list[str] = []

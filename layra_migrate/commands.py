@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from layra_migrate.engine.preflight import Preflight
     from layra_migrate.engine.runner import ApplyResult, StatusReport
     from layra_migrate.engine.runner import RollbackResult as RollbackRun
+    from layra_migrate.history import History
     from layra_migrate.litellm.proxy_db import ProxyDbModels
     from layra_migrate.plan import Plan
     from layra_migrate.proxy import ProxySet
@@ -365,6 +366,18 @@ class ProxyComparisonResult:
 
 
 @dataclass
+class HistoryResult:
+    """``history``: every recorded run, newest first."""
+
+    SCHEMA: ClassVar[str] = schema_id("history")
+    history: History
+    exit_code: int = EXIT_OK
+
+    def as_json(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, **self.history.as_dict()}
+
+
+@dataclass
 class UnlockResult:
     """``unlock``: the expired lock released, or ``None`` when no lock was held."""
 
@@ -439,6 +452,113 @@ def _redis_refusal(gate: CacheGate) -> LayraMigrateError | None:
             hint="pass --redis-url with the DB that holds them",
         )
     return None
+
+
+_NO_REDIS_WARNING = (
+    "no --redis-url: Layra's cached model configs (conv_model_config:*, model_config:*) "
+    "will not be cleared and may serve the old URL for up to 15 minutes after the write"
+)
+
+
+def _where(settings: Settings, database: str) -> str:
+    """``database D on <masked URI>``: what a prompt names as its target."""
+    from layra_migrate import redact
+
+    uri = settings.mongo_uri.value
+    shown = str(redact.mask_url(uri)) if uri else "(no URI)"
+    return f"database {database!r} on {shown}"
+
+
+async def _pending_ids(db: Any, migrations: Any) -> list[str]:
+    """The migrations a rewrite would run now (pending, interrupted, rolled back)."""
+    from layra_migrate.engine.ledger import NEEDS_UP, Ledger, LedgerState
+
+    states = await Ledger(db).states()
+    return [
+        m.id
+        for m in migrations
+        if (states[m.id].state if m.id in states else LedgerState.PENDING) in NEEDS_UP
+    ]
+
+
+def _rewrite_question(
+    settings: Settings,
+    database: str,
+    pre: Preflight,
+    pending: list[str],
+    accept_changed: str | None,
+) -> str:
+    models = len(pre.to_write)
+    parts = [
+        f"Rewrite {pre.references} proxied reference(s) of {models} model name(s) in "
+        f"{_where(settings, database)}",
+        f"migration(s): {', '.join(pending) if pending else 'none pending'}",
+    ]
+    if pre.blocking:
+        left = sum(b.references for b in pre.blocking)
+        parts.append(f"{left} reference(s) of {len(pre.blocking)} name(s) stay on the proxy")
+    if accept_changed:
+        parts.append(f"accepting the changed file of {accept_changed}")
+    return "; ".join(parts) + ". Proceed?"
+
+
+def _rollback_question(settings: Settings, database: str, preview: RollbackRun) -> str:
+    ids = [m.id for m in preview.migrations]
+    restores = sum(s.restored for s in preview.stats.values())
+    conflicts = preview.conflict_count
+    what = ", ".join(ids) if ids else "nothing (no applied migration)"
+    text = f"Roll back {what} in {_where(settings, database)}: {restores} document(s) to restore"
+    forced = sum(s.forced for s in preview.stats.values())
+    if forced:
+        text += (
+            f", {forced} of them changed since the migration (conflicts) and OVERWRITTEN "
+            "with --force (their later edits to migrated fields are lost)"
+        )
+    if conflicts:
+        text += f", {conflicts} conflict(s) changed since the migration, left alone"
+    return text + ". Proceed?"
+
+
+def _docker_host(client: Any, given: bool) -> str:
+    """The Docker engine a prompt names: ``DOCKER_HOST`` (masked), unless the caller
+    passed its own client (then the client's address)."""
+    from layra_migrate import redact
+    from layra_migrate.decommission.client import docker_host
+
+    def shown(url: str) -> str:  # unix:///path stays as written; credentials are masked
+        return str(redact.mask_url(url)) if "@" in url or "?" in url else redact.scrub(url)
+
+    if not given:
+        return f"Docker host {shown(docker_host())}"
+    base = getattr(getattr(client, "api", None), "base_url", None)
+    return f"Docker host {shown(str(base))}" if base else "the given Docker client"
+
+
+def _decommission_question(client: Any, given: bool, result: RunResult, opts: Any) -> str:
+    names = ", ".join(c.name for c in result.containers) or "no container"
+    action = "stops, archives and REMOVES" if opts.remove else "stops and archives"
+    text = (
+        f"This {action} the {result.project!r} stack on {_docker_host(client, given)}: "
+        f"{len(result.containers)} container(s) ({names}), {len(result.volumes)} volume(s)"
+    )
+    if opts.remove_volumes:
+        text += " (volumes REMOVED after the archive is verified)"
+    text += f"; archive: {opts.archive_dir}"
+    if opts.force:
+        text += f"; FORCED past the interlock ({opts.reason})"
+    return text + "."
+
+
+def _restore_question(
+    client: Any, given: bool, root: Path, manifest: dict[str, Any], project: str
+) -> str:
+    containers = manifest.get("containers") or []
+    names = ", ".join(str(c.get("name")) for c in containers if isinstance(c, dict))
+    volumes = manifest.get("volumes") or []
+    return (
+        f"This restores the {project!r} stack on {_docker_host(client, given)} from {root}: "
+        f"{len(containers)} container(s) ({names or 'none'}), {len(volumes)} volume(s)."
+    )
 
 
 async def _open_cache(url: str | None, dry_run: bool) -> RedisCache | None:
@@ -528,7 +648,10 @@ async def audit(
             required=litellm_env_file is not None,
         )
     async with connect(settings) as conn:
-        report = await run_audit(conn.db, proxies, config, settings.env, proxy_env)
+        with hooks.progress() as progress:
+            report = await run_audit(
+                conn.db, proxies, config, settings.env, proxy_env, progress=progress
+            )
     proxy_db = mark_proxy_db_models(report, config, litellm_db_container)
     written = write_plan(plan_from_report(report), plan_out) if plan_out else None
     return AuditResult(report, written, proxy_db=proxy_db)
@@ -576,9 +699,15 @@ async def rewrite(
     the_plan = read_plan(plan_path)
     stop = stop or StopFlag()
     async with connect(settings) as conn:
-        pre = await preflight(
-            conn.db, the_plan, settings.env, skip_unresolved=skip_unresolved, collect=True
-        )
+        with hooks.progress() as progress:
+            pre = await preflight(
+                conn.db,
+                the_plan,
+                settings.env,
+                skip_unresolved=skip_unresolved,
+                collect=True,
+                progress=progress,
+            )
         gate = await _check_redis(settings.redis_url.value)  # the dry run checks it too
         cache = None if dry_run else gate.cache
         if not dry_run:
@@ -589,8 +718,16 @@ async def rewrite(
             hooks.rewrite_preflight(pre, the_plan, plan_path)
         try:
             if not dry_run:
-                await _warn_if_backend_runs(hooks)
-                _ask(confirm, f"Rewrite {pre.references} proxied reference(s) in {conn.db.name}?")
+                pending = await _pending_ids(conn.db, migrations)
+                if pending:
+                    await _warn_if_backend_runs(hooks)
+                    if cache is None:
+                        hooks.warn(_NO_REDIS_WARNING)
+                if pending or accept_changed:  # else nothing is written: nothing to ask
+                    _ask(
+                        confirm,
+                        _rewrite_question(settings, conn.db.name, pre, pending, accept_changed),
+                    )
             hooks.writing(stop)
             with hooks.progress() as progress:
                 options = RunOptions(
@@ -649,10 +786,12 @@ async def rollback(
     from layra_migrate.engine.runner import RunOptions, Store
     from layra_migrate.engine.runner import rollback as do_rollback
     from layra_migrate.mongo import connect
+    from layra_migrate.progress import NullProgress
 
     migrations = discover(settings.migrations_dir.value)
     stop = stop or StopFlag()
     redis_problem: LayraMigrateError | None = None
+    confirmed: list[str] | None = None  # the migrations the person said yes to
     async with connect(settings) as conn:
         if dry_run:  # the same Redis check as the real run; reported, never refused
             gate = await _check_redis(settings.redis_url.value)
@@ -661,8 +800,28 @@ async def rollback(
         cache = await _open_cache(settings.redis_url.value, dry_run)
         try:
             if not dry_run:
-                what = f"migration {to} and later ones" if to else "the newest migration"
-                _ask(confirm, f"Roll back {what} in {conn.db.name}?")
+                if cache is None:
+                    hooks.warn(_NO_REDIS_WARNING)
+                if confirm is not assume_yes:
+                    # What the prompt names: the migrations, the documents, the conflicts
+                    # (a read-only scan: the dry run of this same rollback).
+                    with hooks.progress() as progress:
+                        preview = await do_rollback(
+                            Store(conn.db, conn.client, conn.topology.transactions),
+                            migrations,
+                            to=to,
+                            force=force,
+                            options=RunOptions(
+                                dry_run=True,
+                                batch_size=batch_size,
+                                stop=stop,
+                                command="rollback",
+                                progress=progress if progress is not None else NullProgress(),
+                            ),
+                        )
+                    confirmed = [m.id for m in preview.migrations]
+                    if confirmed:  # else nothing is written: nothing to ask
+                        _ask(confirm, _rollback_question(settings, conn.db.name, preview))
             hooks.writing(stop)
             with hooks.progress() as progress:
                 options = RunOptions(
@@ -681,6 +840,7 @@ async def rollback(
                     to=to,
                     force=force,
                     options=options,
+                    expect=confirmed,
                 )
         finally:
             if cache is not None:
@@ -699,6 +859,20 @@ async def status(settings: Settings) -> StatusResult:
     async with connect(settings) as conn:
         report = await read_status(conn.db, migrations)
     return StatusResult(report)
+
+
+async def history(settings: Settings, *, limit: int | None = None) -> HistoryResult:
+    """Every recorded run (rewrite, rollback with --force or not, accepted changes,
+    decommission, restore): who, when (UTC), how long, counts, outcome; newest first.
+    Read-only."""
+    from layra_migrate.history import read_history
+    from layra_migrate.mongo import connect
+
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be at least 1")
+    async with connect(settings) as conn:
+        found = await read_history(conn.db, limit=limit)
+    return HistoryResult(found)
 
 
 async def check(
@@ -725,9 +899,15 @@ async def check(
     the_plan = read_plan(_plan_path(plan))
     stop = stop or StopFlag()
     async with connect(settings) as conn:
-        pre = await preflight(
-            conn.db, the_plan, settings.env, skip_unresolved=True, keys_required=False
-        )
+        with hooks.progress() as progress:
+            pre = await preflight(
+                conn.db,
+                the_plan,
+                settings.env,
+                skip_unresolved=True,
+                keys_required=False,
+                progress=progress,
+            )
         for b in pre.blocking:
             hooks.info(
                 f"blocking (left on the proxy in the check): {b.model_name} "
@@ -978,17 +1158,23 @@ async def decommission(
     result.security = security
 
     hooks.decommission_plan(result)
-    _ask(confirm, f"This stops (and archives) the {project!r} stack.", project)
-    started = datetime.now(UTC)
-    result = execute(
-        client,
-        stack,
-        opts,
-        result,
-        security=security,
-        interlock=interlock,
-        progress=hooks.decommission_step,
+    _ask(
+        confirm,
+        _decommission_question(client, docker_client is not None, result, opts),
+        project,
     )
+    started = datetime.now(UTC)
+    with hooks.progress() as meter:
+        result = execute(
+            client,
+            stack,
+            opts,
+            result,
+            security=security,
+            interlock=interlock,
+            progress=hooks.decommission_step,
+            meter=meter,
+        )
     await _record(settings, result, opts, started, hooks)
     return result
 
@@ -1011,11 +1197,16 @@ async def restore(
     from layra_migrate.decommission.restore import restore as do_restore
 
     root = Path(archive)
-    manifest = load_verified(root)
+    with hooks.progress() as progress:
+        manifest = load_verified(root, progress)
     project = str(manifest.get("project") or "")
     hooks.info(f"archive {root}: every checksum matches")
     client = docker_client if docker_client is not None else docker_connect()
-    _ask(confirm, f"This restores the {project!r} stack from {root}.", project)
+    _ask(
+        confirm,
+        _restore_question(client, docker_client is not None, root, manifest, project),
+        project,
+    )
     started = datetime.now(UTC)
     result = do_restore(client, root, manifest)
     await _record(settings, result, None, started, hooks)
@@ -1051,13 +1242,18 @@ async def _record(
 ) -> None:
     """One ledger record per run in layra_migrate_decommission (best effort)."""
     from layra_migrate import redact, toolstate
+    from layra_migrate.engine.lock import whoami
     from layra_migrate.mongo import connect
 
+    finished = datetime.now(UTC)
     doc: dict[str, Any] = {
         "kind": "decommission" if opts is not None else "restore",
         "project": result.project,
         "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 3),
+        "by": whoami(),
+        "error": result.error,
         "archive": result.archive,
         "archive_verified": result.archive_verified,
         "rolled_back": result.rolled_back,
@@ -1092,6 +1288,7 @@ __all__ = [
     "CheckResult",
     "DecommissionResult",
     "Confirm",
+    "HistoryResult",
     "Hooks",
     "NewResult",
     "RewriteResult",
@@ -1104,6 +1301,7 @@ __all__ = [
     "audit",
     "check",
     "decommission",
+    "history",
     "new",
     "no_confirmation",
     "restore",

@@ -24,9 +24,10 @@ import json
 import os
 import re
 import sys
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from rich.cells import cell_len
 from rich.console import Console, RenderableType
@@ -35,6 +36,9 @@ from rich.table import Table
 from rich.text import Text
 
 from layra_migrate import redact
+
+if TYPE_CHECKING:
+    from layra_migrate.progress import Progress
 
 # Not a terminal and no COLUMNS: as wide as the content (Rich would assume 80 and cut).
 PLAIN_WIDTH = 4096
@@ -259,25 +263,9 @@ class Output:
         if not self.json_mode:
             self.out.print(f"\n[bold]next:[/] {text}")
 
-    def progress(self) -> Any:
-        """A Rich progress bar on stderr, disabled with --json or when not a terminal."""
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TaskProgressColumn,
-            TextColumn,
-            TimeElapsedColumn,
-        )
+    def progress(self) -> AbstractContextManager[Progress | None]:
+        """Where a command's progress goes (``views/progress.py``): a Rich bar with an ETA
+        on a terminal, one periodic line on stderr otherwise, nothing with --json."""
+        from layra_migrate.views.progress import progress_display
 
-        return Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TaskProgressColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=self.err,
-            disable=self.json_mode or not self.err.is_terminal,
-            transient=False,
-        )
+        return progress_display(self)

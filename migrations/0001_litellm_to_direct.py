@@ -95,17 +95,20 @@ async def _postcondition(ctx: MigrationAPI) -> None:
     from layra_migrate.errors import VerificationFailed
 
     left: dict[str, int] = {}
+    task = "post-condition"
+    ctx.progress.start(task, len(LOCATION_NAMES))
     for name in LOCATION_NAMES:
-        if not await _any_proxy_url(ctx, name):
-            continue  # no reference's URL is a proxy URL: nothing resolvable can be left
-        for row in await url_name_counts(ctx.db, name):
-            key = row["_id"]
-            if ctx.plan.proxy.matches(key.get("url")) and ctx.plan.target(key.get("name")):
-                left[name] = left.get(name, 0) + int(row["n"])
-        # entries the plan holds back on purpose (a rename that would duplicate a name)
-        left[name] = left.get(name, 0) - ctx.plan.held_back_count(LOCATIONS[name].collection)
-        if left[name] <= 0:
-            del left[name]
+        if await _any_proxy_url(ctx, name):  # else nothing resolvable can be left there
+            for row in await url_name_counts(ctx.db, name):
+                key = row["_id"]
+                if ctx.plan.proxy.matches(key.get("url")) and ctx.plan.target(key.get("name")):
+                    left[name] = left.get(name, 0) + int(row["n"])
+            # entries the plan holds back on purpose (a rename that would duplicate a name)
+            left[name] = left.get(name, 0) - ctx.plan.held_back_count(LOCATIONS[name].collection)
+            if left[name] <= 0:
+                del left[name]
+        ctx.progress.advance(task)
+    ctx.progress.finish(task)
     skipped = ctx.skipped
     if left and not skipped:
         shown = ", ".join(f"{k}: {v}" for k, v in left.items())

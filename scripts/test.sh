@@ -51,6 +51,10 @@ fi
   tests/litellm_oracle.py tests/test_litellm_oracle.py tests/test_litellm_behaviours.py \
   scripts/gen_litellm_catalog.py \
   layra_migrate/names.py layra_migrate/dryrun.py layra_migrate/views/dryrun.py \
-  tests/test_layra_real.py tests/test_layra_recovery.py
+  tests/test_layra_real.py tests/test_layra_recovery.py \
+  layra_migrate/history.py layra_migrate/progress.py layra_migrate/views/progress.py \
+  layra_migrate/views/history.py layra_migrate/cli/history_cmd.py tests/schema_support.py \
+  tests/test_history.py tests/test_prompts.py tests/test_progress.py tests/test_json_schemas.py \
+  tests/test_decommission_prompts.py
 .venv/bin/mypy --strict layra_migrate migrations
 exec .venv/bin/python -m pytest "$@"

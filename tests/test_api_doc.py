@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,6 +161,26 @@ def test_status_example_and_confirmation_default(
     assert result.as_json()["schema"] == "layra-migrate/status/v1"
     # a fresh database: every bundled migration is pending
     assert result.pending and result.pending == [r.id for r in result.report.migrations]
+    # nothing to roll back: nothing is written, so nothing is asked
+    assert asyncio.run(commands.rollback(settings)).run.migrations == []
+    assert not [n for n in db.list_collection_names() if n.startswith("layra_migrate")]
+    # something to roll back (an applied run in the ledger): refused before any write
+    migration = result.pending[0]
+    db["layra_migrate_ledger"].insert_one(
+        {
+            "_id": "r1",
+            "migration": migration,
+            "direction": "up",
+            "status": "applied",
+            "run_no": 1,
+            "checksum": None,
+            "by": "t@h",
+            "started_at": datetime(2026, 1, 1),
+        }
+    )
     with pytest.raises(UsageError, match="confirmation"):
         asyncio.run(commands.rollback(settings))
-    assert not [n for n in db.list_collection_names() if n.startswith("layra_migrate")]
+    assert [d["_id"] for d in db["layra_migrate_ledger"].find()] == ["r1"]
+    assert [n for n in db.list_collection_names() if n.startswith("layra_migrate")] == [
+        "layra_migrate_ledger"
+    ]

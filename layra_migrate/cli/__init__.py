@@ -8,6 +8,7 @@ from __future__ import annotations
 from layra_migrate.cli import (
     audit_cmd,  # noqa: F401  (registers the command)
     decommission_cmd,  # noqa: F401  (registers the command)
+    history_cmd,  # noqa: F401  (registers the command)
     rewrite_cmd,  # noqa: F401  (registers the command)
     verify_cmd,  # noqa: F401  (registers the command)
 )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from layra_migrate.cli.common import confirm
-from layra_migrate.commands import Confirm, Hooks
+from layra_migrate.commands import Confirm, Hooks, assume_yes
 
 if TYPE_CHECKING:
     from layra_migrate.decommission.models import RunResult
@@ -55,15 +55,15 @@ class CliHooks(Hooks):
         install_stop(stop, self.output)
 
     def progress(self) -> AbstractContextManager[Progress | None]:
-        from layra_migrate.views.rewrite import RichProgress
-
-        return RichProgress(self.output)
+        return self.output.progress()
 
 
 def asker(output: Output, *, yes: bool) -> Confirm:
     """The ``confirm`` callback of a command run from the terminal: ``--yes`` proceeds;
     a terminal that cannot ask is a usage error (exit 2); else the question is asked
     (typing the expected word when there is one)."""
+    if yes:
+        return assume_yes  # recognised by commands that skip the prompt's preview scan
 
     def ask(question: str, expected: str | None) -> bool:
         confirm(output, question, yes=yes, expected=expected)

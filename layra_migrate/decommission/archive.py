@@ -21,6 +21,10 @@ from typing import IO, Any
 from layra_migrate import redact
 from layra_migrate.decommission.models import MANIFEST_SCHEMA
 from layra_migrate.errors import ConfigError, VerificationFailed
+from layra_migrate.progress import NullProgress, Progress
+
+ARCHIVE_TASK = "archive (bytes)"
+VERIFY_TASK = "archive check (members)"
 
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
@@ -79,6 +83,7 @@ class _HashingWriter:
 class ArchiveWriter:
     root: Path
     members: list[Member] = field(default_factory=list)
+    progress: Progress = field(default_factory=NullProgress)  # bytes, under ARCHIVE_TASK
 
     @classmethod
     def create(cls, root: Path) -> ArchiveWriter:
@@ -115,6 +120,7 @@ class ArchiveWriter:
                 for chunk in chunks:
                     if chunk:
                         w.write(chunk)
+                        self.progress.advance(ARCHIVE_TASK, len(chunk))
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
@@ -238,10 +244,15 @@ def _check_tar_member(info: tarfile.TarInfo) -> None:
                                          hint="the archive may have been crafted")
 
 
-def verify_members(root: Path, members: Iterable[Member]) -> list[str]:
+def verify_members(root: Path, members: Iterable[Member],
+                   progress: Progress | None = None) -> list[str]:
     """The verification gate: re-hash every member and read every tar fully."""
     problems: list[str] = []
-    for m in members:
+    listed = list(members)
+    meter: Progress = progress or NullProgress()
+    meter.start(VERIFY_TASK, len(listed))
+    for m in listed:
+        meter.advance(VERIFY_TASK)
         p = root / m.path
         try:
             if p.is_symlink() or not p.is_file():
@@ -256,6 +267,7 @@ def verify_members(root: Path, members: Iterable[Member]) -> list[str]:
             problems.append(str(exc))
         except OSError as exc:
             problems.append(f"{m.path}: unreadable ({exc.strerror})")
+    meter.finish(VERIFY_TASK)
     return problems
 
 
@@ -276,9 +288,10 @@ def parse_sums(root: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def verify_archive(root: Path) -> dict[str, Any]:
+def verify_archive(root: Path, progress: Progress | None = None) -> dict[str, Any]:
     """Check an archive on disk before any restore step: every checksum, every tar,
-    no member outside the folder. Returns the manifest; raises VerificationFailed (exit 5)."""
+    no member outside the folder. Returns the manifest; raises VerificationFailed (exit 5).
+    ``progress`` hears of each member checked (task ``VERIFY_TASK``)."""
     root = root.expanduser().absolute()
     if not root.is_dir():
         raise ConfigError("archive folder not found", path=str(root))
@@ -288,7 +301,10 @@ def verify_archive(root: Path) -> dict[str, Any]:
         raise VerificationFailed("manifest.json is not covered by SHA256SUMS")
     problems: list[str] = []
     real_root = root.resolve()
+    meter: Progress = progress or NullProgress()
+    meter.start(VERIFY_TASK, len(rows))
     for digest, rel in rows:
+        meter.advance(VERIFY_TASK)
         p = root / rel
         try:
             resolved = p.resolve()
@@ -314,6 +330,7 @@ def verify_archive(root: Path) -> dict[str, Any]:
             full = Path(dirpath) / n
             if full.is_symlink():
                 problems.append(f"{full.relative_to(root)}: symlink inside the archive")
+    meter.finish(VERIFY_TASK)
     if problems:
         raise VerificationFailed(f"archive verification failed: {'; '.join(problems[:5])}"
                                  + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),

@@ -52,6 +52,7 @@ from layra_migrate.errors import (
     LayraMigrateError,
     UnreachableError,
 )
+from layra_migrate.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     import docker
@@ -181,6 +182,7 @@ class _Run:
         self.policies_changed: list[StackContainer] = []
         self.helpers: list[str] = []
         self.writer: arch.ArchiveWriter | None = None
+        self.meter: Progress = NullProgress()
         self.started_at = datetime.now(UTC)
         self.volume_members: dict[str, dict[str, Any]] = {}
         self.dumps: list[dict[str, Any]] = []
@@ -397,7 +399,7 @@ class _Run:
     def verify(self) -> None:
         step = self.begin(StepKind.VERIFY)
         assert self.writer is not None
-        problems = arch.verify_members(self.writer.root, self.writer.members)
+        problems = arch.verify_members(self.writer.root, self.writer.members, self.meter)
         if problems:
             step.failed("; ".join(problems[:3]))
             from layra_migrate.errors import VerificationFailed
@@ -538,8 +540,12 @@ class _SigintGuard:
 
 def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: RunResult,
             *, security: SecurityReport | None = None, interlock: InterlockReport | None = None,
-            progress: Callable[[str], None] | None = None) -> RunResult:
+            progress: Callable[[str], None] | None = None,
+            meter: Progress | None = None) -> RunResult:
     """Run the planned steps; on failure before verification, roll back.
+
+    ``progress`` hears each step's label as it starts; ``meter`` the archive's bytes
+    written (against the estimated size) and the verification's members.
 
     Never raises for a failure it rolled back: the result carries the exit code
     (5, 3 or 130), the error, every step's status and the archive path.
@@ -552,7 +558,8 @@ def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: Ru
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _execute(client, stack, opts, result, security, interlock, progress)
+        return _execute(client, stack, opts, result, security, interlock, progress,
+                        meter or NullProgress())
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
@@ -560,10 +567,13 @@ def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: Ru
 
 def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: RunResult,
              security: SecurityReport | None, interlock: InterlockReport | None,
-             progress: Callable[[str], None] | None) -> RunResult:
+             progress: Callable[[str], None] | None, meter: Progress) -> RunResult:
     run = _Run(client, stack, opts, result, security, interlock, progress)
     run.writer = arch.ArchiveWriter.create(opts.archive_dir)
+    run.meter = meter
     writer = run.writer
+    writer.progress = meter
+    meter.start(arch.ARCHIVE_TASK, result.estimated_size)
     result.archive = str(writer.root)
     try:
         step = run.begin(StepKind.RECORD)
@@ -582,6 +592,7 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
             run.stop(c)
         run.archive_volumes()
         run.archive_compose()
+        meter.finish(arch.ARCHIVE_TASK)
         run.neutralise_policies()
         run.verify()
         # Inside the guarded block: an archive without its manifest cannot be restored.

@@ -24,6 +24,7 @@ from layra_migrate.decommission.discovery import START_ORDER
 from layra_migrate.decommission.execute import HELPER_LABEL, _policy_str, wait_running
 from layra_migrate.decommission.models import RESTORE_SCHEMA, ContainerReport, RunResult
 from layra_migrate.errors import RefusedError, VerificationFailed
+from layra_migrate.progress import Progress
 
 if TYPE_CHECKING:
     import docker
@@ -35,9 +36,9 @@ _CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout",
                 "StopTimeout", "Shell", "ArgsEscaped")
 
 
-def load_verified(path: Path) -> dict[str, Any]:
+def load_verified(path: Path, progress: Progress | None = None) -> dict[str, Any]:
     """Verify the archive (exit 5 on any mismatch) and return its manifest."""
-    return arch.verify_archive(path)
+    return arch.verify_archive(path, progress)
 
 
 def _find(api: Any, state: dict[str, Any]) -> dict[str, Any] | None:

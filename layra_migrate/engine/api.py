@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
     from layra_migrate.plan import KeyValues, Plan
+    from layra_migrate.progress import Progress
 
 
 class DownAPI(Protocol):
@@ -44,6 +45,12 @@ class DownAPI(Protocol):
     @property
     def dry_run(self) -> bool:
         """True under ``--dry-run``: :meth:`set_fields` records the diff, writes nothing."""
+
+    @property
+    def progress(self) -> Progress:
+        """Where a long step of the migration reports (``start(task, total)``,
+        ``advance(task, n)``, ``finish(task)``): shown with an ETA on a terminal, as a
+        periodic line otherwise. :meth:`stream` reports on its own."""
 
     @property
     def skipped(self) -> int:

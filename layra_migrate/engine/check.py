@@ -18,11 +18,15 @@ from layra_migrate import toolstate
 from layra_migrate.engine.discovery import Migration
 from layra_migrate.engine.runner import RunOptions, Store, apply, rollback
 from layra_migrate.errors import UsageError, VerificationFailed
+from layra_migrate.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
     from layra_migrate.plan import KeyValues, Plan
+
+COPY_TASK = "check: copy"
+FINGERPRINT_TASK = "check: fingerprint"
 
 Fingerprint = dict[str, dict[bytes, str]]  # collection -> encoded _id -> sha256 of the raw BSON
 
@@ -40,17 +44,27 @@ async def app_collections(db: AsyncDatabase[dict[str, Any]]) -> list[str]:
                   and not n.startswith("system."))
 
 
+async def _total(db: AsyncDatabase[dict[str, Any]], names: Sequence[str]) -> int:
+    return sum([await db[n].estimated_document_count() for n in names])
+
+
 async def fingerprint(db: AsyncDatabase[dict[str, Any]],
-                      collections: Sequence[str] | None = None) -> Fingerprint:
+                      collections: Sequence[str] | None = None,
+                      progress: Progress | None = None) -> Fingerprint:
     """Content hash of every document, byte for byte (types, key order, values)."""
     from bson import encode
 
+    names = list(collections) if collections is not None else await app_collections(db)
+    meter: Progress = progress or NullProgress()
+    meter.start(FINGERPRINT_TASK, await _total(db, names) if progress else None)
     out: Fingerprint = {}
-    for name in collections if collections is not None else await app_collections(db):
+    for name in names:
         hashes: dict[bytes, str] = {}
         async for doc in _raw(db, name).find({}):
             hashes[encode({"_id": doc["_id"]})] = hashlib.sha256(doc.raw).hexdigest()
+            meter.advance(FINGERPRINT_TASK)
         out[name] = hashes
+    meter.finish(FINGERPRINT_TASK)
     return out
 
 
@@ -79,7 +93,10 @@ def digest(fp: Fingerprint) -> str:
 
 
 async def copy_collections(src: AsyncDatabase[dict[str, Any]], dst: AsyncDatabase[dict[str, Any]],
-                           names: Sequence[str], batch: int = 1000) -> int:
+                           names: Sequence[str], batch: int = 1000,
+                           progress: Progress | None = None) -> int:
+    meter: Progress = progress or NullProgress()
+    meter.start(COPY_TASK, await _total(src, names) if progress else None)
     n = 0
     for name in names:
         buf: list[Any] = []
@@ -88,12 +105,15 @@ async def copy_collections(src: AsyncDatabase[dict[str, Any]], dst: AsyncDatabas
             if len(buf) >= batch:
                 await _raw(dst, name).insert_many(buf, ordered=False)
                 n += len(buf)
+                meter.advance(COPY_TASK, len(buf))
                 buf = []
         if buf:
             await _raw(dst, name).insert_many(buf, ordered=False)
             n += len(buf)
+            meter.advance(COPY_TASK, len(buf))
         if name not in await dst.list_collection_names():
             await dst.create_collection(name)
+    meter.finish(COPY_TASK)
     return n
 
 
@@ -138,22 +158,22 @@ async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
     scratch = client[name]
     try:
         names = await app_collections(source)
-        copied = await copy_collections(source, scratch, names)
+        copied = await copy_collections(source, scratch, names, progress=options.progress)
         result = CheckResult(name, copied)
         store = Store(scratch)
-        original = await fingerprint(scratch, names)
+        original = await fingerprint(scratch, names, options.progress)
         result.original = digest(original)
-        if original != await fingerprint(source, names):
+        if original != await fingerprint(source, names, options.progress):
             raise VerificationFailed("the scratch copy differs from the source (was the "
                                      "database written during the copy?)")
 
         up1 = await apply(store, migrations, plan=plan, keys=keys, options=options)
-        fp_up = await fingerprint(scratch, names)
+        fp_up = await fingerprint(scratch, names, options.progress)
         result.steps.append(CheckStep("up", True, f"{up1.documents} document(s) changed",
                                       up1.documents))
         down = await rollback(store, migrations, to=migrations[0].id if migrations else None,
                               force=False, options=options)
-        fp_down = await fingerprint(scratch, names)
+        fp_down = await fingerprint(scratch, names, options.progress)
         diff = first_difference(original, fp_down)
         conflicts = down.conflict_count
         result.steps.append(CheckStep("down equals original", diff is None and not conflicts,
@@ -163,15 +183,15 @@ async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
             result.first_difference = diff
             return result
         up2 = await apply(store, migrations, plan=plan, keys=keys, options=options)
-        diff = first_difference(fp_up, await fingerprint(scratch, names))
+        diff = first_difference(fp_up, await fingerprint(scratch, names, options.progress))
         result.steps.append(CheckStep("up again equals first up", diff is None, diff or "",
                                       up2.documents))
         if diff:
             result.first_difference = diff
             return result
-        before_rerun = await fingerprint(scratch, names)
+        before_rerun = await fingerprint(scratch, names, options.progress)
         rerun = await _rerun_all(store, migrations, plan=plan, keys=keys, options=options)
-        diff = first_difference(before_rerun, await fingerprint(scratch, names))
+        diff = first_difference(before_rerun, await fingerprint(scratch, names, options.progress))
         ok = diff is None and rerun == 0
         result.steps.append(CheckStep("up once more changes nothing", ok,
                                       diff or (f"{rerun} document(s) written" if rerun else ""),

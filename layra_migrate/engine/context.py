@@ -16,12 +16,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from layra_migrate import redact
 from layra_migrate.engine.journal import Write, id_key, write_batch
 from layra_migrate.engine.paths import MISSING, get_path, same_value, top_fields
 from layra_migrate.errors import Interrupted
+from layra_migrate.progress import NullProgress, Progress
 
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
@@ -32,22 +33,8 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH = 500
 
-
-class Progress(Protocol):
-    def start(self, task: str, total: int | None) -> None: ...
-    def advance(self, task: str, n: int = 1) -> None: ...
-    def finish(self, task: str) -> None: ...
-
-
-class NullProgress:
-    def start(self, task: str, total: int | None) -> None:
-        pass
-
-    def advance(self, task: str, n: int = 1) -> None:
-        pass
-
-    def finish(self, task: str) -> None:
-        pass
+__all__ = ["DEFAULT_BATCH", "NullProgress", "Progress", "StopFlag", "Change", "WriteStats",
+           "MigrationContext", "UpContext", "shown_value"]
 
 
 class StopFlag:
@@ -134,6 +121,11 @@ class MigrationContext:
         self._client = client
         self._transactions = transactions
         self._inflight: asyncio.Task[None] | None = None
+
+    @property
+    def progress(self) -> Progress:
+        """Where a long step reports (the run's progress display)."""
+        return self._progress
 
     @property
     def skipped(self) -> int:

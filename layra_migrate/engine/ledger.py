@@ -142,13 +142,20 @@ class Ledger:
         last = await self.coll.find_one({"migration": migration}, sort=[("run_no", -1)])
         return int(last.get("run_no") or 0) + 1 if last else 1
 
-    async def start(self, migration: str, direction: Direction,
-                    checksum: str | None) -> RunRecord:
+    async def start(self, migration: str, direction: Direction, checksum: str | None, *,
+                    command: str | None = None, force: bool | None = None) -> RunRecord:
+        """Record a run as it starts. ``command`` (rewrite, rollback, check) and ``force``
+        (rollback --force) are kept for ``history``; records written before they existed
+        lack them."""
         rec = RunRecord(uuid.uuid4().hex, migration, direction, RunStatus.RUNNING,
                         await self.next_run_no(migration), checksum, now(), whoami())
         doc = rec.as_dict()
         doc["_id"] = doc.pop("run")
         doc["pid"] = os.getpid()
+        if command is not None:
+            doc["command"] = command
+        if force is not None:
+            doc["force"] = force
         await self.coll.insert_one(doc)
         return rec
 
@@ -182,5 +189,8 @@ class Ledger:
         doc = rec.as_dict()
         doc["_id"] = doc.pop("run")
         doc["previous_checksum"] = previous
+        doc["command"] = "rewrite"
+        doc["finished_at"] = rec.started_at
+        doc["duration_s"] = 0.0
         await self.coll.insert_one(doc)
         return rec

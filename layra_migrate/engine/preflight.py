@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from layra_migrate.audit import AuditReport
     from layra_migrate.plan import Plan
+    from layra_migrate.progress import Progress
     from layra_migrate.settings import Environment
 
 UNRESOLVED = "unresolved"
@@ -122,7 +123,7 @@ _HINTS = {
 
 async def preflight(db: AsyncDatabase[dict[str, Any]], plan: Plan, env: Environment, *,
                     skip_unresolved: bool, keys_required: bool = True,
-                    collect: bool = False) -> Preflight:
+                    collect: bool = False, progress: Progress | None = None) -> Preflight:
     """Audit, compare with the plan, read the keys, find duplicate names.
 
     Raises RefusedError on a no-go unless ``collect`` (the dry run: everything is listed
@@ -133,7 +134,7 @@ async def preflight(db: AsyncDatabase[dict[str, Any]], plan: Plan, env: Environm
     from layra_migrate import redact
     from layra_migrate.audit import run_audit
 
-    report = await run_audit(db, plan.proxy, None, env)
+    report = await run_audit(db, plan.proxy, None, env, progress=progress)
     result = Preflight(report, {}, skip_unresolved=skip_unresolved)
     try:
         check_fresh(plan, report)

@@ -217,7 +217,7 @@ async def _apply_one(store: Store, ledger: Ledger, lock: LeaseLock, m: Migration
                      plan: Plan, keys: KeyValues, options: RunOptions,
                      state: MigrationState | None, result: ApplyResult) -> MigrationOutcome:
     recovered = await _recover(store, ledger, m.id)
-    rec = await ledger.start(m.id, Direction.UP, m.checksum)
+    rec = await ledger.start(m.id, Direction.UP, m.checksum, command=options.command)
     ctx = UpContext(db=store.db, migration=m, plan=plan, keys=keys, dry_run=False,
                     progress=options.progress, lock=lock, run_id=rec.id,
                     run_no=rec.run_no, batch_size=options.batch_size,
@@ -277,8 +277,12 @@ def _ordered_ids(migrations: Sequence[Migration], states: dict[str, MigrationSta
 
 
 async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | None,
-                   force: bool, options: RunOptions) -> RollbackResult:
-    """Roll back the newest applied migration, or every one from ``to`` on, newest first."""
+                   force: bool, options: RunOptions,
+                   expect: Sequence[str] | None = None) -> RollbackResult:
+    """Roll back the newest applied migration, or every one from ``to`` on, newest first.
+
+    ``expect``: the migration ids a person confirmed (from a dry run); when the ledger
+    changed since and the targets differ, refuse before writing anything."""
     ledger = Ledger(store.db)
     states = await ledger.states()
     ids = _ordered_ids(migrations, states)
@@ -292,6 +296,12 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
         targets = [i for i in reversed(can) if i >= start]
     else:
         targets = can[-1:]
+    if expect is not None and list(expect) != targets:
+        raise RefusedError(
+            f"the ledger changed while asking: rollback would now undo "
+            f"{', '.join(targets) or 'nothing'}, not the confirmed "
+            f"{', '.join(expect) or 'nothing'}; nothing was written",
+            hint="run rollback again")
     by_id = {m.id: m for m in migrations}
     result = RollbackResult(options.dry_run, force, [], {})
     if not targets:
@@ -312,7 +322,8 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
             for mid in targets:
                 await _recover(store, ledger, mid)
                 m = by_id.get(mid)
-                rec = await ledger.start(mid, Direction.DOWN, m.checksum if m else None)
+                rec = await ledger.start(mid, Direction.DOWN, m.checksum if m else None,
+                                         command="rollback", force=force)
                 started = time.monotonic()
                 stats = RollbackStats()
                 try:

@@ -33,6 +33,7 @@ set_fields is the only way a migration writes:
   ctx.dry_run            True under --dry-run: set_fields records the diff, writes nothing
   ctx.skipped            documents left alone because they changed while migrating
   ctx.MISSING            the value of an absent field (in expect, or to remove a field)
+  ctx.progress           report a long step: start(task, total), advance(task, n), finish(task)
 
   async for doc in ctx.stream(collection, filter, projection):
       ...                # documents in _id order, in batches (bounded memory), with progress

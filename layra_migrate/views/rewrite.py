@@ -9,40 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from layra_migrate.render import Output
-
-
-class RichProgress:
-    """The engine's Progress protocol on a Rich progress bar (stderr; quiet with --json)."""
-
-    def __init__(self, output: Output) -> None:
-        self._progress = output.progress()
-        self._tasks: dict[str, Any] = {}
-
-    def __enter__(self) -> RichProgress:
-        self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.__exit__(*exc)
-
-    def start(self, task: str, total: int | None) -> None:
-        if task not in self._tasks:
-            self._tasks[task] = self._progress.add_task(task, total=total, rate="")
-        else:
-            self._progress.reset(self._tasks[task], total=total)
-
-    def advance(self, task: str, n: int = 1) -> None:
-        tid = self._tasks.get(task)
-        if tid is None:
-            return
-        speed = self._progress.tasks[tid].speed if tid < len(self._progress.tasks) else None
-        self._progress.update(tid, advance=n, rate=f"{speed:,.0f}/s" if speed else "")
-
-    def finish(self, task: str) -> None:
-        tid = self._tasks.get(task)
-        if tid is not None:
-            t = self._progress.tasks[tid]
-            self._progress.update(tid, total=t.completed)
+from layra_migrate.views.progress import RichProgress  # noqa: F401 - moved there; kept importable
 
 
 def took_over_line(held: Any) -> str:
@@ -183,6 +150,11 @@ def render_rollback(result: Any, out: Output) -> None:
         out.table(ct)
 
 
+def _docs(counts: dict[str, Any]) -> Any:
+    """Documents a run changed: written by an up run, restored by a rollback."""
+    return counts.get("documents", counts.get("restored", ""))
+
+
 def render_status(report: Any, out: Output) -> None:
     c = out.out
     t = Table(title=f"Migrations in {report.database}", title_justify="left")
@@ -190,7 +162,7 @@ def render_status(report: Any, out: Output) -> None:
         t.add_column(col, justify="right" if col in ("took", "docs") else "left",
                      no_wrap=col in ("migration", "state", "when (UTC)"))
     for r in report.migrations:
-        run = r.applied or r.last_run or {}
+        run = r.last_run or r.applied or {}  # the latest run: after a rollback, the rollback
         style = {"applied": "green", "pending": "yellow", "partially_rolled_back": "red",
                  "interrupted": "red", "rollback_interrupted": "red"}.get(r.state, "")
         checksum = (r.file_checksum or "")[:8]
@@ -200,7 +172,7 @@ def render_status(report: Any, out: Output) -> None:
         when = run.get("finished_at") or run.get("started_at")
         t.add_row(r.id, Text(r.state, style=style), f"{when:%Y-%m-%d %H:%M}" if when else "",
                   run.get("by", ""), f"{run['duration_s']:.1f}s" if run.get("duration_s") else "",
-                  str((run.get("counts") or {}).get("documents", "")), checksum)
+                  str(_docs(run.get("counts") or {})), checksum)
     out.table(t)
     if report.lock:
         style = "yellow" if report.lock.expired() else "bold"
