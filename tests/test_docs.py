@@ -172,3 +172,19 @@ def test_no_deprecated_option_and_no_wrong_service_name_in_the_runbook() -> None
     # Layra's compose services are `backend` and `frontend` (its docker-compose.yml).
     assert "docker compose stop layra-backend" not in text
     assert "docker compose stop backend frontend" in text
+
+
+def test_every_option_in_a_reference_table_is_in_that_commands_help() -> None:
+    """The option tables of each command's section name only options its --help lists."""
+    root = typer.main.get_command(app)
+    reference = RUNBOOK.read_text().split("## Command reference", 1)[1].split("\n## ", 1)[0]
+    parts = re.split(r"^### (\S+)\n", reference, flags=re.M)
+    checked = 0
+    for name, body in zip(parts[1::2], parts[2::2], strict=True):
+        cmd = root.commands[name]  # type: ignore[attr-defined]
+        known = {opt for p in cmd.params for opt in p.opts + p.secondary_opts}
+        for row in re.findall(r"^\| (`-[^|]*)\|", body, re.M):
+            for opt in re.findall(r"`(--?[a-z][a-z-]*)", row):
+                checked += 1
+                assert opt in known, f"{name}: the table names {opt}, which --help lacks"
+    assert checked > 40
