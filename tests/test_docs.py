@@ -146,7 +146,7 @@ def test_happy_path_follows_the_root_help_and_uses_only_real_options() -> None:
             return "verify --plan" if "--plan" in argv else "verify"
         return argv[0]
 
-    order = []
+    order: list[str] = []
     for argv in steps:
         if not order or order[-1] != label(argv):
             order.append(label(argv))
