@@ -446,6 +446,23 @@ def _journal_cache_keys(db: Any, **flt: Any) -> set[str]:
     return {k for e in db[JOURNAL].find(flt, {"cache_keys": 1}) for k in e.get("cache_keys") or []}
 
 
+def _pause_at(point: str, gate: Path) -> dict[str, str]:
+    """The environment that stops the process at a pause point (engine/faultpoints.py)."""
+    return {"LAYRA_MIGRATE_TEST_PAUSE": f"{point}={gate}"}
+
+
+def _stop_at_pause(proc: subprocess.Popen[str], gate: Path, point: str,
+                   fault: Callable[[], None]) -> None:
+    """Wait until the process stands at ``point``, inject ``fault``, let it go on."""
+    reached = gate / f"{point}.reached"
+    assert wait_for(lambda: reached.exists() or proc.poll() is not None, 120)
+    if not reached.exists():
+        out, err = _communicate(proc, 30)
+        pytest.fail(f"exited {proc.returncode} before the {point} point: {err[-3000:]}")
+    fault()
+    (gate / f"{point}.go").touch()
+
+
 @pytest.mark.redis
 def test_redis_stopped_before_the_cache_clear_names_every_key(
         own_redis: Server, corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str,
@@ -459,12 +476,15 @@ def test_redis_stopped_before_the_cache_clear_names_every_key(
     unrelated = {"session:abc": b"1", "model_config:someone-else": b"2"}
     for k, v in unrelated.items():
         r.set(k, v)
-    # The write takes a while (batch size 1); Redis dies after the ping and before the
-    # clear, which runs once at the end, after every MongoDB write.
+    # Redis dies after the ping and before the clear, which runs once at the end, after
+    # every MongoDB write: the process pauses right there (the cache-clear pause point),
+    # whatever the machine's speed, while the test stops Redis.
+    gate = tmp_path / "gate-rewrite"
+    gate.mkdir()
     proc = _popen(["rewrite", "--plan", str(corpus.plan), "--yes", "--skip-unresolved",
-                   "--batch-size", "1", "--redis-url", own_redis.uri], env, tmp_path)
-    assert wait_for(lambda: db[JOURNAL].estimated_document_count() >= 2, 60)
-    own_redis.stop()
+                   "--batch-size", "1", "--redis-url", own_redis.uri],
+                  {**env, **_pause_at("cache-clear", gate)}, tmp_path)
+    _stop_at_pause(proc, gate, "cache-clear", own_redis.stop)
     out, err = _communicate(proc, 120)
     assert proc.returncode == 3, err[-3000:]
     _no_traceback(err)
@@ -483,10 +503,11 @@ def test_redis_stopped_before_the_cache_clear_names_every_key(
     server = start_redis(tmp_path / "redis2")
     assert server is not None
     try:
+        gate = tmp_path / "gate-rollback"
+        gate.mkdir()
         proc = _popen(["rollback", "--yes", "--json", "--batch-size", "1", "--redis-url",
-                       server.uri], env, tmp_path)
-        assert wait_for(lambda: db[JOURNAL].count_documents({"state": "restored"}) >= 2, 60)
-        server.stop()
+                       server.uri], {**env, **_pause_at("cache-clear", gate)}, tmp_path)
+        _stop_at_pause(proc, gate, "cache-clear", server.stop)
         out, err = _communicate(proc, 120)
     finally:
         server.stop()

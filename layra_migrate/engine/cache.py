@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from layra_migrate import redact
+from layra_migrate.engine import faultpoints
 from layra_migrate.errors import ConfigError, UnreachableError
 
 TIMEOUT_S = 3.0
@@ -236,6 +237,7 @@ async def clear_journaled(db: Any, cache: RedisCache, migrations: Iterable[str],
     loses the in-memory list, the journal keeps it), then mark those entries cleared."""
     from layra_migrate import toolstate
 
+    await faultpoints.pause(faultpoints.CACHE_CLEAR)
     journal = db[toolstate.JOURNAL]
     keys: set[str] = set(extra)
     filters = [_uncleared_filter(m, direction) for m in migrations]
