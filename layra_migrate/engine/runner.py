@@ -182,6 +182,7 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan,
             result.cache_keys.update(ctx.cache_keys)
         return result
     if not pending and not to_accept:
+        result.took_over = await _release_stale_lock(store)
         return result
     lock = LeaseLock(store.db, options.command, ttl_s=options.lock_ttl_s)
     async with lock:
@@ -200,6 +201,16 @@ async def apply(store: Store, migrations: Sequence[Migration], *, plan: Plan,
                                                      [m.id for m in pending], UP,
                                                      result.cache_keys)
     return result
+
+
+async def _release_stale_lock(store: Store) -> LockInfo | None:
+    """A run with nothing to do still clears a crashed run's lock (expired, or its holder
+    on this host is gone): a run killed after its last write but before its release left
+    it, and the operator's re-run must not end with a dead run's lock in ``status``. A
+    live lock is never touched. Returns the released lock (reported like a takeover)."""
+    from layra_migrate.engine.lock import unlock_if_stale
+
+    return (await unlock_if_stale(store.db)).released
 
 
 async def _recover(store: Store, ledger: Ledger, migration: str) -> int:
@@ -305,6 +316,8 @@ async def rollback(store: Store, migrations: Sequence[Migration], *, to: str | N
     by_id = {m.id: m for m in migrations}
     result = RollbackResult(options.dry_run, force, [], {})
     if not targets:
+        if not options.dry_run:
+            result.took_over = await _release_stale_lock(store)
         return result
     cache_keys: set[str] = set()
     if options.dry_run:
