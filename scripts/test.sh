@@ -55,6 +55,7 @@ fi
   layra_migrate/history.py layra_migrate/progress.py layra_migrate/views/progress.py \
   layra_migrate/views/history.py layra_migrate/cli/history_cmd.py tests/schema_support.py \
   tests/test_history.py tests/test_prompts.py tests/test_progress.py tests/test_json_schemas.py \
-  tests/test_decommission_prompts.py
+  tests/test_decommission_prompts.py \
+  layra_migrate/engine/faultpoints.py tests/test_lock_after_last_write.py
 .venv/bin/mypy --strict layra_migrate migrations
 exec .venv/bin/python -m pytest "$@"
