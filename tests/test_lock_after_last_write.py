@@ -1,7 +1,8 @@
 """A run killed after its last write, before releasing its lock (issue F).
 
-The kill -9 trials of test_faults.py hit this point by chance (a rollback killed once
-its journal was fully restored): the dead run had finished its work and recorded it, so
+The kill -9 trials of test_faults.py hit this point by chance (seeded trial 1 kills its
+rollback once 22 of 30 entries are restored; a fast rollback often finishes the rest
+before the kill lands): the dead run had finished its work and recorded it, so
 the operator's re-run found nothing to do, returned before looking at the lock, and the
 dead run's lock stayed behind (``status`` kept showing it). Here the real process is
 stopped exactly there (the ``cache-clear`` pause point: every MongoDB write and the
