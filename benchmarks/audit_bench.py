@@ -32,8 +32,9 @@ from layra_migrate.settings import Environment  # noqa: E402
 
 async def _raw(db: Any, proxy: ProxySet) -> None:
     rows = await asyncio.gather(*(url_name_counts(db, n) for n in LOCATION_NAMES))
-    raw_urls = sorted({r["_id"].get("url") for rs in rows for r in rs
-                       if proxy.matches(r["_id"].get("url"))})
+    raw_urls = sorted(
+        {r["_id"].get("url") for rs in rows for r in rs if proxy.matches(r["_id"].get("url"))}
+    )
     await asyncio.gather(proxied_users(db, raw_urls), _anomalies(db))
 
 
@@ -63,9 +64,13 @@ async def bench(uri: str, users: int, repeat: int = 3) -> dict[str, Any]:
     assert report.via_proxy == data.expected.proxied_total()
     await client.drop_database("bench_audit")
     await client.close()
-    return {"audit_references": refs, "audit_seed_s": round(seed_s, 2),
-            "audit_s": round(min(audit_times), 3), "audit_raw_s": round(min(raw_times), 3),
-            "audit_ratio": round(min(audit_times) / min(raw_times), 3)}
+    return {
+        "audit_references": refs,
+        "audit_seed_s": round(seed_s, 2),
+        "audit_s": round(min(audit_times), 3),
+        "audit_raw_s": round(min(raw_times), 3),
+        "audit_ratio": round(min(audit_times) / min(raw_times), 3),
+    }
 
 
 def main() -> None:
@@ -83,8 +88,9 @@ def main() -> None:
         finally:
             if server:
                 server.stop()
-    print(json.dumps(result) if args.json else
-          "\n".join(f"{k:>20}: {v}" for k, v in result.items()))
+    print(
+        json.dumps(result) if args.json else "\n".join(f"{k:>20}: {v}" for k, v in result.items())
+    )
 
 
 if __name__ == "__main__":

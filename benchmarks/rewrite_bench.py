@@ -72,15 +72,28 @@ def key_for(i: int, j: int, mode: str, rng: random.Random) -> Any:
     return rng.choice(PLACEHOLDERS)
 
 
-def entry(i: int, j: int, proxied: bool, mode: str = "unique",
-          rng: random.Random | None = None) -> dict[str, Any]:
+def entry(
+    i: int, j: int, proxied: bool, mode: str = "unique", rng: random.Random | None = None
+) -> dict[str, Any]:
     rng = rng or random.Random(i * 10 + j)
-    url = (rng.choice(SPELLINGS) if mode == "shared" else PROXY) if proxied \
+    url = (
+        (rng.choice(SPELLINGS) if mode == "shared" else PROXY)
+        if proxied
         else "https://api.openai.com/v1"
-    return {"model_id": f"thesis_{i:06d}_{j}", "model_name": ALIAS if proxied else "gpt-4.1",
-            "model_url": url, "api_key": key_for(i, j, mode, rng), "base_used": [],
-            "system_prompt": "You are a helpful assistant.", "temperature": -1,
-            "max_length": -1, "top_P": -1, "top_K": -1, "score_threshold": -1}
+    )
+    return {
+        "model_id": f"thesis_{i:06d}_{j}",
+        "model_name": ALIAS if proxied else "gpt-4.1",
+        "model_url": url,
+        "api_key": key_for(i, j, mode, rng),
+        "base_used": [],
+        "system_prompt": "You are a helpful assistant.",
+        "temperature": -1,
+        "max_length": -1,
+        "top_P": -1,
+        "top_K": -1,
+        "score_threshold": -1,
+    }
 
 
 def seed(db: Any, users: int, mode: str = "shared") -> None:
@@ -90,18 +103,37 @@ def seed(db: Any, users: int, mode: str = "shared") -> None:
     batch = 2000
     for start in range(0, users, batch):
         span = range(start, min(users, start + batch))
-        db.model_config.insert_many([
-            {"username": f"user{i:06d}", "selected_model": f"thesis_{i:06d}_0",
-             "models": [entry(i, 0, True, mode, rng), entry(i, 1, True, mode, rng),
-                        entry(i, 2, False, mode, rng)]}
-            for i in span])
-        db.conversations.insert_many([
-            {"conversation_id": f"user{i:06d}_c0", "username": f"user{i:06d}",
-             "conversation_name": "notes", "model_config": {
-                 k: v for k, v in entry(i, 3, True, mode, rng).items() if k != "model_id"},
-             "created_at": datetime(2026, 1, 1), "last_modify_at": datetime(2026, 1, 2),
-             "is_delete": False, "turns": [{"user_message": "hi", "ai_message": "..."}]}
-            for i in span])
+        db.model_config.insert_many(
+            [
+                {
+                    "username": f"user{i:06d}",
+                    "selected_model": f"thesis_{i:06d}_0",
+                    "models": [
+                        entry(i, 0, True, mode, rng),
+                        entry(i, 1, True, mode, rng),
+                        entry(i, 2, False, mode, rng),
+                    ],
+                }
+                for i in span
+            ]
+        )
+        db.conversations.insert_many(
+            [
+                {
+                    "conversation_id": f"user{i:06d}_c0",
+                    "username": f"user{i:06d}",
+                    "conversation_name": "notes",
+                    "model_config": {
+                        k: v for k, v in entry(i, 3, True, mode, rng).items() if k != "model_id"
+                    },
+                    "created_at": datetime(2026, 1, 1),
+                    "last_modify_at": datetime(2026, 1, 2),
+                    "is_delete": False,
+                    "turns": [{"user_message": "hi", "ai_message": "..."}],
+                }
+                for i in span
+            ]
+        )
 
 
 def raw_restore(db: Any) -> float:
@@ -110,13 +142,31 @@ def raw_restore(db: Any) -> float:
     each copy's own values), so it is a lower bound on the work of a real restore."""
     old = {"model_url": PROXY, "api_key": MASTER, "model_name": ALIAS}
     t0 = time.monotonic()
-    db.model_config.update_many({"models.model_url": TARGET_URL}, [{"$set": {"models": {
-        "$map": {"input": "$models",
-                 "in": {"$cond": [{"$eq": ["$$this.model_url", TARGET_URL]},
-                                  {"$mergeObjects": ["$$this", old]}, "$$this"]}}}}}])
+    db.model_config.update_many(
+        {"models.model_url": TARGET_URL},
+        [
+            {
+                "$set": {
+                    "models": {
+                        "$map": {
+                            "input": "$models",
+                            "in": {
+                                "$cond": [
+                                    {"$eq": ["$$this.model_url", TARGET_URL]},
+                                    {"$mergeObjects": ["$$this", old]},
+                                    "$$this",
+                                ]
+                            },
+                        }
+                    }
+                }
+            }
+        ],
+    )
     db.conversations.update_many(
         {"model_config.model_url": TARGET_URL},
-        {"$set": {f"model_config.{k}": v for k, v in old.items()}})
+        {"$set": {f"model_config.{k}": v for k, v in old.items()}},
+    )
     return time.monotonic() - t0
 
 
@@ -126,8 +176,13 @@ def content_hash(db: Any) -> str:
 
     h = hashlib.sha256()
     for coll in ("model_config", "conversations"):
-        for d in db[coll].with_options(codec_options=db.codec_options.with_options(
-                document_class=RawBSONDocument)).find({}, sort=[("_id", 1)]):
+        for d in (
+            db[coll]
+            .with_options(
+                codec_options=db.codec_options.with_options(document_class=RawBSONDocument)
+            )
+            .find({}, sort=[("_id", 1)])
+        ):
             h.update(d.raw)
     return h.hexdigest()
 
@@ -138,15 +193,32 @@ def raw_update(db: Any) -> float:
     after each $set path, so a filter on model_url would skip the key and name."""
     new = {"model_url": TARGET_URL, "api_key": KEY, "model_name": UPSTREAM}
     t0 = time.monotonic()
-    db.model_config.update_many({"models.model_url": {"$in": SPELLINGS}}, [{"$set": {"models": {
-        "$map": {"input": "$models",
-                 "in": {"$cond": [{"$in": ["$$this.model_url", SPELLINGS]},
-                                  {"$mergeObjects": ["$$this", new]}, "$$this"]}}}}}])
+    db.model_config.update_many(
+        {"models.model_url": {"$in": SPELLINGS}},
+        [
+            {
+                "$set": {
+                    "models": {
+                        "$map": {
+                            "input": "$models",
+                            "in": {
+                                "$cond": [
+                                    {"$in": ["$$this.model_url", SPELLINGS]},
+                                    {"$mergeObjects": ["$$this", new]},
+                                    "$$this",
+                                ]
+                            },
+                        }
+                    }
+                }
+            }
+        ],
+    )
     db.conversations.update_many(
         {"model_config.model_url": {"$in": SPELLINGS}},
-        {"$set": {f"model_config.{k}": v for k, v in new.items()}})
+        {"$set": {f"model_config.{k}": v for k, v in new.items()}},
+    )
     return time.monotonic() - t0
-
 
 
 def _kind(name: str, coll: str) -> str:
@@ -180,13 +252,15 @@ def _listener() -> Any:
             coll = cmd.get(event.command_name)
             if not isinstance(coll, str):
                 coll = str(cmd.get("collection", ""))
-            self._pending[event.request_id] = (_kind(event.command_name, coll),
-                                               event.command_name, time.monotonic())
+            self._pending[event.request_id] = (
+                _kind(event.command_name, coll),
+                event.command_name,
+                time.monotonic(),
+            )
 
         def _done(self, event: Any) -> None:
             end = time.monotonic()
-            kind, name, start = self._pending.pop(event.request_id,
-                                                  ("lock_ledger", "?", end))
+            kind, name, start = self._pending.pop(event.request_id, ("lock_ledger", "?", end))
             self.seconds[kind] = self.seconds.get(kind, 0.0) + event.duration_micros / 1e6
             self.commands[kind] = self.commands.get(kind, 0) + 1
             self.events.append((start, end, kind, name))
@@ -219,9 +293,11 @@ def round_trips(events: list[tuple[float, float, str, str]], phase: str) -> dict
         if s_ >= last:
             chain += 1
             last = e_
-    out: dict[str, float] = {"batches": batches,
-                             "commands_per_batch": round(len(inside) / batches, 2),
-                             "seq_round_trips_per_batch": round(chain / batches, 2)}
+    out: dict[str, float] = {
+        "batches": batches,
+        "commands_per_batch": round(len(inside) / batches, 2),
+        "seq_round_trips_per_batch": round(chain / batches, 2),
+    }
     for kind in ("journal", "writes", "reads", "lock_ledger"):
         n = sum(1 for e in inside if e[2] == kind)
         out[f"commands_per_batch_{kind}"] = round(n / batches, 2)
@@ -232,8 +308,12 @@ def _plan(db_name: str) -> tuple[Any, Any]:
     from layra_migrate.litellm.resolve import Target
     from layra_migrate.plan import KeyValues, Plan, PlanEntry
 
-    plan = Plan(None, db_name, SPELLINGS, {
-        ALIAS: PlanEntry(ALIAS, Target("deepseek", TARGET_URL, UPSTREAM, "DEEPSEEK_API_KEY"))})
+    plan = Plan(
+        None,
+        db_name,
+        SPELLINGS,
+        {ALIAS: PlanEntry(ALIAS, Target("deepseek", TARGET_URL, UPSTREAM, "DEEPSEEK_API_KEY"))},
+    )
     return plan, KeyValues({"DEEPSEEK_API_KEY": KEY})
 
 
@@ -251,21 +331,36 @@ async def engine_phase(uri: str, db_name: str, batch: int, phase: str) -> dict[s
         plan, keys = _plan(db_name)
         t0 = time.monotonic()
         if phase == "engine":
-            result = await apply(Store(client[db_name]), migrations, plan=plan, keys=keys,
-                                 options=RunOptions(batch_size=batch))
+            result = await apply(
+                Store(client[db_name]),
+                migrations,
+                plan=plan,
+                keys=keys,
+                options=RunOptions(batch_size=batch),
+            )
             documents = result.documents
         else:
-            rb = await rollback(Store(client[db_name]), migrations, to=None, force=False,
-                                options=RunOptions(batch_size=batch))
+            rb = await rollback(
+                Store(client[db_name]),
+                migrations,
+                to=None,
+                force=False,
+                options=RunOptions(batch_size=batch),
+            )
             documents = sum(s.restored for s in rb.stats.values())
             if rb.conflict_count:
                 raise SystemExit(f"rollback reported {rb.conflict_count} conflicts")
         wall = time.monotonic() - t0
     finally:
         await client.close()
-    return {"wall": wall, "documents": documents, "split": split.seconds,
-            "commands": split.commands, "peak_rss_mb": peak_rss_mb(),
-            "rounds": round_trips(split.events, phase)}
+    return {
+        "wall": wall,
+        "documents": documents,
+        "split": split.seconds,
+        "commands": split.commands,
+        "peak_rss_mb": peak_rss_mb(),
+        "rounds": round_trips(split.events, phase),
+    }
 
 
 def peak_rss_mb() -> float:
@@ -294,9 +389,23 @@ def cpu_seconds(pid: int | None) -> float:
 def _child(uri: str, db_name: str, batch: int, phase: str) -> tuple[dict[str, Any], float]:
     """The engine phase in a child process; returns its result (with the child's own CPU
     seconds) and peak RSS in MB."""
-    proc = subprocess.Popen([sys.executable, __file__, "--phase", phase, "--db", db_name,
-                             "--mongo-uri", uri, "--batch-size", str(batch)],
-                            stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            __file__,
+            "--phase",
+            phase,
+            "--db",
+            db_name,
+            "--mongo-uri",
+            uri,
+            "--batch-size",
+            str(batch),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=str(REPO),
+    )
     assert proc.stdout is not None
     stdout = proc.stdout.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -308,8 +417,10 @@ def _child(uri: str, db_name: str, batch: int, phase: str) -> tuple[dict[str, An
 
 
 def _app_docs(db: Any, coll: str) -> list[dict[str, Any]]:
-    return [{k: v for k, v in d.items() if k != "_id"}
-            for d in db[coll].find({}, sort=[("username", 1)])]
+    return [
+        {k: v for k, v in d.items() if k != "_id"}
+        for d in db[coll].find({}, sort=[("username", 1)])
+    ]
 
 
 def _split_report(prefix: str, wall: float, split: dict[str, float]) -> dict[str, float]:
@@ -327,9 +438,16 @@ def _split_report(prefix: str, wall: float, split: dict[str, float]) -> dict[str
     return out
 
 
-def bench(uri: str, users: int, batch_size: int = 500, keys: str = "shared",
-          rollback: bool = True, log: Any = None, server_pid: int | None = None,
-          delay_ms: float = 0.0) -> dict[str, Any]:
+def bench(
+    uri: str,
+    users: int,
+    batch_size: int = 500,
+    keys: str = "shared",
+    rollback: bool = True,
+    log: Any = None,
+    server_pid: int | None = None,
+    delay_ms: float = 0.0,
+) -> dict[str, Any]:
     """Rewrite (and roll back) ``users`` users + as many conversations, engine vs raw, on
     two identical databases of the server at ``uri``. Returns one flat dict of numbers.
 
@@ -350,8 +468,16 @@ def bench(uri: str, users: int, batch_size: int = 500, keys: str = "shared",
         return _bench(uri, timed_uri, users, batch_size, keys, rollback, say, server_pid)
 
 
-def _bench(uri: str, timed_uri: str, users: int, batch_size: int, keys: str, rollback: bool,
-           say: Any, server_pid: int | None) -> dict[str, Any]:
+def _bench(
+    uri: str,
+    timed_uri: str,
+    users: int,
+    batch_size: int,
+    keys: str,
+    rollback: bool,
+    say: Any,
+    server_pid: int | None,
+) -> dict[str, Any]:
     from pymongo import MongoClient
 
     client: Any = MongoClient(uri)
@@ -364,24 +490,30 @@ def _bench(uri: str, timed_uri: str, users: int, batch_size: int, keys: str, rol
             client.drop_database(n)
             seed(client[n], users, keys)
         original = content_hash(client[names[0]]) if rollback else ""
-        say(f"seeded 2 x ({users} users with 2 proxied entries + {users} conversations, "
-            f"{keys} keys) in {time.monotonic() - t0:.1f}s")
+        say(
+            f"seeded 2 x ({users} users with 2 proxied entries + {users} conversations, "
+            f"{keys} keys) in {time.monotonic() - t0:.1f}s"
+        )
         c0 = cpu_seconds(server_pid)
         timed.admin.command("ping")  # connected before the clock starts
         raw = raw_update(timed[names[1]])
         c1 = cpu_seconds(server_pid)
         engine, peak_mb = _child(timed_uri, names[0], batch_size, "engine")
         c2 = cpu_seconds(server_pid)
-        say(f"rewrite: raw {raw:.2f}s, engine {engine['wall']:.2f}s, "
-            f"{engine['documents']} documents")
+        say(
+            f"rewrite: raw {raw:.2f}s, engine {engine['wall']:.2f}s, "
+            f"{engine['documents']} documents"
+        )
         for coll in ("model_config", "conversations"):  # same application data afterwards
             if _app_docs(client[names[0]], coll) != _app_docs(client[names[1]], coll):
                 raise AssertionError(f"engine and raw results differ in {coll}")
         documents = int(engine["documents"])
         out: dict[str, Any] = {
-            "rewrite_users": users, "rewrite_documents": documents,
+            "rewrite_users": users,
+            "rewrite_documents": documents,
             "rewrite_batch_size": batch_size,
-            "rewrite_s": round(engine["wall"], 3), "rewrite_raw_s": round(raw, 3),
+            "rewrite_s": round(engine["wall"], 3),
+            "rewrite_raw_s": round(raw, 3),
             "rewrite_ratio": round(engine["wall"] / raw, 3),
             "rewrite_per_doc_ms": round(engine["wall"] / max(documents, 1) * 1000, 4),
             "rewrite_raw_per_doc_ms": round(raw / max(documents, 1) * 1000, 4),
@@ -391,8 +523,13 @@ def _bench(uri: str, timed_uri: str, users: int, batch_size: int, keys: str, rol
         }
         if server_pid is not None:
             cpu, raw_cpu = c2 - c1 + engine["cpu"], c1 - c0
-            out.update({"rewrite_cpu_s": round(cpu, 2), "rewrite_raw_cpu_s": round(raw_cpu, 2),
-                        "rewrite_cpu_ratio": round(cpu / max(raw_cpu, 0.01), 3)})
+            out.update(
+                {
+                    "rewrite_cpu_s": round(cpu, 2),
+                    "rewrite_raw_cpu_s": round(raw_cpu, 2),
+                    "rewrite_cpu_ratio": round(cpu / max(raw_cpu, 0.01), 3),
+                }
+            )
         if rollback:
             # the other order this time, so drift on the machine does not favour one side
             c0 = cpu_seconds(server_pid)
@@ -404,20 +541,27 @@ def _bench(uri: str, timed_uri: str, users: int, batch_size: int, keys: str, rol
             say(f"rollback: raw {raw_back:.2f}s, engine {back['wall']:.2f}s, exact: {exact}")
             if not exact:
                 raise AssertionError("rollback did not restore the original content hash")
-            out.update({
-                "rollback_s": round(back["wall"], 3), "rollback_raw_s": round(raw_back, 3),
-                "rollback_ratio": round(back["wall"] / raw_back, 3),
-                "rollback_documents": int(back["documents"]),
-                "rollback_peak_rss_mb": round(back_mb, 1),
-                "rollback_exact": 1,
-                **_split_report("rollback", back["wall"], back["split"]),
-                **{f"rollback_{k}": v for k, v in back["rounds"].items()},
-            })
+            out.update(
+                {
+                    "rollback_s": round(back["wall"], 3),
+                    "rollback_raw_s": round(raw_back, 3),
+                    "rollback_ratio": round(back["wall"] / raw_back, 3),
+                    "rollback_documents": int(back["documents"]),
+                    "rollback_peak_rss_mb": round(back_mb, 1),
+                    "rollback_exact": 1,
+                    **_split_report("rollback", back["wall"], back["split"]),
+                    **{f"rollback_{k}": v for k, v in back["rounds"].items()},
+                }
+            )
             if server_pid is not None:
                 cpu, raw_cpu = c1 - c0 + back["cpu"], c2 - c1
-                out.update({"rollback_cpu_s": round(cpu, 2),
-                            "rollback_raw_cpu_s": round(raw_cpu, 2),
-                            "rollback_cpu_ratio": round(cpu / max(raw_cpu, 0.01), 3)})
+                out.update(
+                    {
+                        "rollback_cpu_s": round(cpu, 2),
+                        "rollback_raw_cpu_s": round(raw_cpu, 2),
+                        "rollback_cpu_ratio": round(cpu / max(raw_cpu, 0.01), 3),
+                    }
+                )
         return out
     finally:
         for n in names:
@@ -434,8 +578,12 @@ def main() -> None:
     ap.add_argument("--keys", choices=["shared", "unique"], default="shared")
     ap.add_argument("--no-rollback", action="store_true", help="time the rewrite only")
     ap.add_argument("--mongo-uri", default=None, help="a real mongod instead of SecantusDB")
-    ap.add_argument("--latency-ms", type=float, default=0.0,
-                    help="add this delay each way (a loopback proxy), e.g. 10")
+    ap.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="add this delay each way (a loopback proxy), e.g. 10",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--phase", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--db", default=None, help=argparse.SUPPRESS)
@@ -454,11 +602,16 @@ def main() -> None:
         server = start_mongo(Path(tempfile.mkdtemp(prefix="rewrite-bench-")) / "data")
         uri = server.uri
     try:
-        result = bench(uri, args.users, args.batch_size, args.keys,
-                       rollback=not args.no_rollback,
-                       server_pid=server.proc.pid if server is not None else None,
-                       delay_ms=args.latency_ms,
-                       log=None if args.json else (lambda m: print(m, flush=True)))
+        result = bench(
+            uri,
+            args.users,
+            args.batch_size,
+            args.keys,
+            rollback=not args.no_rollback,
+            server_pid=server.proc.pid if server is not None else None,
+            delay_ms=args.latency_ms,
+            log=None if args.json else (lambda m: print(m, flush=True)),
+        )
     finally:
         if server is not None:
             server.stop()
@@ -472,15 +625,19 @@ def main() -> None:
     print(f"engine peak RSS: {result['rewrite_peak_rss_mb']:.0f} MB (target <= 100 MB)")
     for phase in ("rewrite", "rollback"):
         if f"{phase}_batches" in result:
-            print(f"{phase}: {result[f'{phase}_batches']} batches, "
-                  f"{result[f'{phase}_commands_per_batch']} commands per batch, "
-                  f"{result[f'{phase}_seq_round_trips_per_batch']} sequential round trips "
-                  f"per batch")
+            print(
+                f"{phase}: {result[f'{phase}_batches']} batches, "
+                f"{result[f'{phase}_commands_per_batch']} commands per batch, "
+                f"{result[f'{phase}_seq_round_trips_per_batch']} sequential round trips "
+                f"per batch"
+            )
     if "rollback_s" in result:
         print(f"raw restore update_many:      {result['rollback_raw_s']:.2f}s")
         print(f"engine rollback (journal):    {result['rollback_s']:.2f}s")
-        print(f"rollback ratio: {result['rollback_ratio']:.2f}x (target <= 2.5x), "
-              f"peak RSS {result['rollback_peak_rss_mb']:.0f} MB, exact original restored")
+        print(
+            f"rollback ratio: {result['rollback_ratio']:.2f}x (target <= 2.5x), "
+            f"peak RSS {result['rollback_peak_rss_mb']:.0f} MB, exact original restored"
+        )
     for k, v in result.items():
         if k.endswith("_share"):
             print(f"  {k}: {v:.0%}")

@@ -34,8 +34,12 @@ def bench(repeat: int = 7) -> dict[str, float]:
     for _ in range(repeat):  # interleaved so machine noise hits both alike
         tool = min(tool, _best(tool_cmd, 1))
         base = min(base, _best([py, "-c", "import typer, rich"], 1))
-    return {"startup_s": round(tool, 3), "startup_baseline_s": round(base, 3),
-            "startup_ratio": round(tool / base, 3), "startup_repeat": repeat}
+    return {
+        "startup_s": round(tool, 3),
+        "startup_baseline_s": round(base, 3),
+        "startup_ratio": round(tool / base, 3),
+        "startup_repeat": repeat,
+    }
 
 
 if __name__ == "__main__":

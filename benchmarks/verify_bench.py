@@ -33,17 +33,30 @@ async def bench(n: int, latency_ms: float, rounds: int) -> dict[str, float]:
     # The stub runs in its own process, as a remote provider would: in-process it would
     # share the GIL with the probes and the benchmark would measure the stub too.
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "layra_migrate.sandbox.provider_stub",
-                             "--port", str(port), "--latency-ms", str(latency_ms)],
-                            stdout=subprocess.DEVNULL, cwd=str(REPO))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "layra_migrate.sandbox.provider_stub",
+            "--port",
+            str(port),
+            "--latency-ms",
+            str(latency_ms),
+        ],
+        stdout=subprocess.DEVNULL,
+        cwd=str(REPO),
+    )
     try:
         wait_port(port, 20, proc)  # type: ignore[arg-type]
         base_url = f"http://127.0.0.1:{port}/v1"
 
         def targets() -> list[VerifyTarget]:
-            return [VerifyTarget("stub", base_url, name, references=1,
-                                 api_key=f"sk-bench-key-{i:04d}-xxxxxxxx")
-                    for i, name in enumerate(names)]
+            return [
+                VerifyTarget(
+                    "stub", base_url, name, references=1, api_key=f"sk-bench-key-{i:04d}-xxxxxxxx"
+                )
+                for i, name in enumerate(names)
+            ]
 
         await probe(targets()[0], 10)  # warm-up: imports, first TLS context
         singles = []
@@ -66,11 +79,15 @@ async def bench(n: int, latency_ms: float, rounds: int) -> dict[str, float]:
     finally:
         proc.terminate()
         proc.wait(10)
-    return {"verify_targets": n, "verify_latency_ms": latency_ms,
-            "verify_s": round(wall, 3), "verify_slowest_single_s": round(slowest, 3),
-            "verify_ratio": round(wall / slowest, 3),
-            "verify_default_concurrency": DEFAULT_CONCURRENCY,
-            "verify_default_concurrency_s": round(default_wall, 3)}
+    return {
+        "verify_targets": n,
+        "verify_latency_ms": latency_ms,
+        "verify_s": round(wall, 3),
+        "verify_slowest_single_s": round(slowest, 3),
+        "verify_ratio": round(wall / slowest, 3),
+        "verify_default_concurrency": DEFAULT_CONCURRENCY,
+        "verify_default_concurrency_s": round(default_wall, 3),
+    }
 
 
 def main() -> None:
@@ -87,12 +104,16 @@ def main() -> None:
     else:
         print(f"targets: {n}, latency each: {args.latency_ms:g} ms")
         print(f"slowest single probe:         {r['verify_slowest_single_s'] * 1000:7.0f} ms")
-        print(f"all {n} at --concurrency {n}:   {r['verify_s'] * 1000:7.0f} ms  "
-              f"(best of {args.rounds})")
+        print(
+            f"all {n} at --concurrency {n}:   {r['verify_s'] * 1000:7.0f} ms  "
+            f"(best of {args.rounds})"
+        )
         print(f"ratio wall / slowest single:  {r['verify_ratio']:7.2f}  (target <= 1.3)")
-        print(f"all {n} at --concurrency {DEFAULT_CONCURRENCY} (default): "
-              f"{r['verify_default_concurrency_s'] * 1000:7.0f} ms "
-              f"({-(-n // DEFAULT_CONCURRENCY)} waves)")
+        print(
+            f"all {n} at --concurrency {DEFAULT_CONCURRENCY} (default): "
+            f"{r['verify_default_concurrency_s'] * 1000:7.0f} ms "
+            f"({-(-n // DEFAULT_CONCURRENCY)} waves)"
+        )
     sys.exit(0 if r["verify_ratio"] <= 1.3 else 1)
 
 

@@ -130,9 +130,14 @@ class Unrecognised:
         return f"{self.collection} _id={self.doc_id} {self.path}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"location": self.location, "collection": self.collection,
-                "doc_id": str(self.doc_id), "path": self.path, "model_name": self.model_name,
-                "via_proxy": self.via_proxy}
+        return {
+            "location": self.location,
+            "collection": self.collection,
+            "doc_id": str(self.doc_id),
+            "path": self.path,
+            "model_name": self.model_name,
+            "via_proxy": self.via_proxy,
+        }
 
 
 MAX_LISTED_PATHS = 50
@@ -164,9 +169,9 @@ class AuditReport:
     @property
     def blocking(self) -> int:
         blocked = {m.model_name for m in self.models if m.blocking}
-        return (sum(m.via_proxy for m in self.models if m.blocking)
-                + sum(1 for d in self.duplicates
-                      if d.resolution == "blocking" and d.model_name not in blocked))
+        return sum(m.via_proxy for m in self.models if m.blocking) + sum(
+            1 for d in self.duplicates if d.resolution == "blocking" and d.model_name not in blocked
+        )
 
     def model(self, name: str) -> ModelUsage | None:
         return next((m for m in self.models if m.model_name == name), None)
@@ -341,8 +346,9 @@ async def _anomalies(db: AsyncDatabase[dict[str, Any]]) -> list[Anomaly]:
     return out
 
 
-async def scan_unrecognised(db: AsyncDatabase[dict[str, Any]], proxy: ProxySet,
-                            batch_size: int = 500) -> list[Unrecognised]:
+async def scan_unrecognised(
+    db: AsyncDatabase[dict[str, Any]], proxy: ProxySet, batch_size: int = 500
+) -> list[Unrecognised]:
     """Walk every document of the four places in Python for config-shaped objects (a model
     URL field plus a model name or key field) that the places' own walk does not return:
     nodes nested deeper than the search depth, copies in fields no place describes, the
@@ -364,9 +370,16 @@ async def scan_unrecognised(db: AsyncDatabase[dict[str, Any]], proxy: ProxySet,
             doc = decode(raw.raw)
             for path, cfg in unrecognised_configs(name, doc, raw.raw):
                 url = read_field(cfg, "model_url")
-                out.append(Unrecognised(name, loc.collection, doc.get("_id"), path,
-                                        _name(read_field(cfg, "model_name")),
-                                        bool(proxy.matches(url))))
+                out.append(
+                    Unrecognised(
+                        name,
+                        loc.collection,
+                        doc.get("_id"),
+                        path,
+                        _name(read_field(cfg, "model_name")),
+                        bool(proxy.matches(url)),
+                    )
+                )
 
     await asyncio.gather(*(one(n) for n in LOCATION_NAMES))
     out.sort(key=lambda u: (u.location, str(u.doc_id), u.path))
@@ -380,13 +393,20 @@ def _unrecognised_anomalies(found: list[Unrecognised]) -> list[Anomaly]:
         if not here:
             continue
         proxied = sum(1 for u in here if u.via_proxy)
-        out.append(Anomaly(
-            "unrecognised_model_config", name, len(here),
-            f"objects shaped like a model configuration outside the place's known paths "
-            f"({proxied} point at the proxy): never rewritten; the decommission interlock "
-            f"refuses while any points at the proxy",
-            [u.where() + (" (via proxy)" if u.via_proxy else "")
-             for u in here[:MAX_LISTED_PATHS]]))
+        out.append(
+            Anomaly(
+                "unrecognised_model_config",
+                name,
+                len(here),
+                f"objects shaped like a model configuration outside the place's known paths "
+                f"({proxied} point at the proxy): never rewritten; the decommission interlock "
+                f"refuses while any points at the proxy",
+                [
+                    u.where() + (" (via proxy)" if u.via_proxy else "")
+                    for u in here[:MAX_LISTED_PATHS]
+                ],
+            )
+        )
     return out
 
 
@@ -477,9 +497,7 @@ async def run_audit(
                 "(LiteLLM_ProxyModelTable) and are not in config.yaml"
             )
         if proxy_env is None:
-            proxy_env = load_proxy_environment(
-                None, None, config.environment_variables, env.get
-            )
+            proxy_env = load_proxy_environment(None, None, config.environment_variables, env.get)
         if proxy_env.env_file is None:
             notes.append(
                 "no LiteLLM env file (--litellm-env-file, or a .env beside its compose file): "

@@ -31,6 +31,7 @@ class Spelling:
 SNAKE = Spelling("model_id", "model_name", "model_url", "api_key")
 CAMEL = Spelling("modelId", "modelName", "modelURL", "apiKey")
 
+
 def spelling_of(cfg: dict[str, Any]) -> Spelling:
     """The spelling a copy already uses (camelCase when any camel key is present)."""
     if any(k in cfg for k in (CAMEL.model_url, CAMEL.model_name, CAMEL.api_key, CAMEL.model_id)):
@@ -100,12 +101,14 @@ found by the anomaly scan (:func:`config_shaped`), which the decommission interl
 
 def is_node(value: Any) -> bool:
     """A saved workflow node (a React Flow node): an object with ``data`` or ``type``."""
-    return isinstance(value, dict) and (isinstance(value.get("data"), dict)
-                                        or isinstance(value.get("type"), str))
+    return isinstance(value, dict) and (
+        isinstance(value.get("data"), dict) or isinstance(value.get("type"), str)
+    )
 
 
-def custom_node_paths(custom: Any, prefix: str = CUSTOM_NODES,
-                      depth: int = NODE_DEPTH) -> Iterator[tuple[str, dict[str, Any]]]:
+def custom_node_paths(
+    custom: Any, prefix: str = CUSTOM_NODES, depth: int = NODE_DEPTH
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every node under ``custom_nodes`` with its real dotted path (which is the name it
     was saved under: a dotted name nests, and the same dotted path reaches it)."""
     if not isinstance(custom, dict) or depth <= 0:
@@ -124,17 +127,24 @@ def _node_list_expr(expr: str, depth: int) -> dict[str, Any]:
     """Aggregation expression: the nodes under the object ``expr``, at most ``depth`` levels
     down (the server-side twin of :func:`custom_node_paths`)."""
     this = "$$this.v"
-    node = {"$or": [{"$eq": [{"$type": f"{this}.data"}, "object"]},
-                    {"$eq": [{"$type": f"{this}.type"}, "string"]}]}
+    node = {
+        "$or": [
+            {"$eq": [{"$type": f"{this}.data"}, "object"]},
+            {"$eq": [{"$type": f"{this}.type"}, "string"]},
+        ]
+    }
     deeper: Any = []
     if depth > 1:
-        deeper = {"$cond": [{"$eq": [{"$type": this}, "object"]},
-                            _node_list_expr(this, depth - 1), []]}
-    return {"$reduce": {
-        "input": {"$objectToArray": expr},
-        "initialValue": [],
-        "in": {"$concatArrays": ["$$value", {"$cond": [node, [this], deeper]}]},
-    }}
+        deeper = {
+            "$cond": [{"$eq": [{"$type": this}, "object"]}, _node_list_expr(this, depth - 1), []]
+        }
+    return {
+        "$reduce": {
+            "input": {"$objectToArray": expr},
+            "initialValue": [],
+            "in": {"$concatArrays": ["$$value", {"$cond": [node, [this], deeper]}]},
+        }
+    }
 
 
 def _cfg_expr(var: str) -> dict[str, Any]:
@@ -322,8 +332,11 @@ _NAME_OR_KEY_FIELDS = (SNAKE.model_name, CAMEL.model_name, SNAKE.api_key, CAMEL.
 def config_shaped(value: Any) -> bool:
     """An object shaped like a model configuration: a model URL field plus a model name or
     key field, in either spelling."""
-    return (isinstance(value, dict) and any(k in value for k in _URL_FIELDS)
-            and any(k in value for k in _NAME_OR_KEY_FIELDS))
+    return (
+        isinstance(value, dict)
+        and any(k in value for k in _URL_FIELDS)
+        and any(k in value for k in _NAME_OR_KEY_FIELDS)
+    )
 
 
 def config_objects(value: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -348,8 +361,9 @@ rewritten nor counted as unrecognised (retiring the proxy breaks nothing there).
 _URL_KEYS_BSON = tuple(k.encode() + b"\x00" for k in _URL_FIELDS)
 
 
-def unrecognised_configs(location: str, doc: dict[str, Any], raw: bytes | None = None
-                         ) -> Iterator[tuple[str, dict[str, Any]]]:
+def unrecognised_configs(
+    location: str, doc: dict[str, Any], raw: bytes | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
     """Config-shaped objects in a document of one place that the place's walk
     (:meth:`Location.references`) does not return: nothing is ever silently missed.
 

@@ -144,8 +144,9 @@ async def refused(uri: str, timeout_s: float) -> str | None:
     return reasons[0] if all(reasons) else None
 
 
-async def _probe_or_refused(client: AsyncMongoClient[dict[str, Any]], uri: str,
-                            timeout_s: float) -> Topology:
+async def _probe_or_refused(
+    client: AsyncMongoClient[dict[str, Any]], uri: str, timeout_s: float
+) -> Topology:
     """:func:`probe`, but a server that refuses the connection fails at once (exit 3)
     instead of after the whole timeout. The refusal check runs first, within a second
     (PyMongo's server selection does not stop promptly once started); a host that

@@ -86,8 +86,9 @@ class Plan:
         alone: what a run with --skip-unresolved writes."""
         from dataclasses import replace
 
-        entries = {n: (replace(e, target=None) if n in names else e)
-                   for n, e in self.entries.items()}
+        entries = {
+            n: (replace(e, target=None) if n in names else e) for n, e in self.entries.items()
+        }
         return replace(self, entries=entries, held_back=set(self.held_back) | held_back)
 
     def target(self, name: Any) -> Target | None:
@@ -113,10 +114,16 @@ def plan_from_report(report: AuditReport) -> Plan:
             reason=None if (r and r.resolved) else m.resolution_dict()["reason"],
             choices=[c.as_dict() for c in r.choices] if r else [],
             lost_behaviours=[b.as_dict() for b in r.lost_behaviours] if r else [],
-            duplicates=[{"user": d.user, "model_id": d.model_id,
-                         "same_name_as": list(d.other_ids), "new_name": d.new_name}
-                        for d in report.duplicates
-                        if d.model_name == m.model_name and d.resolution == "blocking"],
+            duplicates=[
+                {
+                    "user": d.user,
+                    "model_id": d.model_id,
+                    "same_name_as": list(d.other_ids),
+                    "new_name": d.new_name,
+                }
+                for d in report.duplicates
+                if d.model_name == m.model_name and d.resolution == "blocking"
+            ],
         )
     return Plan(None, report.database, list(report.proxy.urls), entries, report.config_path)
 

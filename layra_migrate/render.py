@@ -118,11 +118,18 @@ class DataConsole(Console):
     """
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
-        if (len(objects) == 1 and isinstance(objects[0], str | Text)
-                and kwargs.get("soft_wrap") is None and self.width < PLAIN_WIDTH):
+        if (
+            len(objects) == 1
+            and isinstance(objects[0], str | Text)
+            and kwargs.get("soft_wrap") is None
+            and self.width < PLAIN_WIDTH
+        ):
             obj = objects[0]
-            text = obj if isinstance(obj, Text) else self.render_str(
-                obj, markup=kwargs.get("markup"), emoji=kwargs.get("emoji"))
+            text = (
+                obj
+                if isinstance(obj, Text)
+                else self.render_str(obj, markup=kwargs.get("markup"), emoji=kwargs.get("emoji"))
+            )
             keep = {k: v for k, v in kwargs.items() if k in ("style", "end")}
             for line in wrap_words(text, self.width):
                 super().print(line, soft_wrap=True, **keep)
@@ -134,8 +141,12 @@ class DataConsole(Console):
 
 def make_console(stream: IO[str], *, stderr: bool = False) -> DataConsole:
     """A console on ``stream`` (secrets scrubbed) following the width rule above."""
-    return DataConsole(file=cast(IO[str], ScrubbingWriter(stream)), stderr=stderr,
-                       highlight=False, width=console_width(stream))
+    return DataConsole(
+        file=cast(IO[str], ScrubbingWriter(stream)),
+        stderr=stderr,
+        highlight=False,
+        width=console_width(stream),
+    )
 
 
 def _cell_text(console: Console, cell: RenderableType) -> Text:
@@ -192,8 +203,7 @@ def print_table(console: Console, table: Table) -> None:
     headers = [_cell_text(console, c.header).plain for c in table.columns]
     columns = [list(c.cells) for c in table.columns]
     for row in range(table.row_count):
-        cells = [_cell_text(console, col[row]) if row < len(col) else Text("")
-                 for col in columns]
+        cells = [_cell_text(console, col[row]) if row < len(col) else Text("") for col in columns]
         heading = cells[0].copy()
         heading.stylize("bold")
         console.print(heading)

@@ -56,8 +56,9 @@ def _changes(ctx: MigrationAPI, ref: Reference) -> tuple[dict[str, Any], dict[st
 async def up(ctx: MigrationAPI) -> None:
     for name in LOCATION_NAMES:
         loc = LOCATIONS[name]
-        async for doc in ctx.stream(loc.collection, loc.candidate_filter, loc.projection(),
-                                    task=f"{name}"):
+        async for doc in ctx.stream(
+            loc.collection, loc.candidate_filter, loc.projection(), task=f"{name}"
+        ):
             changes: dict[str, Any] = {}
             expect: dict[str, Any] = {}
             labels: dict[str, dict[str, str]] = {}
@@ -69,8 +70,15 @@ async def up(ctx: MigrationAPI) -> None:
             if not changes:
                 continue
             keys = redis_keys_for(name, doc) if name in (CONVERSATIONS, MODEL_CONFIG) else []
-            await ctx.set_fields(loc.collection, doc["_id"], changes, expect, cache_keys=keys,
-                                 label={"location": name}, field_labels=labels)
+            await ctx.set_fields(
+                loc.collection,
+                doc["_id"],
+                changes,
+                expect,
+                cache_keys=keys,
+                label={"location": name},
+                field_labels=labels,
+            )
     await ctx.flush()
     if not ctx.dry_run:
         await _postcondition(ctx)
@@ -80,8 +88,9 @@ async def _any_proxy_url(ctx: MigrationAPI, name: str) -> bool:
     """Whether any reference in one place still has a proxy URL: the distinct URLs, from
     the same server-side expression the exact recount uses, at about half its cost."""
     loc = LOCATIONS[name]
-    cursor = await ctx.db[loc.collection].aggregate(loc.url_pipeline()
-                                                    + [{"$group": {"_id": "$url"}}])
+    cursor = await ctx.db[loc.collection].aggregate(
+        loc.url_pipeline() + [{"$group": {"_id": "$url"}}]
+    )
     found = False
     async for row in cursor:
         found = found or ctx.plan.proxy.matches(row["_id"])
@@ -112,8 +121,12 @@ async def _postcondition(ctx: MigrationAPI) -> None:
     skipped = ctx.skipped
     if left and not skipped:
         shown = ", ".join(f"{k}: {v}" for k, v in left.items())
-        raise VerificationFailed(f"post-condition failed: resolvable references still point at "
-                                 f"the proxy ({shown})")
+        raise VerificationFailed(
+            f"post-condition failed: resolvable references still point at the proxy ({shown})"
+        )
     if left:
-        ctx.logger.warning("%d document(s) changed during the run were left alone; re-run "
-                           "`rewrite` to migrate them", skipped)
+        ctx.logger.warning(
+            "%d document(s) changed during the run were left alone; re-run "
+            "`rewrite` to migrate them",
+            skipped,
+        )

@@ -187,8 +187,9 @@ def _loop_running() -> bool:
 _cwd_lock = threading.Lock()
 
 
-def _invoke(args: tuple[str, ...], env: dict[str, str | None], cwd: Path,
-            input: str | None) -> CliResult:
+def _invoke(
+    args: tuple[str, ...], env: dict[str, str | None], cwd: Path, input: str | None
+) -> CliResult:
     import logging
     import traceback
 

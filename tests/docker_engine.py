@@ -27,9 +27,22 @@ from layra_migrate.sandbox import docker_stack as ds
 from layra_migrate.sandbox import private_engine as pe
 from layra_migrate.sandbox.docker_stack import LOOP, FakeStack, destroy_stack, state
 
-__all__ = ["CANARY_ENV", "DB_PASSWORD", "IMAGES", "LOOP", "TEST_LABEL", "Engine", "FakeStack",
-           "build_images", "destroy_stack", "make_stack", "read_file", "start_engine", "state",
-           "volume_exists"]
+__all__ = [
+    "CANARY_ENV",
+    "DB_PASSWORD",
+    "IMAGES",
+    "LOOP",
+    "TEST_LABEL",
+    "Engine",
+    "FakeStack",
+    "build_images",
+    "destroy_stack",
+    "make_stack",
+    "read_file",
+    "start_engine",
+    "state",
+    "volume_exists",
+]
 
 TEST_LABEL = "io.layra-migrate.test"
 IMAGES = {
@@ -93,8 +106,9 @@ def _smoke(engine: Engine) -> str | None:
     api = engine.client.api
     try:
         build_images(engine.client)
-        c = api.create_container(IMAGES["app"], command=["true"],
-                                 host_config=api.create_host_config(network_mode="none"))
+        c = api.create_container(
+            IMAGES["app"], command=["true"], host_config=api.create_host_config(network_mode="none")
+        )
         api.start(c["Id"])
         code = api.wait(c["Id"], timeout=30).get("StatusCode")
         api.remove_container(c["Id"], force=True)
@@ -114,14 +128,23 @@ CANARY_ENV = {
 DB_PASSWORD = "CANARYpassDB0000"
 
 
-def make_stack(client: Any, tmp: Path, images: dict[str, str] | None = None,
-               **kw: Any) -> FakeStack:
+def make_stack(
+    client: Any, tmp: Path, images: dict[str, str] | None = None, **kw: Any
+) -> FakeStack:
     """The package's fake stack with the test label, test images and canary secrets
     (project ``lmt<run id>``); ``images`` overrides some roles' images (a test that
     removes an image uses a tag of its own: the session's shared stacks keep theirs);
     keyword options as in docker_stack.make_stack."""
-    return ds.make_stack(client, tmp, images={**IMAGES, **(images or {})}, label=TEST_LABEL,
-                         project_prefix="lmt", env=CANARY_ENV, db_password=DB_PASSWORD, **kw)
+    return ds.make_stack(
+        client,
+        tmp,
+        images={**IMAGES, **(images or {})},
+        label=TEST_LABEL,
+        project_prefix="lmt",
+        env=CANARY_ENV,
+        db_password=DB_PASSWORD,
+        **kw,
+    )
 
 
 def volume_exists(client: Any, name: str) -> bool:

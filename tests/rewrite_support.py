@@ -29,8 +29,10 @@ def raw_fingerprint(db: Any) -> dict[str, dict[str, str]]:
         if toolstate.is_tool_collection(name):
             continue
         coll = db.get_collection(name, codec_options=CodecOptions(document_class=RawBSONDocument))
-        out[name] = {encode({"_id": d["_id"]}).hex(): hashlib.sha256(d.raw).hexdigest()
-                     for d in coll.find({})}
+        out[name] = {
+            encode({"_id": d["_id"]}).hex(): hashlib.sha256(d.raw).hexdigest()
+            for d in coll.find({})
+        }
     return out
 
 
@@ -39,8 +41,15 @@ def tool_collections(db: Any) -> set[str]:
 
 
 def write_plan(cli: Any, litellm_config: Path, path: Path) -> Path:
-    r = cli("audit", "--json", "--litellm-config", str(litellm_config), "--plan-out", str(path),
-            env=KEY_ENV)
+    r = cli(
+        "audit",
+        "--json",
+        "--litellm-config",
+        str(litellm_config),
+        "--plan-out",
+        str(path),
+        env=KEY_ENV,
+    )
     assert r.code == 0, r.stderr
     return path
 
@@ -77,5 +86,13 @@ def wait_for(predicate: Any, timeout: float = 30.0, interval: float = 0.02) -> b
     return False
 
 
-__all__ = ["KEY_ENV", "raw_fingerprint", "redis_client", "redis_server", "run_cli",
-           "tool_collections", "wait_for", "write_plan"]
+__all__ = [
+    "KEY_ENV",
+    "raw_fingerprint",
+    "redis_client",
+    "redis_server",
+    "run_cli",
+    "tool_collections",
+    "wait_for",
+    "write_plan",
+]

@@ -111,8 +111,11 @@ def test_blocking_counts_unresolved_and_missing_keys(
     by = dataset.expected.by_name
     unresolved = {"gpt-oss-120b", "voyage-3", "claude-sonnet-4", "gemini-2.5-flash"}
     # plus each rename that would give a user two models with one name (Layra's rule)
-    dups = [d for d in data["duplicates"] if d["resolution"] == "blocking"
-            and d["model_name"] not in unresolved]
+    dups = [
+        d
+        for d in data["duplicates"]
+        if d["resolution"] == "blocking" and d["model_name"] not in unresolved
+    ]
     assert dups  # the generated data holds such users
     assert data["blocking"] == sum(sum(by[n].values()) for n in unresolved if n in by) + len(dups)
     gem = next(m for m in data["models"] if m["model_name"] == "gemini-2.5-flash")

@@ -79,8 +79,11 @@ def states(engine: Engine, s: FakeStack) -> dict[str, tuple[str, str]]:
     return {n: state(engine.client, n) for n in (s.proxy, s.db, s.cache, s.unrelated)}
 
 
-RUNNING = {"proxy": ("running", "always"), "db": ("running", "unless-stopped"),
-           "cache": ("running", "always")}
+RUNNING = {
+    "proxy": ("running", "always"),
+    "db": ("running", "unless-stopped"),
+    "cache": ("running", "always"),
+}
 
 
 def assert_pre_state(engine: Engine, s: FakeStack) -> None:
@@ -93,10 +96,15 @@ def assert_pre_state(engine: Engine, s: FakeStack) -> None:
 
 # -- preflight -------------------------------------------------------------------------------
 
+
 def test_docker_unreachable_exits_3_quickly(tmp_path: Path) -> None:
     t0 = time.monotonic()
-    r = run_cli("decommission", "--dry-run", env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"},
-                cwd=tmp_path)
+    r = run_cli(
+        "decommission",
+        "--dry-run",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"},
+        cwd=tmp_path,
+    )
     assert r.code == 3, r.stderr
     assert "Docker engine" in r.stderr and "unreachable" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
@@ -119,12 +127,22 @@ def test_docker_unreachable_exits_3_quickly(tmp_path: Path) -> None:
     t = threading.Thread(target=accept, daemon=True)
     t.start()
     try:
-        r = run_cli("restore", str(tmp_path), "--yes",
-                    env={"DOCKER_HOST": f"unix://{sock_path}"}, cwd=tmp_path)
+        r = run_cli(
+            "restore",
+            str(tmp_path),
+            "--yes",
+            env={"DOCKER_HOST": f"unix://{sock_path}"},
+            cwd=tmp_path,
+        )
         # restore verifies the archive before contacting Docker: not an archive -> exit 2
         assert r.code == 2, r.stderr
-        r = run_cli("decommission", "--dry-run", "--json",
-                    env={"DOCKER_HOST": f"unix://{sock_path}"}, cwd=tmp_path)
+        r = run_cli(
+            "decommission",
+            "--dry-run",
+            "--json",
+            env={"DOCKER_HOST": f"unix://{sock_path}"},
+            cwd=tmp_path,
+        )
         assert r.code == 3, r.stderr
         assert r.json()["exit_code"] == 3
     finally:
@@ -135,11 +153,12 @@ def test_docker_unreachable_exits_3_quickly(tmp_path: Path) -> None:
 
 
 def test_refuses_while_layra_references_the_proxy(
-        engine: Engine, make: Callable[..., FakeStack], seeded_db: Any, dcli: Any,
-        tmp_path: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], seeded_db: Any, dcli: Any, tmp_path: Path
+) -> None:
     s = make()
-    r = dcli("decommission", "--project", s.project, "--yes", "--archive-dir",
-             str(tmp_path / "arch"))
+    r = dcli(
+        "decommission", "--project", s.project, "--yes", "--archive-dir", str(tmp_path / "arch")
+    )
     assert r.code == 4, r.stderr
     assert "still point at the proxy" in r.stderr and "nothing was stopped" in r.stderr
     assert "model_config" in r.stderr
@@ -149,8 +168,16 @@ def test_refuses_while_layra_references_the_proxy(
     r = dcli("decommission", "--project", s.project, "--yes", "--force")
     assert r.code == 2, r.stderr
     assert_pre_state(engine, s)
-    r = dcli("decommission", "--project", s.project, "--dry-run", "--json", "--force",
-             "--reason", "leftover references are archived chats")
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--dry-run",
+        "--json",
+        "--force",
+        "--reason",
+        "leftover references are archived chats",
+    )
     assert r.code == 0, r.stderr
     lock = r.json()["interlock"]
     assert lock["forced"] and lock["via_proxy"] > 0 and lock["by_location"]["model_config"] > 0
@@ -158,8 +185,19 @@ def test_refuses_while_layra_references_the_proxy(
     dead = {"LAYRA_MIGRATE_MONGO_URI": "mongodb://127.0.0.1:1/"}
     r = dcli("decommission", "--project", s.project, "--dry-run", "--timeout", "1", env=dead)
     assert r.code == 3, r.stderr
-    r = dcli("decommission", "--project", s.project, "--dry-run", "--json", "--timeout", "1",
-             "--force", "--reason", "Layra is gone too", env=dead)
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--dry-run",
+        "--json",
+        "--timeout",
+        "1",
+        "--force",
+        "--reason",
+        "Layra is gone too",
+        env=dead,
+    )
     assert r.code == 0, r.stderr
     assert r.json()["interlock"]["checked"] is False
     assert "interlock not checked" in r.stderr
@@ -167,18 +205,28 @@ def test_refuses_while_layra_references_the_proxy(
 
 
 def test_dry_run_touches_nothing_and_warns(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, db: Any,
-        tmp_path: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], dcli: Any, db: Any, tmp_path: Path
+) -> None:
     s = make(backend_points_at_proxy=True)
     before = engine.client.api.inspect_container(s.proxy)
-    r = dcli("decommission", "--project", s.project, "--dry-run", "--json",
-             "--archive-dir", str(tmp_path / "arch"))
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--dry-run",
+        "--json",
+        "--archive-dir",
+        str(tmp_path / "arch"),
+    )
     assert r.code == 0, r.stderr
     data = r.json()
     assert data["schema"] == "layra-migrate/decommission/v1"
     assert data["dry_run"] is True
     assert {c["name"]: c["role"] for c in data["containers"]} == {
-        s.proxy: "proxy", s.db: "database", s.cache: "cache"}
+        s.proxy: "proxy",
+        s.db: "database",
+        s.cache: "cache",
+    }
     assert all(st["status"] == "pending" for st in data["steps"])
     names = [st["name"] for st in data["steps"]]
     stop_idx = {n: i for i, n in enumerate(names)}
@@ -199,11 +247,26 @@ def test_dry_run_touches_nothing_and_warns(
     after = engine.client.api.inspect_container(s.proxy)
     assert after["State"]["StartedAt"] == before["State"]["StartedAt"]
     # A failed verify of the database targets is a warning too (a plan run does not count).
-    db["layra_migrate_verify"].insert_many([
-        {"source": "database", "finished_at": "2026-11-27T05:00:00", "ok": 1, "failed": 1,
-         "passed": False, "targets": []},
-        {"source": "plan", "finished_at": "2026-11-27T06:00:00", "ok": 2, "failed": 0,
-         "passed": True, "targets": []}])
+    db["layra_migrate_verify"].insert_many(
+        [
+            {
+                "source": "database",
+                "finished_at": "2026-11-27T05:00:00",
+                "ok": 1,
+                "failed": 1,
+                "passed": False,
+                "targets": [],
+            },
+            {
+                "source": "plan",
+                "finished_at": "2026-11-27T06:00:00",
+                "ok": 2,
+                "failed": 0,
+                "passed": True,
+                "targets": [],
+            },
+        ]
+    )
     r = dcli("decommission", "--project", s.project, "--dry-run")
     assert r.code == 0, r.stderr
     assert "did not pass" in r.stderr
@@ -220,17 +283,17 @@ def test_dry_run_touches_nothing_and_warns(
 
 # -- the full run, the archive, restore from stopped -------------------------------------------
 
+
 def _finished_at(engine: Engine, name: str) -> str:
     return str(engine.client.api.inspect_container(name)["State"]["FinishedAt"])
 
 
 def test_full_run_archive_and_restore_from_stopped(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, db: Any,
-        tmp_path: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], dcli: Any, db: Any, tmp_path: Path
+) -> None:
     s = make()
     arch = tmp_path / "arch"
-    r = dcli("decommission", "--project", s.project, "--yes", "--json",
-             "--archive-dir", str(arch))
+    r = dcli("decommission", "--project", s.project, "--yes", "--json", "--archive-dir", str(arch))
     assert r.code == 0, r.stderr
     data = r.json()
     assert_no_secret(r.stdout, r.stderr)
@@ -244,15 +307,17 @@ def test_full_run_archive_and_restore_from_stopped(
         assert state(engine.client, n) == ("exited", "no")
     assert state(engine.client, s.unrelated) == ("running", "always")
     # proxy first, database last
-    assert _finished_at(engine, s.proxy) < _finished_at(engine, s.cache) \
-        < _finished_at(engine, s.db)
+    assert (
+        _finished_at(engine, s.proxy) < _finished_at(engine, s.cache) < _finished_at(engine, s.db)
+    )
 
     # Archive: modes, checksums (sha256sum -c), content.
     assert stat.S_IMODE(arch.stat().st_mode) == 0o700
     for p in arch.rglob("*"):
         assert stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600), p
-    check = subprocess.run(["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=arch,
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        ["sha256sum", "-c", "--quiet", "SHA256SUMS"], cwd=arch, capture_output=True, text=True
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     assert not (arch / "INCOMPLETE").exists()
     manifest_text = (arch / "manifest.json").read_text()
@@ -275,11 +340,19 @@ def test_full_run_archive_and_restore_from_stopped(
     with tarfile.open(arch / f"binds/{s.proxy}/app_external.tar") as tf:
         assert tf.extractfile("external/config.yaml") is not None
     assert manifest["bind_mounts"][0]["destination"] == "/app/external"
-    assert hashlib.sha256((arch / "compose/workdir/.env").read_bytes()).hexdigest() == \
-        members["compose/workdir/.env"]["sha256"]
+    assert (
+        hashlib.sha256((arch / "compose/workdir/.env").read_bytes()).hexdigest()
+        == members["compose/workdir/.env"]["sha256"]
+    )
     sec = data["security"]
-    assert {"OPENAI_API_KEY", "DEEPSEEK_API_KEY", "LITELLM_MASTER_KEY", "LITELLM_SALT_KEY",
-            "POSTGRES_PASSWORD", "GEMINI_API_KEY"} <= set(sec["rotate_keys"])
+    assert {
+        "OPENAI_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "LITELLM_MASTER_KEY",
+        "LITELLM_SALT_KEY",
+        "POSTGRES_PASSWORD",
+        "GEMINI_API_KEY",
+    } <= set(sec["rotate_keys"])
     assert sec["litellm_version"] == "1.74.9" and sec["compromised"] is False
     rec = db["layra_migrate_decommission"].find_one({"project": s.project})
     assert rec and rec["archive"] == str(arch) and rec["exit_code"] == 0
@@ -324,19 +397,32 @@ def test_full_run_archive_and_restore_from_stopped(
     health = engine.client.api.inspect_container(s.proxy)["State"]["Health"]["Status"]
     assert health == "healthy"
     # started in dependency order: database, cache, proxy
-    started = {n: engine.client.api.inspect_container(n)["State"]["StartedAt"]
-               for n in (s.db, s.cache, s.proxy)}
+    started = {
+        n: engine.client.api.inspect_container(n)["State"]["StartedAt"]
+        for n in (s.db, s.cache, s.proxy)
+    }
     assert started[s.db] < started[s.cache] < started[s.proxy]
 
 
 # -- removal and restore from removed -------------------------------------------------------
 
+
 def test_remove_keeps_foreign_resources_and_restore_recreates(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path
+) -> None:
     s = make(foreign_on_network=True, compromised=True)
     arch = tmp_path / "arch"
-    r = dcli("decommission", "--project", s.project, "--yes", "--json", "--remove",
-             "--remove-volumes", "--archive-dir", str(arch))
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--yes",
+        "--json",
+        "--remove",
+        "--remove-volumes",
+        "--archive-dir",
+        str(arch),
+    )
     assert r.code == 0, r.stderr
     data = r.json()
     assert_no_secret(r.stdout, r.stderr)
@@ -361,9 +447,16 @@ def test_remove_keeps_foreign_resources_and_restore_recreates(
     assert read_file(engine.client, s.cache, "/data/dump.rdb") == b"REDIS0011 fake"
     # the volume no container mounted came back with its content too
     api = engine.client.api
-    probe = api.create_container("layra-test/app:1", command=["true"], host_config=(
-        api.create_host_config(binds={f"{s.project}_prometheus_data": {
-            "bind": "/p", "mode": "ro"}}, network_mode="none")))
+    probe = api.create_container(
+        "layra-test/app:1",
+        command=["true"],
+        host_config=(
+            api.create_host_config(
+                binds={f"{s.project}_prometheus_data": {"bind": "/p", "mode": "ro"}},
+                network_mode="none",
+            )
+        ),
+    )
     try:
         assert read_file(engine.client, probe["Id"], "/p/wal.bin") == b"prometheus-orphan-data"
     finally:
@@ -376,8 +469,8 @@ def test_remove_keeps_foreign_resources_and_restore_recreates(
 
 
 def test_forced_remove_keeps_volumes_and_records_the_reason(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, seeded_db: Any,
-        tmp_path: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], dcli: Any, seeded_db: Any, tmp_path: Path
+) -> None:
     # The cache runs from an image of its own (its own id), removed below to make restore
     # meet a missing image: the shared test images may be in use by the session's other
     # stacks (the real PostgreSQL stack), so they cannot be removed here.
@@ -385,12 +478,29 @@ def test_forced_remove_keeps_volumes_and_records_the_reason(
     ds.build_images(engine.client, {"cache": gone})
     s = make(images={"cache": gone})
     seeded_db["layra_migrate_verify"].insert_one(
-        {"source": "database", "finished_at": "2026-11-27T05:00:00+00:00", "ok": 3, "failed": 0,
-         "targets": [{"status": "ok", "base_url": "https://api.openai.com/v1",
-                      "model": "gpt-4o"}]})
+        {
+            "source": "database",
+            "finished_at": "2026-11-27T05:00:00+00:00",
+            "ok": 3,
+            "failed": 0,
+            "targets": [
+                {"status": "ok", "base_url": "https://api.openai.com/v1", "model": "gpt-4o"}
+            ],
+        }
+    )
     reason = "archived chats still name the proxy"
-    r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--force",
-             "--reason", reason, "--archive-dir", str(tmp_path / "arch"))
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--yes",
+        "--remove",
+        "--force",
+        "--reason",
+        reason,
+        "--archive-dir",
+        str(tmp_path / "arch"),
+    )
     assert r.code == 0, r.stderr
     assert_no_secret(r.stdout, r.stderr)
     assert "no verify run" not in r.stderr and "last verify run" not in r.stderr
@@ -412,8 +522,18 @@ def test_forced_remove_keeps_volumes_and_records_the_reason(
     assert_pre_state(engine, s)
     assert read_file(engine.client, s.db, "/var/lib/postgresql/data/base.dat") == s.db_data
     # restore refuses when an image is gone, naming it and the compose directory
-    r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--force",
-             "--reason", reason, "--archive-dir", str(tmp_path / "arch2"))
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--yes",
+        "--remove",
+        "--force",
+        "--reason",
+        reason,
+        "--archive-dir",
+        str(tmp_path / "arch2"),
+    )
     assert r.code == 0, r.stderr
     api = engine.client.api
     image_id = api.inspect_image(gone)["Id"]
@@ -425,8 +545,18 @@ def test_forced_remove_keeps_volumes_and_records_the_reason(
     assert r.code == 0, r.stderr
     cache = api.inspect_container(s.cache)
     assert cache["Image"] == image_id and cache["Config"]["Image"] == gone
-    r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--force",
-             "--reason", reason, "--archive-dir", str(tmp_path / "arch3"))
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--yes",
+        "--remove",
+        "--force",
+        "--reason",
+        reason,
+        "--archive-dir",
+        str(tmp_path / "arch3"),
+    )
     assert r.code == 0, r.stderr
     # The image gone altogether: restore refuses (exit 4), naming it and the compose folder.
     api.remove_image(image_id, force=True)
@@ -439,12 +569,16 @@ def test_forced_remove_keeps_volumes_and_records_the_reason(
 
 # -- failure half-way ------------------------------------------------------------------------
 
+
 @pytest.fixture
 def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     mnt = tmp_path / "tiny"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k,mode=0755", "tmpfs", str(mnt)],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"cannot mount a tmpfs for the fault injection: {r.stderr.strip()}")
@@ -456,11 +590,20 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_failure_half_way_rolls_back(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, tiny_fs: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], dcli: Any, tiny_fs: Path
+) -> None:
     s = make(db_size=300_000)  # the volume copy cannot fit in 64 KiB: ENOSPC after the stops
     arch = tiny_fs / "arch"
-    r = dcli("decommission", "--project", s.project, "--yes", "--json", "--remove",
-             "--archive-dir", str(arch))
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--yes",
+        "--json",
+        "--remove",
+        "--archive-dir",
+        str(arch),
+    )
     assert r.code == 5, r.stderr
     assert r.stdout.count("\n") == 1, (r.stdout, r.stderr)
     data = r.json()
@@ -479,8 +622,8 @@ def test_failure_half_way_rolls_back(
 
 
 def test_ctrl_c_rolls_back_and_exits_130(
-        engine: Engine, make: Callable[..., FakeStack], mongo_uri: str, db_name: str,
-        tmp_path: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
     import signal
     import sys
 
@@ -488,12 +631,31 @@ def test_ctrl_c_rolls_back_and_exits_130(
 
     s = make()
     arch = tmp_path / "arch"
-    env = base_env({"DOCKER_HOST": engine.host, "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
-                    "LAYRA_MIGRATE_DB": db_name})
+    env = base_env(
+        {
+            "DOCKER_HOST": engine.host,
+            "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+            "LAYRA_MIGRATE_DB": db_name,
+        }
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "layra_migrate", "decommission", "--project", s.project, "--yes",
-         "--archive-dir", str(arch)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "layra_migrate",
+            "decommission",
+            "--project",
+            s.project,
+            "--yes",
+            "--archive-dir",
+            str(arch),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
@@ -511,21 +673,30 @@ def test_ctrl_c_rolls_back_and_exits_130(
 
 
 def test_stack_without_compose_found_by_known_names(
-        engine: Engine, dcli: Any, tmp_path: Path) -> None:
+    engine: Engine, dcli: Any, tmp_path: Path
+) -> None:
     from tests.docker_engine import LOOP, TEST_LABEL
 
     api = engine.client.api
     made = []
     try:
         for name, role in (("litellm-proxy", "proxy"), ("litellm_db", "database")):
-            c = api.create_container(IMAGES[role], command=LOOP, name=name,
-                                     labels={TEST_LABEL: "known"},
-                                     host_config=api.create_host_config(network_mode="none"))
+            c = api.create_container(
+                IMAGES[role],
+                command=LOOP,
+                name=name,
+                labels={TEST_LABEL: "known"},
+                host_config=api.create_host_config(network_mode="none"),
+            )
             made.append(c["Id"])
             api.start(c["Id"])
-        other = api.create_container(IMAGES["cache"], command=LOOP, name="litellm-redis",
-                                     labels={"com.docker.compose.project": "deploy"},
-                                     host_config=api.create_host_config(network_mode="none"))
+        other = api.create_container(
+            IMAGES["cache"],
+            command=LOOP,
+            name="litellm-redis",
+            labels={"com.docker.compose.project": "deploy"},
+            host_config=api.create_host_config(network_mode="none"),
+        )
         made.append(other["Id"])
         r = dcli("decommission", "--dry-run", "--json")
         assert r.code == 0, r.stderr
@@ -545,11 +716,11 @@ def test_stack_without_compose_found_by_known_names(
 
 
 def test_database_that_cannot_dump_is_skipped_with_reason(
-        engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path) -> None:
+    engine: Engine, make: Callable[..., FakeStack], dcli: Any, tmp_path: Path
+) -> None:
     s = make(db_without_pg_dump=True)
     arch = s.workdir / "litellm-archive"  # inside the compose directory: not copied into itself
-    r = dcli("decommission", "--project", s.project, "--yes", "--json", "--archive-dir",
-             str(arch))
+    r = dcli("decommission", "--project", s.project, "--yes", "--json", "--archive-dir", str(arch))
     assert r.code == 0, r.stderr
     dump = next(st for st in r.json()["steps"] if st["name"].startswith("dump "))
     assert dump["status"] == "skipped"

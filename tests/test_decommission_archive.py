@@ -100,10 +100,17 @@ def _link(name: str, target: str, hard: bool = False) -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("entry", [
-    _file("../escape"), _file("/abs"), _link("data/l", "/etc/shadow"),
-    _link("data/l", "../../etc"), _link("data/sub/l", "../../x"), _link("data/h", "../x", True),
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        _file("../escape"),
+        _file("/abs"),
+        _link("data/l", "/etc/shadow"),
+        _link("data/l", "../../etc"),
+        _link("data/sub/l", "../../x"),
+        _link("data/h", "../x", True),
+    ],
+)
 def test_restore_refuses_crafted_tar_members(tmp_path: Path, entry: tarfile.TarInfo) -> None:
     root = _archive(tmp_path, _tar([entry]))
     with pytest.raises(VerificationFailed):
@@ -111,8 +118,12 @@ def test_restore_refuses_crafted_tar_members(tmp_path: Path, entry: tarfile.TarI
 
 
 def test_symlinks_inside_the_volume_are_fine(tmp_path: Path) -> None:
-    root = _archive(tmp_path, _tar([_file("data/a"), _link("data/l", "a"),
-                                    _link("data/sub/l", "../a")], {"data/a": b"1"}))
+    root = _archive(
+        tmp_path,
+        _tar(
+            [_file("data/a"), _link("data/l", "a"), _link("data/sub/l", "../a")], {"data/a": b"1"}
+        ),
+    )
     verify_archive(root)
     assert read_tar_fully(root / "volumes/v.tar", strict=True) == 3
 
@@ -144,15 +155,18 @@ def test_manifest_is_scrubbed(tmp_path: Path) -> None:
     json.loads((w.root / "manifest.json").read_text())
 
 
-@pytest.mark.parametrize("service,name,image,role", [
-    ("litellm", "p-litellm-1", "ghcr.io/berriai/litellm:main-stable", "proxy"),
-    ("proxy", "litellm-proxy", "ghcr.io/berriai/litellm-database:main-v1.74", "proxy"),
-    ("db", "p-db-1", "postgres:16", "database"),
-    (None, "litellm_db", "docker.io/library/postgres:16-alpine", "database"),
-    ("db", "p-db-1", "myregistry/pg@sha256:abc", "database"),
-    ("redis", "p-redis-1", "redis:7-alpine", "cache"),
-    (None, "litellm-redis", "valkey/valkey:8", "cache"),
-    ("prometheus", "p-prometheus-1", "prom/prometheus", "other"),
-])
+@pytest.mark.parametrize(
+    "service,name,image,role",
+    [
+        ("litellm", "p-litellm-1", "ghcr.io/berriai/litellm:main-stable", "proxy"),
+        ("proxy", "litellm-proxy", "ghcr.io/berriai/litellm-database:main-v1.74", "proxy"),
+        ("db", "p-db-1", "postgres:16", "database"),
+        (None, "litellm_db", "docker.io/library/postgres:16-alpine", "database"),
+        ("db", "p-db-1", "myregistry/pg@sha256:abc", "database"),
+        ("redis", "p-redis-1", "redis:7-alpine", "cache"),
+        (None, "litellm-redis", "valkey/valkey:8", "cache"),
+        ("prometheus", "p-prometheus-1", "prom/prometheus", "other"),
+    ],
+)
 def test_roles(service: str | None, name: str, image: str, role: str) -> None:
     assert classify(service, name, image) == role

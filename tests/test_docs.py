@@ -96,8 +96,9 @@ def test_every_link_inside_the_runbook_and_developing_resolves() -> None:
         for target in re.findall(r"\]\(#([^)]+)\)", text):
             assert target in found, f"{name}: link #{target} names no heading"
         for other, target in re.findall(r"\]\(([A-Z_]+\.md)#([^)]+)\)", text):
-            assert target in anchors((REPO / "docs" / other).read_text()), \
+            assert target in anchors((REPO / "docs" / other).read_text()), (
                 f"{name}: link {other}#{target} names no heading"
+            )
 
 
 def test_runbook_opens_with_contents_then_the_happy_path() -> None:
@@ -137,8 +138,12 @@ def test_happy_path_follows_the_root_help_and_uses_only_real_options() -> None:
         known = {opt for p in cmd.params for opt in p.opts + p.secondary_opts}
         used = {t.split("=", 1)[0] for t in argv[1:] if t.startswith("-")}
         assert used <= known, f"{argv[0]}: {sorted(used - known)} not in --help"
-        deprecated = {o for p in cmd.params for o in p.opts
-                      if (getattr(p, "help", "") or "").startswith("Deprecated")}
+        deprecated = {
+            o
+            for p in cmd.params
+            for o in p.opts
+            if (getattr(p, "help", "") or "").startswith("Deprecated")
+        }
         assert not used & deprecated, f"{argv[0]}: deprecated option {used & deprecated}"
 
     def label(argv: list[str]) -> str:
@@ -155,16 +160,21 @@ def test_happy_path_follows_the_root_help_and_uses_only_real_options() -> None:
     assert "audit -> verify --plan -> rewrite -> verify ->" in " ".join(help_text.split())
     rewrites = [argv for argv in steps if argv[0] == "rewrite"]
     assert "--dry-run" in rewrites[0] and "--dry-run" not in rewrites[-1]
-    assert [t for t in rewrites[0] if t != "--dry-run"] == rewrites[-1], \
+    assert [t for t in rewrites[0] if t != "--dry-run"] == rewrites[-1], (
         "the dry run and the real run must take the same options"
+    )
 
 
 def test_no_deprecated_option_and_no_wrong_service_name_in_the_runbook() -> None:
     text = RUNBOOK.read_text()
     root = typer.main.get_command(app)
     verify = root.commands["verify"]  # type: ignore[attr-defined]
-    deprecated = {o for p in verify.params for o in p.opts
-                  if (getattr(p, "help", "") or "").startswith("Deprecated")}
+    deprecated = {
+        o
+        for p in verify.params
+        for o in p.opts
+        if (getattr(p, "help", "") or "").startswith("Deprecated")
+    }
     assert deprecated == {"--timeout"}
     for argv in documented_invocations():
         if argv and argv[0] == "verify":

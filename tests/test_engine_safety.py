@@ -27,14 +27,23 @@ FAST_LOCK = {"LAYRA_MIGRATE_LOCK_TTL": "1"}
 
 
 def _popen(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "layra_migrate", *args], cwd=cwd,
-                            env=base_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "layra_migrate", *args],
+        cwd=cwd,
+        env=base_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _env(mongo_uri: str, db_name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    return {"LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": db_name, **KEY_ENV,
-            **(extra or {})}
+    return {
+        "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+        "LAYRA_MIGRATE_DB": db_name,
+        **KEY_ENV,
+        **(extra or {}),
+    }
 
 
 def test_concurrent_runs_exactly_one_applies(
@@ -42,8 +51,16 @@ def test_concurrent_runs_exactly_one_applies(
 ) -> None:
     seed_database(db, build_dataset(users=120, seed=3))
     plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
-    args = ["rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json",
-            "--batch-size", "1"]
+    args = [
+        "rewrite",
+        "--plan",
+        str(plan),
+        "--yes",
+        "--skip-unresolved",
+        "--json",
+        "--batch-size",
+        "1",
+    ]
     first = _popen(args, _env(mongo_uri, db_name), tmp_path)
     try:
         assert wait_for(lambda: db["layra_migrate_lock"].find_one() is not None, 60)
@@ -63,7 +80,11 @@ def test_concurrent_runs_exactly_one_applies(
 
 @pytest.mark.slow
 def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
-    sync_client: Any, mongo_uri: str, cli: Any, litellm_config: Path, tmp_path: Path,
+    sync_client: Any,
+    mongo_uri: str,
+    cli: Any,
+    litellm_config: Path,
+    tmp_path: Path,
     dataset: Dataset,
 ) -> None:
     # the reference: an uninterrupted run on an identical copy (same _ids)
@@ -71,8 +92,10 @@ def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
 
     from bson import ObjectId
 
-    fixed = {c: [dict(copy.deepcopy(d), _id=ObjectId()) for d in docs]
-             for c, docs in dataset.collections().items()}
+    fixed = {
+        c: [dict(copy.deepcopy(d), _id=ObjectId()) for d in docs]
+        for c, docs in dataset.collections().items()
+    }
 
     def seed(db: Any) -> None:
         for c, docs in fixed.items():
@@ -83,9 +106,11 @@ def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
         ref_name = f"k_{os.getpid()}_ref"
         names.append(ref_name)
         seed(sync_client[ref_name])
-        plan = write_plan(lambda *a, **kw: cli(*a, env={**kw.get("env", {}),
-                                                        "LAYRA_MIGRATE_DB": ref_name}),
-                          litellm_config, tmp_path / "plan.yaml")
+        plan = write_plan(
+            lambda *a, **kw: cli(*a, env={**kw.get("env", {}), "LAYRA_MIGRATE_DB": ref_name}),
+            litellm_config,
+            tmp_path / "plan.yaml",
+        )
         data = yaml.safe_load(plan.read_text())
         data["database"] = None  # one plan for every copy
         plan.write_text(yaml.safe_dump(data))
@@ -103,11 +128,15 @@ def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
             original = raw_fingerprint(db)
             env = _env(mongo_uri, name, FAST_LOCK)
             journaled = rng.randint(1, 60)
-            proc = _popen(["rewrite", *base, "--batch-size", str(rng.randint(1, 7))], env,
-                          tmp_path)
-            wait_for(lambda db=db, n=journaled, p=proc: db["layra_migrate_journal"]
-                     .estimated_document_count() >= n or p.poll() is not None, 60,
-                     interval=0.001)
+            proc = _popen(["rewrite", *base, "--batch-size", str(rng.randint(1, 7))], env, tmp_path)
+            wait_for(
+                lambda db=db, n=journaled, p=proc: (
+                    db["layra_migrate_journal"].estimated_document_count() >= n
+                    or p.poll() is not None
+                ),
+                60,
+                interval=0.001,
+            )
             proc.send_signal(signal.SIGKILL)
             proc.communicate(timeout=30)
             assert proc.returncode == -signal.SIGKILL, "the run finished before the kill"
@@ -120,8 +149,14 @@ def test_kill_9_at_random_points_then_resume_and_rollback_exactly(
             assert crashed["settled"] is True  # the dead run's journal entries were settled
             if trial == 2:  # also kill a rollback half way, then finish it
                 proc = _popen(["rollback", "--yes", "--batch-size", "2"], env, tmp_path)
-                wait_for(lambda db=db, p=proc: db["layra_migrate_journal"].count_documents(
-                    {"state": "restored"}) >= 10 or p.poll() is not None, 60, interval=0.001)
+                wait_for(
+                    lambda db=db, p=proc: (
+                        db["layra_migrate_journal"].count_documents({"state": "restored"}) >= 10
+                        or p.poll() is not None
+                    ),
+                    60,
+                    interval=0.001,
+                )
                 proc.send_signal(signal.SIGKILL)
                 proc.communicate(timeout=30)
                 assert proc.returncode == -signal.SIGKILL
@@ -147,8 +182,15 @@ def test_edited_applied_migration_is_refused_until_accepted(
 ) -> None:
     plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
     folder = _copy_migrations(tmp_path)
-    args = ["rewrite", "--plan", str(plan), "--yes", "--skip-unresolved",
-            "--migrations-dir", str(folder)]
+    args = [
+        "rewrite",
+        "--plan",
+        str(plan),
+        "--yes",
+        "--skip-unresolved",
+        "--migrations-dir",
+        str(folder),
+    ]
     assert cli(*args, env=KEY_ENV).code == 0
     with (folder / "0001_litellm_to_direct.py").open("a") as fh:
         fh.write("\n# a harmless edit\n")
@@ -166,17 +208,27 @@ def test_edited_applied_migration_is_refused_until_accepted(
     accepted = seeded_db["layra_migrate_ledger"].find_one({"direction": "accept_changed"})
     assert accepted["reason"] == "comment only" and "@" in accepted["by"]
     assert cli(*args, env=KEY_ENV).code == 0
-    assert cli("status", "--json", "--migrations-dir", str(folder)).json()["migrations"][0][
-        "file_changed"] is False
+    assert (
+        cli("status", "--json", "--migrations-dir", str(folder)).json()["migrations"][0][
+            "file_changed"
+        ]
+        is False
+    )
 
 
-@pytest.mark.parametrize("content,expected", [
-    ("id = '0001_broken'\ndescription = 'x'\nasync def up(ctx)\n    pass\n", "syntax error"),
-    ("id = '0001_broken'\ndescription = 'x'\n", "lacks `async def up(ctx)`"),
-    ("id = '0001_broken'\ndescription = 'x'\ndef up(ctx):\n    pass\n", "async def up"),
-    ("raise RuntimeError('boom')\n", "failed to import"),
-    ("id = 'other'\ndescription = 'x'\nasync def up(ctx):\n    pass\n", "must be the file name"),
-])
+@pytest.mark.parametrize(
+    "content,expected",
+    [
+        ("id = '0001_broken'\ndescription = 'x'\nasync def up(ctx)\n    pass\n", "syntax error"),
+        ("id = '0001_broken'\ndescription = 'x'\n", "lacks `async def up(ctx)`"),
+        ("id = '0001_broken'\ndescription = 'x'\ndef up(ctx):\n    pass\n", "async def up"),
+        ("raise RuntimeError('boom')\n", "failed to import"),
+        (
+            "id = 'other'\ndescription = 'x'\nasync def up(ctx):\n    pass\n",
+            "must be the file name",
+        ),
+    ],
+)
 def test_broken_migration_file_exit_2_naming_the_file(
     seeded_db: Any, cli: Any, tmp_path: Path, content: str, expected: str
 ) -> None:
@@ -207,20 +259,27 @@ def test_migration_numbering_is_validated(tmp_path: Path) -> None:
 
 def test_new_scaffolds_a_valid_next_file(cli: Any, tmp_path: Path) -> None:
     folder = _copy_migrations(tmp_path)
-    r = cli("new", "Point Gemini at Vertex", "--migrations-dir", str(folder), "--json",
-            mongo=False)
+    r = cli("new", "Point Gemini at Vertex", "--migrations-dir", str(folder), "--json", mongo=False)
     assert r.code == 0, r.stderr
     path = Path(r.json()["path"])
     assert path.name == "0002_point_gemini_at_vertex.py"
     assert "ctx.set_fields" in path.read_text() and "expect=" in path.read_text()
-    assert [m.id for m in discover(folder)] == ["0001_litellm_to_direct",
-                                                "0002_point_gemini_at_vertex"]
+    assert [m.id for m in discover(folder)] == [
+        "0001_litellm_to_direct",
+        "0002_point_gemini_at_vertex",
+    ]
 
 
 def test_unlock_releases_only_an_expired_lock(db: Any, cli: Any) -> None:
-    live = {"_id": "layra-migrate", "owner": "x", "holder": "ops@box", "pid": 4242,
-            "command": "rewrite", "acquired_at": datetime.utcnow(),
-            "expires_at": datetime.utcnow() + timedelta(minutes=5)}
+    live = {
+        "_id": "layra-migrate",
+        "owner": "x",
+        "holder": "ops@box",
+        "pid": 4242,
+        "command": "rewrite",
+        "acquired_at": datetime.utcnow(),
+        "expires_at": datetime.utcnow() + timedelta(minutes=5),
+    }
     db["layra_migrate_lock"].insert_one(live)
     r = cli("unlock", "--if-stale")
     assert r.code == 4 and "ops@box" in r.stderr
@@ -229,8 +288,9 @@ def test_unlock_releases_only_an_expired_lock(db: Any, cli: Any) -> None:
     assert st["lock"]["holder"] == "ops@box" and st["lock"]["expired"] is False
     r = cli("rewrite", "--plan", "nope.yaml")
     assert r.code == 2  # the plan is checked first
-    db["layra_migrate_lock"].update_one({}, {"$set": {
-        "expires_at": datetime.utcnow() - timedelta(seconds=1)}})
+    db["layra_migrate_lock"].update_one(
+        {}, {"$set": {"expires_at": datetime.utcnow() - timedelta(seconds=1)}}
+    )
     assert cli("unlock").code == 2  # --if-stale is required
     r = cli("unlock", "--if-stale", "--json")
     assert r.code == 0 and r.json()["released"]["holder"] == "ops@box"
@@ -253,8 +313,7 @@ def test_check_proves_reversibility_without_touching_the_database(
     assert raw_fingerprint(seeded_db) == before and tool_collections(seeded_db) == set()
     assert set(sync_client.list_database_names()) <= dbs_before
     # also when the migration is already applied to the real collections
-    assert cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved",
-               env=KEY_ENV).code == 0
+    assert cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", env=KEY_ENV).code == 0
     r2 = cli("check", "--plan", str(plan), env={})  # no keys: placeholders on the scratch copy
     assert r2.code == 0, r2.stderr
     assert "reversible" in r2.stdout
@@ -269,9 +328,9 @@ def test_check_fails_on_a_write_that_bypasses_the_journal(
     (folder / "0002_sneaky.py").write_text(
         "id = '0002_sneaky'\ndescription = 'writes behind the journal'\n"
         "async def up(ctx):\n"
-        "    await ctx.db.conversations.update_one({}, {'$set': {'sneaky': 1}})\n")
-    r = cli("check", "--plan", str(plan), "--migrations-dir", str(folder), "--json",
-            env=KEY_ENV)
+        "    await ctx.db.conversations.update_one({}, {'$set': {'sneaky': 1}})\n"
+    )
+    r = cli("check", "--plan", str(plan), "--migrations-dir", str(folder), "--json", env=KEY_ENV)
     assert r.code == 5, r.stderr
     data = r.json()
     assert data["ok"] is False
@@ -318,9 +377,22 @@ def test_redis_failure_after_the_write_names_the_keys(
     try:
         seed_database(db, build_dataset(users=60, seed=9))
         plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
-        proc = _popen(["rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json",
-                       "--batch-size", "1", "--redis-url", server.uri],
-                      _env(mongo_uri, db_name), tmp_path)
+        proc = _popen(
+            [
+                "rewrite",
+                "--plan",
+                str(plan),
+                "--yes",
+                "--skip-unresolved",
+                "--json",
+                "--batch-size",
+                "1",
+                "--redis-url",
+                server.uri,
+            ],
+            _env(mongo_uri, db_name),
+            tmp_path,
+        )
         assert wait_for(lambda: db["layra_migrate_journal"].estimated_document_count() >= 5, 60)
         server.kill()
         out, err = proc.communicate(timeout=120)
@@ -330,7 +402,8 @@ def test_redis_failure_after_the_write_names_the_keys(
     data = __import__("json").loads(out)
     assert data["migrations"][0]["status"] == "applied"
     assert data["redis"]["failed"] and all(
-        k.startswith(("conv_model_config:", "model_config:")) for k in data["redis"]["failed"])
+        k.startswith(("conv_model_config:", "model_config:")) for k in data["redis"]["failed"]
+    )
     assert data["redis"]["failed"][0] in err
 
 
@@ -339,7 +412,7 @@ def test_hand_written_down_runs_before_the_journal_replay(
 ) -> None:
     plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
     folder = _copy_migrations(tmp_path)
-    (folder / "0002_flag_conversations.py").write_text('''
+    (folder / "0002_flag_conversations.py").write_text("""
 id = "0002_flag_conversations"
 description = "mark conversations as read (example with a hand-written down)"
 
@@ -352,11 +425,12 @@ async def down(ctx):
     async for doc in ctx.stream("conversations", {"is_read": False}, {"is_read": 1}):
         await ctx.set_fields("conversations", doc["_id"], {"is_read": True},
                              expect={"is_read": False})
-''')
+""")
     original = raw_fingerprint(seeded_db)
     args = ["--migrations-dir", str(folder)]
-    r = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", *args,
-            env=KEY_ENV)
+    r = cli(
+        "rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", *args, env=KEY_ENV
+    )
     assert r.code == 0, r.stderr
     assert [m["status"] for m in r.json()["migrations"]] == ["applied", "applied"]
     assert seeded_db.conversations.count_documents({"is_read": False}) > 0

@@ -42,15 +42,26 @@ LIVE_STATES = ("written", "applied")  # entries that still hold an undo
 
 
 def _popen(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "layra_migrate", *args], cwd=cwd,
-                            env=base_env(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "layra_migrate", *args],
+        cwd=cwd,
+        env=base_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _env(uri: str, name: str, **extra: str) -> dict[str, str]:
     # PYTHONFAULTHANDLER: a hung process dumps its stacks on SIGABRT (see _communicate)
-    return {"LAYRA_MIGRATE_MONGO_URI": uri, "LAYRA_MIGRATE_DB": name,
-            "LAYRA_MIGRATE_LOCK_TTL": TTL, "PYTHONFAULTHANDLER": "1", **KEY_ENV, **extra}
+    return {
+        "LAYRA_MIGRATE_MONGO_URI": uri,
+        "LAYRA_MIGRATE_DB": name,
+        "LAYRA_MIGRATE_LOCK_TTL": TTL,
+        "PYTHONFAULTHANDLER": "1",
+        **KEY_ENV,
+        **extra,
+    }
 
 
 def _communicate(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
@@ -69,9 +80,12 @@ def _no_traceback(text: str) -> None:
 
 def assert_single_journal_entry_per_document(db: Any) -> None:
     """Every changed document has exactly one live undo entry: no duplicate journaling."""
-    keys = Counter((e["migration"], e["collection"], repr(e["doc_id"]))
-                   for e in db[JOURNAL].find({"state": {"$in": list(LIVE_STATES)}},
-                                             {"migration": 1, "collection": 1, "doc_id": 1}))
+    keys = Counter(
+        (e["migration"], e["collection"], repr(e["doc_id"]))
+        for e in db[JOURNAL].find(
+            {"state": {"$in": list(LIVE_STATES)}}, {"migration": 1, "collection": 1, "doc_id": 1}
+        )
+    )
     dupes = [k for k, n in keys.items() if n > 1]
     assert not dupes, f"{len(dupes)} document(s) journaled twice, e.g. {dupes[0]}"
 
@@ -93,16 +107,19 @@ class Corpus:
 
 
 @pytest.fixture(scope="module")
-def corpus(sync_client: Any, mongo_uri: str, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[Corpus]:
+def corpus(
+    sync_client: Any, mongo_uri: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Corpus]:
     from bson import ObjectId
 
     from layra_migrate.sandbox.litellm_config import write_litellm_config
 
     tmp = tmp_path_factory.mktemp("faults")
     data = build_dataset(users=12, seed=20261127)
-    docs = {c: [dict(copy.deepcopy(d), _id=ObjectId()) for d in ds]
-            for c, ds in data.collections().items()}
+    docs = {
+        c: [dict(copy.deepcopy(d), _id=ObjectId()) for d in ds]
+        for c, ds in data.collections().items()
+    }
     ref = f"f_{os.getpid()}_ref"
     try:
         for c, ds in docs.items():
@@ -111,15 +128,17 @@ def corpus(sync_client: Any, mongo_uri: str, tmp_path_factory: pytest.TempPathFa
         cfg = write_litellm_config(tmp / "litellm")
 
         def cli(*args: str, env: dict[str, str] | None = None) -> CliResult:
-            return run_cli(*args, env={"LAYRA_MIGRATE_MONGO_URI": mongo_uri,
-                                       "LAYRA_MIGRATE_DB": ref, **(env or {})}, cwd=tmp)
+            return run_cli(
+                *args,
+                env={"LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": ref, **(env or {})},
+                cwd=tmp,
+            )
 
         plan = write_plan(cli, cfg, tmp / "plan.yaml")
         body = yaml.safe_load(plan.read_text())
         body["database"] = None  # one plan for every copy
         plan.write_text(yaml.safe_dump(body))
-        r = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json",
-                env=KEY_ENV)
+        r = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", env=KEY_ENV)
         assert r.code == 0, r.stderr
         changed = r.json()["documents"]
         assert changed >= 10, "the corpus must give the kills room to land mid-run"
@@ -145,8 +164,9 @@ def fresh_db(sync_client: Any) -> Iterator[Callable[[str], Any]]:
         sync_client.drop_database(n)
 
 
-def _kill_at(proc: subprocess.Popen[str], db: Any, rng: random.Random, *, restored: bool,
-             total: int) -> bool:
+def _kill_at(
+    proc: subprocess.Popen[str], db: Any, rng: random.Random, *, restored: bool, total: int
+) -> bool:
     """Kill -9 ``proc`` at a seeded random point: after a random delay (which may land
     before the lock, in the preflight, or between batches) or once the journal reached a
     random count. Returns whether the process was still running when killed."""
@@ -177,8 +197,9 @@ def _wait_for_lease(db: Any) -> None:
         time.sleep(max(0.0, (doc["expires_at"] - now()).total_seconds()) + 0.05)
 
 
-def _run_until_done(args: list[str], env: dict[str, str], cwd: Path, db: Any | None = None,
-                    expect: int = 0) -> CliResult:
+def _run_until_done(
+    args: list[str], env: dict[str, str], cwd: Path, db: Any | None = None, expect: int = 0
+) -> CliResult:
     """Re-run a command the way an operator would: a live lock of the dead run (exit 4)
     means waiting for its lease; nothing else is allowed (never `unlock`)."""
     deadline = time.monotonic() + 30
@@ -202,7 +223,8 @@ def _states(db: Any) -> list[str]:
 
 
 def test_kill_9_rewrite_and_rollback_at_random_points(
-        corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str, tmp_path: Path) -> None:
+    corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str, tmp_path: Path
+) -> None:
     """14 seeded trials, 24 kill -9 in all: every trial kills a rewrite; 8 trials also kill
     the rollback that follows (two of them twice in a row; two rewrite again after the
     killed rollback, as an operator changing their mind). Re-running always completes; the
@@ -230,11 +252,11 @@ def test_kill_9_rewrite_and_rollback_at_random_points(
 
         if trial % 7 in (1, 2, 4, 6):  # 8 of 14 trials
             for _ in range(1 + (trial in (2, 9))):
-                proc = _popen(["rollback", "--yes", "--batch-size", str(rng.randint(1, 3))],
-                              env, tmp_path)
+                proc = _popen(
+                    ["rollback", "--yes", "--batch-size", str(rng.randint(1, 3))], env, tmp_path
+                )
                 kills["rollback"] += 1
-                mid_run["rollback"] += _kill_at(proc, db, rng, restored=True,
-                                                total=corpus.changed)
+                mid_run["rollback"] += _kill_at(proc, db, rng, restored=True, total=corpus.changed)
                 _wait_for_lease(db)
             if trial in (4, 13):
                 # Changed one's mind after the killed rollback: rewrite again first.
@@ -257,7 +279,8 @@ def test_kill_9_rewrite_and_rollback_at_random_points(
 
 
 def test_a_dead_runs_live_lease_on_another_host_names_its_holder_then_expires(
-        corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str, tmp_path: Path) -> None:
+    corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str, tmp_path: Path
+) -> None:
     """Across hosts the lease rule stays (a dead holder on this host is taken over at once:
     tests/test_layra_recovery.py): the killed run's lock is made to look like another
     host's, as when the operator re-runs from a second machine."""
@@ -274,8 +297,9 @@ def test_a_dead_runs_live_lease_on_another_host_names_its_holder_then_expires(
 
     from layra_migrate.engine.lock import now
 
-    db[LOCK].update_one({}, {"$set": {"host": "another-host",
-                                      "expires_at": now() + timedelta(seconds=120)}})
+    db[LOCK].update_one(
+        {}, {"$set": {"host": "another-host", "expires_at": now() + timedelta(seconds=120)}}
+    )
     r = run_cli(*rewrite, env=env, cwd=tmp_path)
     assert r.code == 4, r.stderr
     assert f"pid {proc.pid}" in r.stderr and "live" in r.stderr
@@ -291,10 +315,16 @@ def test_a_dead_runs_live_lease_on_another_host_names_its_holder_then_expires(
 
 # -- concurrency -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("processes", [2, 5])
 def test_concurrent_rewrites_exactly_one_applies(
-        processes: int, sync_client: Any, fresh_db: Callable[[str], Any], mongo_uri: str,
-        corpus: Corpus, tmp_path: Path) -> None:
+    processes: int,
+    sync_client: Any,
+    fresh_db: Callable[[str], Any],
+    mongo_uri: str,
+    corpus: Corpus,
+    tmp_path: Path,
+) -> None:
     db = fresh_db(f"race{processes}")
     data = build_dataset(users=60, seed=processes)
     from layra_migrate.sandbox.layra_data import seed_database
@@ -302,8 +332,16 @@ def test_concurrent_rewrites_exactly_one_applies(
     seed_database(db, data)
     original = raw_fingerprint(db)
     env = _env(mongo_uri, db.name, LAYRA_MIGRATE_LOCK_TTL="30")
-    args = ["rewrite", "--plan", str(corpus.plan), "--yes", "--skip-unresolved", "--json",
-            "--batch-size", "1"]
+    args = [
+        "rewrite",
+        "--plan",
+        str(corpus.plan),
+        "--yes",
+        "--skip-unresolved",
+        "--json",
+        "--batch-size",
+        "1",
+    ]
     # Start them all together; stagger nothing: the lock decides.
     procs = [_popen(args, env, tmp_path) for _ in range(processes)]
     results = []
@@ -335,6 +373,7 @@ def test_concurrent_rewrites_exactly_one_applies(
 
 # -- the MongoDB server goes away ------------------------------------------------------------
 
+
 @pytest.fixture
 def own_mongo(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A SecantusDB of this test's own, which the test stops and restarts on the same port
@@ -343,16 +382,20 @@ def own_mongo(tmp_path: Path) -> Iterator[dict[str, Any]]:
         pytest.skip("stopping the server needs the SecantusDB the suite starts itself")
     storage = tmp_path / "mongo" / "data"
     port = free_port()
-    holder: dict[str, Any] = {"server": start_mongo(storage, port), "storage": storage,
-                              "port": port}
+    holder: dict[str, Any] = {
+        "server": start_mongo(storage, port),
+        "storage": storage,
+        "port": port,
+    }
     try:
         yield holder
     finally:
         holder["server"].stop()
 
 
-def _mongo_dies_mid_run(own: dict[str, Any], proc: subprocess.Popen[str],
-                        reached: Callable[[], bool]) -> tuple[str, str, float]:
+def _mongo_dies_mid_run(
+    own: dict[str, Any], proc: subprocess.Popen[str], reached: Callable[[], bool]
+) -> tuple[str, str, float]:
     assert wait_for(lambda: reached() or proc.poll() is not None, 60, interval=0.005)
     assert proc.poll() is None, "the run finished before the server was stopped"
     own["server"].stop()
@@ -362,7 +405,8 @@ def _mongo_dies_mid_run(own: dict[str, Any], proc: subprocess.Popen[str],
 
 
 def test_mongodb_stopped_mid_rewrite_and_mid_rollback(
-        own_mongo: dict[str, Any], corpus: Corpus, tmp_path: Path) -> None:
+    own_mongo: dict[str, Any], corpus: Corpus, tmp_path: Path
+) -> None:
     from pymongo import MongoClient
 
     server: Server = own_mongo["server"]
@@ -372,11 +416,19 @@ def test_mongodb_stopped_mid_rewrite_and_mid_rollback(
     try:
         corpus.seed(client[name])
         env = _env(uri, name, LAYRA_MIGRATE_LOCK_TTL="2")
-        rewrite = ["rewrite", "--plan", str(corpus.plan), "--yes", "--skip-unresolved",
-                   "--timeout", "2"]
+        rewrite = [
+            "rewrite",
+            "--plan",
+            str(corpus.plan),
+            "--yes",
+            "--skip-unresolved",
+            "--timeout",
+            "2",
+        ]
         proc = _popen([*rewrite, "--batch-size", "1"], env, tmp_path)
         out, err, took = _mongo_dies_mid_run(
-            own_mongo, proc, lambda: client[name][JOURNAL].estimated_document_count() >= 4)
+            own_mongo, proc, lambda: client[name][JOURNAL].estimated_document_count() >= 4
+        )
         client.close()
         assert proc.returncode == 3, err[-3000:]
         _no_traceback(err)
@@ -394,10 +446,10 @@ def test_mongodb_stopped_mid_rewrite_and_mid_rollback(
         assert raw_fingerprint(db) == corpus.reference
         assert_single_journal_entry_per_document(db)
 
-        proc = _popen(["rollback", "--yes", "--batch-size", "1", "--timeout", "2"], env,
-                      tmp_path)
+        proc = _popen(["rollback", "--yes", "--batch-size", "1", "--timeout", "2"], env, tmp_path)
         out, err, took = _mongo_dies_mid_run(
-            own_mongo, proc, lambda: db[JOURNAL].count_documents({"state": "restored"}) >= 3)
+            own_mongo, proc, lambda: db[JOURNAL].count_documents({"state": "restored"}) >= 3
+        )
         client.close()
         assert proc.returncode == 3, err[-3000:]
         _no_traceback(err)
@@ -415,12 +467,20 @@ def test_mongodb_stopped_mid_rewrite_and_mid_rollback(
 
 def test_mongodb_gone_before_the_run_is_exit_3_in_one_line(tmp_path: Path) -> None:
     port = free_port()
-    env = {"LAYRA_MIGRATE_MONGO_URI": f"mongodb://u:CANARYpassURI@127.0.0.1:{port}/"
-                                      "?directConnection=true", "LAYRA_MIGRATE_DB": "x"}
+    env = {
+        "LAYRA_MIGRATE_MONGO_URI": f"mongodb://u:CANARYpassURI@127.0.0.1:{port}/"
+        "?directConnection=true",
+        "LAYRA_MIGRATE_DB": "x",
+    }
     plan = tmp_path / "plan.yaml"
     plan.write_text("format: layra-migrate/plan/v1\nproxy_urls: [http://litellm:4000]\n")
-    for args in (["status"], ["rollback", "--yes"], ["unlock", "--if-stale"],
-                 ["rewrite", "--plan", str(plan), "--yes"], ["check", "--plan", str(plan)]):
+    for args in (
+        ["status"],
+        ["rollback", "--yes"],
+        ["unlock", "--if-stale"],
+        ["rewrite", "--plan", str(plan), "--yes"],
+        ["check", "--plan", str(plan)],
+    ):
         r = run_cli(*args, "--timeout", "1", env=env, cwd=tmp_path)
         assert r.code == 3, (args, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
@@ -428,6 +488,7 @@ def test_mongodb_gone_before_the_run_is_exit_3_in_one_line(tmp_path: Path) -> No
 
 
 # -- Redis goes away between the MongoDB write and the cache clear ---------------------------
+
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[Server]:
@@ -451,8 +512,9 @@ def _pause_at(point: str, gate: Path) -> dict[str, str]:
     return {"LAYRA_MIGRATE_TEST_PAUSE": f"{point}={gate}"}
 
 
-def _stop_at_pause(proc: subprocess.Popen[str], gate: Path, point: str,
-                   fault: Callable[[], None]) -> None:
+def _stop_at_pause(
+    proc: subprocess.Popen[str], gate: Path, point: str, fault: Callable[[], None]
+) -> None:
     """Wait until the process stands at ``point``, inject ``fault``, let it go on."""
     reached = gate / f"{point}.reached"
     assert wait_for(lambda: reached.exists() or proc.poll() is not None, 120)
@@ -465,8 +527,12 @@ def _stop_at_pause(proc: subprocess.Popen[str], gate: Path, point: str,
 
 @pytest.mark.redis
 def test_redis_stopped_before_the_cache_clear_names_every_key(
-        own_redis: Server, corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str,
-        tmp_path: Path) -> None:
+    own_redis: Server,
+    corpus: Corpus,
+    fresh_db: Callable[[str], Any],
+    mongo_uri: str,
+    tmp_path: Path,
+) -> None:
     import redis
 
     db = fresh_db("redis")
@@ -481,9 +547,21 @@ def test_redis_stopped_before_the_cache_clear_names_every_key(
     # whatever the machine's speed, while the test stops Redis.
     gate = tmp_path / "gate-rewrite"
     gate.mkdir()
-    proc = _popen(["rewrite", "--plan", str(corpus.plan), "--yes", "--skip-unresolved",
-                   "--batch-size", "1", "--redis-url", own_redis.uri],
-                  {**env, **_pause_at("cache-clear", gate)}, tmp_path)
+    proc = _popen(
+        [
+            "rewrite",
+            "--plan",
+            str(corpus.plan),
+            "--yes",
+            "--skip-unresolved",
+            "--batch-size",
+            "1",
+            "--redis-url",
+            own_redis.uri,
+        ],
+        {**env, **_pause_at("cache-clear", gate)},
+        tmp_path,
+    )
     _stop_at_pause(proc, gate, "cache-clear", own_redis.stop)
     out, err = _communicate(proc, 120)
     assert proc.returncode == 3, err[-3000:]
@@ -505,8 +583,11 @@ def test_redis_stopped_before_the_cache_clear_names_every_key(
     try:
         gate = tmp_path / "gate-rollback"
         gate.mkdir()
-        proc = _popen(["rollback", "--yes", "--json", "--batch-size", "1", "--redis-url",
-                       server.uri], {**env, **_pause_at("cache-clear", gate)}, tmp_path)
+        proc = _popen(
+            ["rollback", "--yes", "--json", "--batch-size", "1", "--redis-url", server.uri],
+            {**env, **_pause_at("cache-clear", gate)},
+            tmp_path,
+        )
         _stop_at_pause(proc, gate, "cache-clear", server.stop)
         out, err = _communicate(proc, 120)
     finally:
@@ -522,10 +603,15 @@ def test_redis_stopped_before_the_cache_clear_names_every_key(
 
 # -- SIGTERM and Ctrl-C in each phase --------------------------------------------------------
 
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_rewrite_and_rollback_exits_130_resumable(
-        sig: signal.Signals, corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str,
-        tmp_path: Path) -> None:
+    sig: signal.Signals,
+    corpus: Corpus,
+    fresh_db: Callable[[str], Any],
+    mongo_uri: str,
+    tmp_path: Path,
+) -> None:
     db = fresh_db(f"sig{int(sig)}")
     corpus.seed(db)
     env = _env(mongo_uri, db.name)
@@ -545,33 +631,52 @@ def test_signal_during_rewrite_and_rollback_exits_130_resumable(
     assert raw_fingerprint(db) == corpus.reference
 
     proc = _popen(["rollback", "--yes", "--batch-size", "1"], env, tmp_path)
-    assert wait_for(lambda: db[JOURNAL].count_documents({"state": "restored"}) >= 3, 60,
-                    interval=0.005)
+    assert wait_for(
+        lambda: db[JOURNAL].count_documents({"state": "restored"}) >= 3, 60, interval=0.005
+    )
     proc.send_signal(sig)
     out, err = _communicate(proc, 60)
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted" in err
     _no_traceback(err)
     assert db[LOCK].find_one() is None
-    assert run_cli("status", "--json", env=env, cwd=tmp_path).json()["migrations"][0][
-        "state"] == "rollback_interrupted"
+    assert (
+        run_cli("status", "--json", env=env, cwd=tmp_path).json()["migrations"][0]["state"]
+        == "rollback_interrupted"
+    )
     _run_until_done(["rollback", "--yes"], env, tmp_path)
     assert raw_fingerprint(db) == corpus.original
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_verify_exits_130_and_records_no_key(
-        sig: signal.Signals, fresh_db: Callable[[str], Any], mongo_uri: str,
-        tmp_path: Path) -> None:
+    sig: signal.Signals, fresh_db: Callable[[str], Any], mongo_uri: str, tmp_path: Path
+) -> None:
     from layra_migrate.sandbox.provider_stub import ProviderStub
 
     db = fresh_db(f"vsig{int(sig)}")
     key = "sk-CANARYdirectSTALL-0000"
-    with ProviderStub(behaviours={"slow-model": "stall"}, valid_keys=frozenset({key}),
-                      stall_s=60) as stub:
-        db.model_config.insert_one({"username": "u", "selected_model": "x", "models": [
-            {"model_id": "u_slow", "model_name": "slow-model", "model_url": stub.base_url,
-             "api_key": key, "temperature": -1, "max_length": -1, "top_P": -1, "top_K": -1}]})
+    with ProviderStub(
+        behaviours={"slow-model": "stall"}, valid_keys=frozenset({key}), stall_s=60
+    ) as stub:
+        db.model_config.insert_one(
+            {
+                "username": "u",
+                "selected_model": "x",
+                "models": [
+                    {
+                        "model_id": "u_slow",
+                        "model_name": "slow-model",
+                        "model_url": stub.base_url,
+                        "api_key": key,
+                        "temperature": -1,
+                        "max_length": -1,
+                        "top_P": -1,
+                        "top_K": -1,
+                    }
+                ],
+            }
+        )
         proc = _popen(["verify", "--timeout", "50"], _env(mongo_uri, db.name), tmp_path)
         assert wait_for(lambda: bool(stub.requests_for("slow-model")), 30)
         t0 = time.monotonic()
@@ -589,8 +694,9 @@ def _simulate_rollback_killed_after_restoring(db: Any) -> dict[str, Any]:
     the process dead before its journal entry was marked and its run finished."""
     from layra_migrate.engine.lock import now
 
-    entry = db[JOURNAL].find_one({"state": {"$in": list(LIVE_STATES)},
-                                  "collection": "conversations"})
+    entry = db[JOURNAL].find_one(
+        {"state": {"$in": list(LIVE_STATES)}, "collection": "conversations"}
+    )
     sets = {i["p"]: i["v"] for i in entry["before"] if not i.get("m")}
     unsets = {i["p"]: "" for i in entry["before"] if i.get("m")}
     update: dict[str, Any] = {"$set": sets} if sets else {}
@@ -598,16 +704,25 @@ def _simulate_rollback_killed_after_restoring(db: Any) -> dict[str, Any]:
         update["$unset"] = unsets
     db[entry["collection"]].update_one({"_id": entry["doc_id"]}, update)
     up = db[LEDGER].find_one({"direction": "up"})
-    db[LEDGER].insert_one({**up, "_id": "killed-rollback", "direction": "down",
-                           "status": "running", "run_no": up["run_no"] + 1,
-                           "started_at": now(), "finished_at": None, "counts": {}})
+    db[LEDGER].insert_one(
+        {
+            **up,
+            "_id": "killed-rollback",
+            "direction": "down",
+            "status": "running",
+            "run_no": up["run_no"] + 1,
+            "started_at": now(),
+            "finished_at": None,
+            "counts": {},
+        }
+    )
     return entry
 
 
 @pytest.mark.parametrize("then", ["rewrite", "app_edit"])
 def test_a_rollback_killed_after_restoring_but_before_marking(
-        then: str, corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str,
-        tmp_path: Path) -> None:
+    then: str, corpus: Corpus, fresh_db: Callable[[str], Any], mongo_uri: str, tmp_path: Path
+) -> None:
     """rewrite: re-running rewrite settles the dead rollback's restored documents first
     (no second journal entry for them), and the final rollback is exact.
     app_edit: the app edits the restored document before the re-run: the rollback cannot
@@ -631,10 +746,10 @@ def test_a_rollback_killed_after_restoring_but_before_marking(
         _run_until_done(["rollback", "--yes"], env, tmp_path, db)
         assert raw_fingerprint(db) == corpus.original
         return
-    url_path = next(i["p"] for i in entry["before"]
-                    if i["p"].endswith(("model_url", "modelURL")))
-    db[entry["collection"]].update_one({"_id": entry["doc_id"]},
-                                       {"$set": {url_path: "http://ollama.internal:11434/v1"}})
+    url_path = next(i["p"] for i in entry["before"] if i["p"].endswith(("model_url", "modelURL")))
+    db[entry["collection"]].update_one(
+        {"_id": entry["doc_id"]}, {"$set": {url_path: "http://ollama.internal:11434/v1"}}
+    )
     edited = raw_fingerprint(db)[entry["collection"]][key]
     rb = _run_until_done(["rollback", "--yes", "--json"], env, tmp_path, db, expect=6)
     assert [c["doc_id"] for c in rb.json()["conflicts"]] == [str(entry["doc_id"])]

@@ -57,6 +57,7 @@ def _unavailable(reason: str) -> None:
         pytest.fail(f"Docker engine required with CI=true: {reason}")
     pytest.skip(f"no Docker engine: {reason}")
 
+
 SECRETS = [*CANARY_ENV.values(), DB_PASSWORD]
 
 
@@ -84,19 +85,32 @@ class Daemon:
         import docker
 
         sock = self.root / "docker.sock"
-        cmd = [self._dockerd(), "--host", self.host, "--data-root", str(self.root / "data"),
-               "--exec-root", str(self.root / "exec"), "--pidfile",
-               str(self.root / "docker.pid"), "--bridge=none", "--iptables=false",
-               "--ip-masq=false", *self.extra]
+        cmd = [
+            self._dockerd(),
+            "--host",
+            self.host,
+            "--data-root",
+            str(self.root / "data"),
+            "--exec-root",
+            str(self.root / "exec"),
+            "--pidfile",
+            str(self.root / "docker.pid"),
+            "--bridge=none",
+            "--iptables=false",
+            "--ip-masq=false",
+            *self.extra,
+        ]
         with (self.root / "dockerd.log").open("ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and self.proc.poll() is None:
             if sock.exists():
                 try:
-                    self.client = docker.DockerClient(base_url=self.host, timeout=30,
-                                                      version="auto")
+                    self.client = docker.DockerClient(
+                        base_url=self.host, timeout=30, version="auto"
+                    )
                     self.client.ping()
                     return None
                 except Exception:  # noqa: BLE001 - not ready yet
@@ -126,8 +140,9 @@ def _smoke(client: Any) -> str | None:
     api = client.api
     try:
         build_images(client)
-        c = api.create_container(IMAGES["app"], command=["true"],
-                                 host_config=api.create_host_config(network_mode="none"))
+        c = api.create_container(
+            IMAGES["app"], command=["true"], host_config=api.create_host_config(network_mode="none")
+        )
         api.start(c["Id"])
         code = api.wait(c["Id"], timeout=30).get("StatusCode")
         api.remove_container(c["Id"], force=True)
@@ -197,8 +212,11 @@ def dcli(cli: Any, daemon: Daemon) -> Callable[..., CliResult]:
     return _run
 
 
-PRE = {"proxy": ("running", "always"), "db": ("running", "unless-stopped"),
-       "cache": ("running", "always")}
+PRE = {
+    "proxy": ("running", "always"),
+    "db": ("running", "unless-stopped"),
+    "cache": ("running", "always"),
+}
 
 
 def assert_pre_state(client: Any, s: FakeStack) -> None:
@@ -208,15 +226,36 @@ def assert_pre_state(client: Any, s: FakeStack) -> None:
     assert state(client, s.unrelated) == ("running", "always")
 
 
-def _decommission_until(daemon: Daemon, s: FakeStack, arch: Path, mongo_uri: str,
-                        db_name: str, marker: str, *extra: str
-                        ) -> tuple[subprocess.Popen[str], list[str]]:
-    env = base_env({"DOCKER_HOST": daemon.host, "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
-                    "LAYRA_MIGRATE_DB": db_name, "PYTHONFAULTHANDLER": "1"})
+def _decommission_until(
+    daemon: Daemon, s: FakeStack, arch: Path, mongo_uri: str, db_name: str, marker: str, *extra: str
+) -> tuple[subprocess.Popen[str], list[str]]:
+    env = base_env(
+        {
+            "DOCKER_HOST": daemon.host,
+            "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+            "LAYRA_MIGRATE_DB": db_name,
+            "PYTHONFAULTHANDLER": "1",
+        }
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "layra_migrate", "decommission", "--project", s.project,
-         "--yes", "--archive-dir", str(arch), *extra], cwd=REPO, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "layra_migrate",
+            "decommission",
+            "--project",
+            s.project,
+            "--yes",
+            "--archive-dir",
+            str(arch),
+            *extra,
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stderr is not None
     seen: list[str] = []
     for line in proc.stderr:
@@ -228,13 +267,18 @@ def _decommission_until(daemon: Daemon, s: FakeStack, arch: Path, mongo_uri: str
 
 # -- the Docker daemon goes away -----------------------------------------------------------
 
+
 def test_docker_daemon_stopped_mid_decommission_then_restore_from_the_kept_archive(
-        daemon: Daemon, make: Callable[..., FakeStack], mongo_uri: str, db_name: str,
-        dcli: Any, tmp_path: Path) -> None:
+    daemon: Daemon,
+    make: Callable[..., FakeStack],
+    mongo_uri: str,
+    db_name: str,
+    dcli: Any,
+    tmp_path: Path,
+) -> None:
     s = make(db_size=3_000_000)  # the volume copy takes a moment: the daemon dies in it
     arch = tmp_path / "arch"
-    proc, seen = _decommission_until(daemon, s, arch, mongo_uri, db_name,
-                                     "-> archive volumes")
+    proc, seen = _decommission_until(daemon, s, arch, mongo_uri, db_name, "-> archive volumes")
     daemon.stop()  # every container of the stack is stopped by now: SIGTERM is quick
     t0 = time.monotonic()
     out, err = proc.communicate(timeout=120)
@@ -243,8 +287,9 @@ def test_docker_daemon_stopped_mid_decommission_then_restore_from_the_kept_archi
     assert time.monotonic() - t0 < 90
     assert "Traceback" not in err
     line = next(ln for ln in err.splitlines() if ln.startswith("error:"))
-    assert "Docker" in line and "rolled back" not in line.replace("nothing could be rolled "
-                                                                  "back", "")
+    assert "Docker" in line and "rolled back" not in line.replace(
+        "nothing could be rolled back", ""
+    )
     assert f"layra-migrate restore {arch}" in line  # the way back, once Docker answers
     assert_no_secret(out, err)
     assert (arch / "manifest.json").is_file() and (arch / "INCOMPLETE").exists()
@@ -265,9 +310,10 @@ def test_docker_daemon_stopped_mid_decommission_then_restore_from_the_kept_archi
 
 # -- SIGTERM -------------------------------------------------------------------------------
 
+
 def test_sigterm_during_decommission_rolls_back_and_exits_130(
-        daemon: Daemon, make: Callable[..., FakeStack], mongo_uri: str, db_name: str,
-        tmp_path: Path) -> None:
+    daemon: Daemon, make: Callable[..., FakeStack], mongo_uri: str, db_name: str, tmp_path: Path
+) -> None:
     s = make()
     arch = tmp_path / "arch"
     proc, seen = _decommission_until(daemon, s, arch, mongo_uri, db_name, "-> dump")
@@ -283,18 +329,41 @@ def test_sigterm_during_decommission_rolls_back_and_exits_130(
 
 
 def test_sigterm_during_restore_exits_130_and_a_rerun_finishes(
-        daemon: Daemon, make: Callable[..., FakeStack], dcli: Any, mongo_uri: str,
-        db_name: str, tmp_path: Path) -> None:
+    daemon: Daemon,
+    make: Callable[..., FakeStack],
+    dcli: Any,
+    mongo_uri: str,
+    db_name: str,
+    tmp_path: Path,
+) -> None:
     s = make()
     arch = tmp_path / "arch"
-    r = dcli("decommission", "--project", s.project, "--yes", "--remove", "--json",
-             "--archive-dir", str(arch))
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--yes",
+        "--remove",
+        "--json",
+        "--archive-dir",
+        str(arch),
+    )
     assert r.code == 0, r.stderr
-    env = base_env({"DOCKER_HOST": daemon.host, "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
-                    "LAYRA_MIGRATE_DB": db_name})
-    proc = subprocess.Popen([sys.executable, "-m", "layra_migrate", "restore", str(arch),
-                             "--yes"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    env = base_env(
+        {
+            "DOCKER_HOST": daemon.host,
+            "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+            "LAYRA_MIGRATE_DB": db_name,
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "layra_migrate", "restore", str(arch), "--yes"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and state(daemon.client, s.db)[0] == "missing":
         time.sleep(0.02)
@@ -310,9 +379,10 @@ def test_sigterm_during_restore_exits_130_and_a_rerun_finishes(
 
 # -- secrets through decommission and restore ----------------------------------------------
 
+
 def test_no_secret_through_decommission_and_restore_with_verbose_and_debug(
-        daemon: Daemon, make: Callable[..., FakeStack], dcli: Any, db: Any,
-        tmp_path: Path) -> None:
+    daemon: Daemon, make: Callable[..., FakeStack], dcli: Any, db: Any, tmp_path: Path
+) -> None:
     s = make(backend_points_at_proxy=True)
     both = ("-v", "--debug")
     outputs = []
@@ -322,18 +392,35 @@ def test_no_secret_through_decommission_and_restore_with_verbose_and_debug(
         assert r.code == 0, r.stderr
         outputs.append(r)
     # refusal (exit 4): Layra still references the proxy
-    db.model_config.insert_one({"username": "u", "selected_model": "x", "models": [{
-        "model_name": "gpt-4o", "model_url": "http://litellm:4000/v1",
-        "api_key": CANARY_ENV["LITELLM_MASTER_KEY"]}]})
-    r = dcli("decommission", "--project", s.project, "--yes", "--json", *both,
-             "--archive-dir", str(tmp_path / "refused"))
+    db.model_config.insert_one(
+        {
+            "username": "u",
+            "selected_model": "x",
+            "models": [
+                {
+                    "model_name": "gpt-4o",
+                    "model_url": "http://litellm:4000/v1",
+                    "api_key": CANARY_ENV["LITELLM_MASTER_KEY"],
+                }
+            ],
+        }
+    )
+    r = dcli(
+        "decommission",
+        "--project",
+        s.project,
+        "--yes",
+        "--json",
+        *both,
+        "--archive-dir",
+        str(tmp_path / "refused"),
+    )
     assert r.code == 4, r.stderr
     outputs.append(r)
     db.model_config.delete_many({})
     # the full run, and restore
     arch = tmp_path / "arch"
-    r = dcli("decommission", "--project", s.project, "--yes", *both, "--archive-dir",
-             str(arch))
+    r = dcli("decommission", "--project", s.project, "--yes", *both, "--archive-dir", str(arch))
     assert r.code == 0, r.stderr
     outputs.append(r)
     r = dcli("restore", str(arch), "--yes", *both)
@@ -372,13 +459,16 @@ def test_docker_refuses_hostile_container_names(daemon: Daemon) -> None:
     api = daemon.client.api
     for name in ("a b", "x;touch /tmp/PWNED", "it's", 'q"q', "$(id)"):
         with pytest.raises(docker.errors.APIError) as info:
-            api.create_container(IMAGES["app"], command=["true"], name=name,
-                                 host_config=api.create_host_config(network_mode="none"))
+            api.create_container(
+                IMAGES["app"],
+                command=["true"],
+                name=name,
+                host_config=api.create_host_config(network_mode="none"),
+            )
         assert info.value.status_code == 400, name
 
 
-def test_hostile_compose_names_stay_data(
-        daemon: Daemon, dcli: Any, tmp_path: Path) -> None:
+def test_hostile_compose_names_stay_data(daemon: Daemon, dcli: Any, tmp_path: Path) -> None:
     """A stack whose compose project and service names, database user and database name
     hold shell syntax: decommission (with the dump exec inside the database container)
     and restore treat them as data. No sentinel file appears on the host or in a
@@ -387,20 +477,34 @@ def test_hostile_compose_names_stay_data(
     project = HOSTILE.format(id=run_id)
     api = daemon.client.api
     made = []
-    labels = {"com.docker.compose.project": project, TEST_LABEL: run_id,
-              "com.docker.compose.oneoff": "False"}
+    labels = {
+        "com.docker.compose.project": project,
+        TEST_LABEL: run_id,
+        "com.docker.compose.oneoff": "False",
+    }
     try:
         for service, role, env in (
-                ("litellm; touch /tmp/PWNED_" + run_id, "proxy", {}),
-                ("db $(touch /tmp/PWNED_" + run_id + ")", "database", {
+            ("litellm; touch /tmp/PWNED_" + run_id, "proxy", {}),
+            (
+                "db $(touch /tmp/PWNED_" + run_id + ")",
+                "database",
+                {
                     "POSTGRES_USER": f"u'; touch /tmp/PWNED_{run_id}; '",
                     "POSTGRES_DB": f"$(touch /tmp/PWNED_{run_id})",
-                    "PGDATA": "/var/lib/postgresql/data"})):
+                    "PGDATA": "/var/lib/postgresql/data",
+                },
+            ),
+        ):
             c = api.create_container(
-                IMAGES[role], command=LOOP, name=f"hostile-{role}-{run_id}",
-                labels={**labels, "com.docker.compose.service": service}, environment=env,
+                IMAGES[role],
+                command=LOOP,
+                name=f"hostile-{role}-{run_id}",
+                labels={**labels, "com.docker.compose.service": service},
+                environment=env,
                 host_config=api.create_host_config(
-                    network_mode="none", restart_policy={"Name": "always"}))
+                    network_mode="none", restart_policy={"Name": "always"}
+                ),
+            )
             made.append(c["Id"])
             api.start(c["Id"])
         db_id = made[1]
@@ -415,8 +519,9 @@ def test_hostile_compose_names_stay_data(
         assert r.code == 0, r.stderr
         assert {c["role"] for c in r.json()["containers"]} >= {"proxy", "database"}
         arch = tmp_path / "arch"
-        r = dcli("decommission", "--project", project, "--yes", "--json", "--archive-dir",
-                 str(arch))
+        r = dcli(
+            "decommission", "--project", project, "--yes", "--json", "--archive-dir", str(arch)
+        )
         assert r.code == 0, r.stderr
         data = r.json()
         assert data["project"] == project

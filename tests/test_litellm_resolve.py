@@ -137,8 +137,12 @@ model_list:
 
 def test_include_cycle_and_bad_entries(tmp_path: Path) -> None:
     # LiteLLM reads a file once: a cycle ends, it does not fail
-    write(tmp_path, "include: [a.yaml]\nmodel_list: [{model_name: b, litellm_params: {model: "
-          "deepseek/deepseek-chat}}]\n", "b.yaml")
+    write(
+        tmp_path,
+        "include: [a.yaml]\nmodel_list: [{model_name: b, litellm_params: {model: "
+        "deepseek/deepseek-chat}}]\n",
+        "b.yaml",
+    )
     cyc = load_config(write(tmp_path, "include: [b.yaml]\nmodel_list: []\n", "a.yaml"))
     assert [d.model_name for d in cyc.deployments] == ["b"]
     with pytest.raises(ConfigError, match="list of file paths"):

@@ -38,8 +38,10 @@ def _leaves(doc: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _snapshot(db: Any) -> dict[str, dict[Any, dict[str, Any]]]:
-    return {name: {d["_id"]: _leaves(d) for d in db[name].find({})}
-            for name in ("model_config", "conversations", "workflows", "nodes")}
+    return {
+        name: {d["_id"]: _leaves(d) for d in db[name].find({})}
+        for name in ("model_config", "conversations", "workflows", "nodes")
+    }
 
 
 def _resolvable(plan: Path) -> set[str]:
@@ -52,8 +54,7 @@ def test_dry_run_shows_every_change_and_writes_nothing(
 ) -> None:
     plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
     before = raw_fingerprint(seeded_db)
-    r = cli("rewrite", "--plan", str(plan), "--dry-run", "--skip-unresolved", "--json",
-            env=KEY_ENV)
+    r = cli("rewrite", "--plan", str(plan), "--dry-run", "--skip-unresolved", "--json", env=KEY_ENV)
     assert r.code == 0, r.stderr
     data = r.json()
     assert data["schema"] == "layra-migrate/rewrite/v1" and data["dry_run"] is True
@@ -64,16 +65,19 @@ def test_dry_run_shows_every_change_and_writes_nothing(
     for c in data["changes"]:
         if c["field"].endswith((".model_url", ".modelURL")):
             url_changes[c["location"]] = url_changes.get(c["location"], 0) + 1
-    want = {loc: sum(exp.by_name[n][loc] for n in resolvable if n in exp.by_name)
-            for loc in ("model_config", "conversations", "workflows", "custom_nodes")}
+    want = {
+        loc: sum(exp.by_name[n][loc] for n in resolvable if n in exp.by_name)
+        for loc in ("model_config", "conversations", "workflows", "custom_nodes")
+    }
     # entries whose rename would give a user two models with one name stay on the proxy
     held = sum(1 for d in data["duplicates"] if d["resolution"] == "blocking")
     assert held == 2  # the generated data holds two such users
     want["model_config"] -= held
     assert url_changes == {k: v for k, v in want.items() if v}
     keys = [c for c in data["changes"] if c["field"].endswith((".api_key", ".apiKey"))]
-    assert keys and all(c["after"] is None or "..." in c["after"] or c["after"] == "****"
-                        for c in keys)
+    assert keys and all(
+        c["after"] is None or "..." in c["after"] or c["after"] == "****" for c in keys
+    )
     assert raw_fingerprint(seeded_db) == before
     assert tool_collections(seeded_db) == set()
     # human output: grouped, masked, nothing written either
@@ -115,16 +119,29 @@ def test_refusals_write_nothing(
     r = cli("rewrite", "--plan", str(plan), "--skip-unresolved", env=KEY_ENV)
     assert r.code == 2 and "--yes" in r.stderr
     # unreachable Redis: exit 3 before any MongoDB write
-    r = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved",
-            "--redis-url", "redis://127.0.0.1:1/0", env=KEY_ENV)
+    r = cli(
+        "rewrite",
+        "--plan",
+        str(plan),
+        "--yes",
+        "--skip-unresolved",
+        "--redis-url",
+        "redis://127.0.0.1:1/0",
+        env=KEY_ENV,
+    )
     assert r.code == 3 and "Redis" in r.stderr, r.stderr
     assert raw_fingerprint(seeded_db) == before
     assert tool_collections(seeded_db) == set()
 
 
 def test_rewrite_changes_only_migrated_fields_then_rollback_is_exact(
-    seeded_db: Any, dataset: Dataset, cli: Any, litellm_config: Path, tmp_path: Path,
-    redis_client: Any, redis_server: Any,  # noqa: F811 (fixtures)
+    seeded_db: Any,
+    dataset: Dataset,
+    cli: Any,
+    litellm_config: Path,
+    tmp_path: Path,
+    redis_client: Any,  # noqa: F811 (fixtures)
+    redis_server: Any,  # noqa: F811 (fixtures)
 ) -> None:
     plan = write_plan(cli, litellm_config, tmp_path / "plan.yaml")
     original = raw_fingerprint(seeded_db)
@@ -137,8 +154,19 @@ def test_rewrite_changes_only_migrated_fields_then_rollback_is_exact(
         redis_client.set(f"model_config:{u}", "cached")
     redis_client.set("unrelated:key", "stay")
 
-    r = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json",
-            "--redis-url", redis_server.uri, "--batch-size", "37", env=KEY_ENV)
+    r = cli(
+        "rewrite",
+        "--plan",
+        str(plan),
+        "--yes",
+        "--skip-unresolved",
+        "--json",
+        "--redis-url",
+        redis_server.uri,
+        "--batch-size",
+        "37",
+        env=KEY_ENV,
+    )
     assert r.code == 0, r.stderr
     data = r.json()
     assert data["migrations"][0]["status"] == "applied"
@@ -153,21 +181,23 @@ def test_rewrite_changes_only_migrated_fields_then_rollback_is_exact(
         for doc_id, leaves in docs.items():
             new = after[name][doc_id]
             assert set(new) == set(leaves), f"fields added or removed in {name} {doc_id}"
-            diff = {p for p in leaves if leaves[p] != new[p] or type(leaves[p]) is not
-                    type(new[p])}
+            diff = {p for p in leaves if leaves[p] != new[p] or type(leaves[p]) is not type(new[p])}
             assert all(p.rsplit(".", 1)[-1] in MIGRATED_LEAVES for p in diff), diff
             if diff and name == "conversations":
-                changed_convs.add(seeded_db.conversations.find_one({"_id": doc_id})
-                                  ["conversation_id"])
+                changed_convs.add(
+                    seeded_db.conversations.find_one({"_id": doc_id})["conversation_id"]
+                )
             if diff and name == "model_config":
                 changed_users.add(seeded_db.model_config.find_one({"_id": doc_id})["username"])
     # the audit: only unresolved names (and entries held back as duplicate names) still
     # use the proxy
     a = cli("audit", "--json", "--litellm-config", str(litellm_config), env=KEY_ENV).json()
-    held = {d["model_name"] for d in data["preflight"]["duplicates"]
-            if d["resolution"] == "blocking"}
-    assert {m["model_name"] for m in a["models"]} <= (set(yaml.safe_load(plan.read_text())
-                                                          ["models"]) - _resolvable(plan)) | held
+    held = {
+        d["model_name"] for d in data["preflight"]["duplicates"] if d["resolution"] == "blocking"
+    }
+    assert {m["model_name"] for m in a["models"]} <= (
+        set(yaml.safe_load(plan.read_text())["models"]) - _resolvable(plan)
+    ) | held
     # Redis: exactly the changed documents' keys are gone
     for cid in convs:
         assert bool(redis_client.exists(f"conv_model_config:{cid}")) == (cid not in changed_convs)
@@ -178,8 +208,7 @@ def test_rewrite_changes_only_migrated_fields_then_rollback_is_exact(
 
     # a second run is a no-op
     migrated = raw_fingerprint(seeded_db)
-    r2 = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json",
-             env=KEY_ENV)
+    r2 = cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", env=KEY_ENV)
     assert r2.code == 0, r2.stderr
     assert r2.json()["documents"] == 0
     assert r2.json()["migrations"][0]["status"] == "already_applied"
@@ -199,8 +228,17 @@ def test_rewrite_changes_only_migrated_fields_then_rollback_is_exact(
     assert st["migrations"][0]["state"] == "rolled_back"
     human = cli("status")
     assert human.code == 0 and "rolled_back" in human.stdout
-    assert_no_canary(r.stdout, r.stderr, r2.stdout, r2.stderr, rb.stdout, rb.stderr,
-                     st.__repr__(), human.stdout, human.stderr)
+    assert_no_canary(
+        r.stdout,
+        r.stderr,
+        r2.stdout,
+        r2.stderr,
+        rb.stdout,
+        rb.stderr,
+        st.__repr__(),
+        human.stdout,
+        human.stderr,
+    )
     # nothing secret in the ledger, lock or journal beyond the before-images it must hold
     ledger = list(seeded_db["layra_migrate_ledger"].find({}))
     assert_no_canary(repr(ledger))
@@ -217,18 +255,22 @@ def test_conflicts_are_left_alone_then_forced(
     assert len(journal) >= 2
     conflict_id, edited_id = journal[0]["doc_id"], journal[1]["doc_id"]
     # the app edits a migrated field of one conversation, an untouched field of another
-    seeded_db.conversations.update_one({"_id": conflict_id},
-                                       {"$set": {"model_config.model_url": "https://edited/v1"}})
-    seeded_db.conversations.update_one({"_id": edited_id},
-                                       {"$set": {"model_config.temperature": 0.42}})
+    seeded_db.conversations.update_one(
+        {"_id": conflict_id}, {"$set": {"model_config.model_url": "https://edited/v1"}}
+    )
+    seeded_db.conversations.update_one(
+        {"_id": edited_id}, {"$set": {"model_config.temperature": 0.42}}
+    )
     rb = cli("rollback", "--yes", "--json")
     assert rb.code == 6, rb.stderr
     data = rb.json()
     assert data["conflict_count"] == 1
     assert data["conflicts"][0]["doc_id"] == str(conflict_id)
     assert data["migrations"][0]["status"] == "partially_rolled_back"
-    assert seeded_db.conversations.find_one({"_id": conflict_id})["model_config"]["model_url"] \
+    assert (
+        seeded_db.conversations.find_one({"_id": conflict_id})["model_config"]["model_url"]
         == "https://edited/v1"
+    )
     edited = seeded_db.conversations.find_one({"_id": edited_id})
     assert edited["model_config"]["temperature"] == 0.42  # the app's change survives
     want = dict(original_docs[edited_id]["model_config"], temperature=0.42)

@@ -34,7 +34,10 @@ def _servers(work: Path) -> set[int]:
 def _run_job(work: Path, env: dict[str, str]) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "layra_migrate.sandbox", "--users", "6", "--workdir", str(work)],
-        capture_output=True, text=True, env=base_env(env), timeout=600,
+        capture_output=True,
+        text=True,
+        env=base_env(env),
+        timeout=600,
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
@@ -55,11 +58,16 @@ def _exits(out: str) -> list[tuple[str, int]]:
 
 
 def _assert_common(out: str, work: Path) -> None:
-    for command in ("layra-migrate audit --plan-out plan.yaml", "layra-migrate verify --plan",
-                    "layra-migrate rewrite --plan plan.yaml --dry-run",
-                    "layra-migrate rewrite --plan plan.yaml --skip-unresolved --yes",
-                    "layra-migrate status", "layra-migrate check", "layra-migrate decommission",
-                    "layra-migrate rollback --yes"):
+    for command in (
+        "layra-migrate audit --plan-out plan.yaml",
+        "layra-migrate verify --plan",
+        "layra-migrate rewrite --plan plan.yaml --dry-run",
+        "layra-migrate rewrite --plan plan.yaml --skip-unresolved --yes",
+        "layra-migrate status",
+        "layra-migrate check",
+        "layra-migrate decommission",
+        "layra-migrate rollback --yes",
+    ):
         assert command in out, command
     assert "identical: every byte restored" in out
     assert "UNEXPECTED" not in out
@@ -91,17 +99,24 @@ def test_sandbox_job_decommissions_and_restores_on_docker(engine: Any, tmp_path:
     assert m, out[-3000:]
     project, run_id = m.group(1), m.group(2)
     steps = _exits(out)
-    docker_steps = [(c, code) for c, code in steps
-                    if c.startswith(("layra-migrate decommission", "layra-migrate restore"))]
+    docker_steps = [
+        (c, code)
+        for c, code in steps
+        if c.startswith(("layra-migrate decommission", "layra-migrate restore"))
+    ]
     assert docker_steps == [
         (f"layra-migrate decommission --project {project} --dry-run", 4),
-        (f"layra-migrate decommission --project {project} --archive-dir archive --yes --force "
-         "--reason 'sandbox: voyage-3 and claude-sonnet-4 are migrated separately'", 0),
+        (
+            f"layra-migrate decommission --project {project} --archive-dir archive --yes --force "
+            "--reason 'sandbox: voyage-3 and claude-sonnet-4 are migrated separately'",
+            0,
+        ),
         ("layra-migrate restore archive --yes", 0),
     ], docker_steps
     commands = [c for c, _ in steps]
-    assert commands.index("layra-migrate restore archive --yes") \
-        < commands.index("layra-migrate rollback --yes")
+    assert commands.index("layra-migrate restore archive --yes") < commands.index(
+        "layra-migrate rollback --yes"
+    )
     assert "still point at the proxy" in out
     assert "The stack is back to its recorded pre-state." in out
     assert "nothing of the sandbox is left on the Docker engine" in out
@@ -116,19 +131,28 @@ def test_sandbox_job_decommissions_and_restores_on_docker(engine: Any, tmp_path:
         assert not api.containers(all=True, filters=flt)
         assert not api.networks(filters=flt)
         assert not (api.volumes(filters=flt) or {}).get("Volumes")
-    assert not [c for c in api.containers(all=True)
-                if any(project in n or run_id in n for n in c["Names"])]
+    assert not [
+        c for c in api.containers(all=True) if any(project in n or run_id in n for n in c["Names"])
+    ]
     assert not [n["Name"] for n in api.networks() if project in n["Name"]]
-    assert not [v["Name"] for v in (api.volumes() or {}).get("Volumes") or []
-                if project in v["Name"] or run_id in v["Name"]]
-    assert not [t for i in api.images(all=True) for t in i.get("RepoTags") or []
-                if t.startswith("layra-sandbox-")]
+    assert not [
+        v["Name"]
+        for v in (api.volumes() or {}).get("Volumes") or []
+        if project in v["Name"] or run_id in v["Name"]
+    ]
+    assert not [
+        t
+        for i in api.images(all=True)
+        for t in i.get("RepoTags") or []
+        if t.startswith("layra-sandbox-")
+    ]
     assert _servers(work) <= before, "the sandbox left a server running"
 
 
 @pytest.mark.docker
-def test_sandbox_starts_a_private_engine_when_none_runs(tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sandbox_starts_a_private_engine_when_none_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """No engine answers and DOCKER_HOST is unset: as root with dockerd and a static
     busybox, the job starts its own dockerd, makes the stack there, and at the end
     removes the stack and stops the daemon."""
@@ -150,8 +174,11 @@ def test_sandbox_starts_a_private_engine_when_none_runs(tmp_path: Path,
         host, why = private_engine(console, outer)
         assert host and not why, why
         assert host.startswith("unix:///tmp/lmd-")
-        daemons = [p for p in psutil.process_iter(["pid", "cmdline"])
-                   if host.removeprefix("unix://") in " ".join(p.info.get("cmdline") or [])]
+        daemons = [
+            p
+            for p in psutil.process_iter(["pid", "cmdline"])
+            if host.removeprefix("unix://") in " ".join(p.info.get("cmdline") or [])
+        ]
         assert len(daemons) == 1
         with ExitStack() as inner:
             sb = start_docker_stack(console, tmp_path, inner, host)
@@ -164,8 +191,9 @@ def test_sandbox_starts_a_private_engine_when_none_runs(tmp_path: Path,
     assert not Path(host.removeprefix("unix://")).exists()
 
 
-def test_no_private_engine_when_docker_host_is_chosen(monkeypatch: pytest.MonkeyPatch,
-                                                      tmp_path: Path) -> None:
+def test_no_private_engine_when_docker_host_is_chosen(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from contextlib import ExitStack
 
     from rich.console import Console

@@ -52,7 +52,7 @@ def assert_clean(*texts: str, where: str = "") -> None:
 
 def _around(text: str, s: str) -> str:
     i = text.find(s)
-    return text[max(0, i - 80):i + 20].replace(s[4:], "<SECRET>")
+    return text[max(0, i - 80) : i + 20].replace(s[4:], "<SECRET>")
 
 
 def _no_traceback(r: CliResult) -> None:
@@ -60,6 +60,7 @@ def _no_traceback(r: CliResult) -> None:
 
 
 # -- an authenticated MongoDB of our own ---------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def auth_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, str]]:
@@ -72,8 +73,10 @@ def auth_mongo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Serve
         c: Any = MongoClient(server.uri, serverSelectionTimeoutMS=10_000)
         c.admin.command("createUser", "layra", pwd=MONGO_PASSWORD, roles=["root"])
         c.close()
-        uri = (f"mongodb://layra:{MONGO_PASSWORD}@127.0.0.1:{server.port}/"
-               "?authSource=admin&directConnection=true")
+        uri = (
+            f"mongodb://layra:{MONGO_PASSWORD}@127.0.0.1:{server.port}/"
+            "?authSource=admin&directConnection=true"
+        )
         yield server, uri
     finally:
         server.stop()
@@ -87,8 +90,9 @@ class Session:
         self.cwd = cwd
         self.outputs: list[tuple[str, CliResult]] = []
 
-    def __call__(self, *args: str, expect: int | tuple[int, ...] = 0,
-                 env: dict[str, str] | None = None) -> CliResult:
+    def __call__(
+        self, *args: str, expect: int | tuple[int, ...] = 0, env: dict[str, str] | None = None
+    ) -> CliResult:
         r = run_cli(*args, env={**self.env, **(env or {})}, cwd=self.cwd, timeout=180)
         codes = expect if isinstance(expect, tuple) else (expect,)
         assert r.code in codes, (args, r.code, r.stderr[-3000:])
@@ -106,7 +110,8 @@ def _tool_docs(db: Any, name: str) -> list[dict[str, Any]]:
 
 @pytest.mark.slow
 def test_no_secret_in_any_output_or_record_of_any_command(
-        auth_mongo: tuple[Server, str], tmp_path: Path) -> None:
+    auth_mongo: tuple[Server, str], tmp_path: Path
+) -> None:
     from pymongo import MongoClient
 
     from layra_migrate.sandbox.provider_stub import ProviderStub
@@ -127,10 +132,18 @@ def test_no_secret_in_any_output_or_record_of_any_command(
     assert_clean(plan.read_text(), where="in the plan")
     # the Layra env names with the password in MONGODB_ROOT_PASSWORD, from an env file
     env_file = tmp_path / "layra.env"
-    env_file.write_text(f"MONGODB_URL=127.0.0.1:{server.port}\nMONGODB_ROOT_USERNAME=layra\n"
-                        f"MONGODB_ROOT_PASSWORD={MONGO_PASSWORD}\nMONGODB_DB={name}\n")
-    run("audit", "--env-file", str(env_file), "--json", *both,
-        env={"LAYRA_MIGRATE_MONGO_URI": "", "LAYRA_MIGRATE_DB": ""})
+    env_file.write_text(
+        f"MONGODB_URL=127.0.0.1:{server.port}\nMONGODB_ROOT_USERNAME=layra\n"
+        f"MONGODB_ROOT_PASSWORD={MONGO_PASSWORD}\nMONGODB_DB={name}\n"
+    )
+    run(
+        "audit",
+        "--env-file",
+        str(env_file),
+        "--json",
+        *both,
+        env={"LAYRA_MIGRATE_MONGO_URI": "", "LAYRA_MIGRATE_DB": ""},
+    )
 
     # Phase 2: dry runs, check, the rewrite, status
     run("rewrite", "--plan", str(plan), "--dry-run", "--skip-unresolved", *both)
@@ -139,15 +152,38 @@ def test_no_secret_in_any_output_or_record_of_any_command(
     run("check", "--plan", str(plan), *both)
     # failure paths before any write: blocking names, a missing key, a bad plan, bad Redis
     run("rewrite", "--plan", str(plan), "--yes", "--json", *both, expect=4)
-    run("rewrite", "--plan", str(plan), "--yes", *both, expect=4,
-        env={"DEEPSEEK_API_KEY": ""})  # a missing key blocks (--skip-unresolved would skip)
+    run(
+        "rewrite", "--plan", str(plan), "--yes", *both, expect=4, env={"DEEPSEEK_API_KEY": ""}
+    )  # a missing key blocks (--skip-unresolved would skip)
     run("rewrite", "--plan", str(tmp_path / "missing.yaml"), "--yes", *both, expect=2)
-    run("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--redis-url",
-        f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0", "--json", *both, expect=3)
-    run("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", *both, expect=2,
-        env={"LAYRA_MIGRATE_MONGO_URI": uri.replace(MONGO_PASSWORD, MONGO_PASSWORD + "x")})
-    run("status", *both, expect=3, env={"LAYRA_MIGRATE_MONGO_URI": uri.replace(
-        str(server.port), str(free_port()))})
+    run(
+        "rewrite",
+        "--plan",
+        str(plan),
+        "--yes",
+        "--skip-unresolved",
+        "--redis-url",
+        f"redis://:{REDIS_PASSWORD}@127.0.0.1:{free_port()}/0",
+        "--json",
+        *both,
+        expect=3,
+    )
+    run(
+        "rewrite",
+        "--plan",
+        str(plan),
+        "--yes",
+        "--skip-unresolved",
+        *both,
+        expect=2,
+        env={"LAYRA_MIGRATE_MONGO_URI": uri.replace(MONGO_PASSWORD, MONGO_PASSWORD + "x")},
+    )
+    run(
+        "status",
+        *both,
+        expect=3,
+        env={"LAYRA_MIGRATE_MONGO_URI": uri.replace(str(server.port), str(free_port()))},
+    )
     run("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", *both)
     run("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", *both)  # no-op
     st = run("status", "--json", *both).json()
@@ -177,14 +213,28 @@ def test_no_secret_in_any_output_or_record_of_any_command(
     folder = tmp_path / "migrations"
     folder.mkdir()
     run("new", "rotate keys", "--migrations-dir", str(folder), "--json", "--debug")
-    run("new", "bad/name;rm -rf", "--migrations-dir", str(folder / "nope" / "x"), "--debug",
-        expect=(0, 2))
+    run(
+        "new",
+        "bad/name;rm -rf",
+        "--migrations-dir",
+        str(folder / "nope" / "x"),
+        "--debug",
+        expect=(0, 2),
+    )
     run("unlock", "--if-stale", "--json", *both)
     from layra_migrate.engine.lock import now
 
-    db["layra_migrate_lock"].insert_one({
-        "_id": "layra-migrate", "owner": "o", "holder": "ops@box", "pid": 1,
-        "command": "rewrite", "acquired_at": now(), "expires_at": now().replace(year=2100)})
+    db["layra_migrate_lock"].insert_one(
+        {
+            "_id": "layra-migrate",
+            "owner": "o",
+            "holder": "ops@box",
+            "pid": 1,
+            "command": "rewrite",
+            "acquired_at": now(),
+            "expires_at": now().replace(year=2100),
+        }
+    )
     run("unlock", "--if-stale", *both, expect=4)
     run("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved", "--json", *both, expect=4)
     db["layra_migrate_lock"].delete_many({})
@@ -197,16 +247,22 @@ def test_no_secret_in_any_output_or_record_of_any_command(
     run("restore", str(tmp_path), "--yes", *both, env=no_docker, expect=2)
 
     # The records: ledger, lock, verify runs, decommission records carry no secret.
-    for coll in ("layra_migrate_ledger", "layra_migrate_lock", "layra_migrate_verify",
-                 "layra_migrate_decommission"):
+    for coll in (
+        "layra_migrate_ledger",
+        "layra_migrate_lock",
+        "layra_migrate_verify",
+        "layra_migrate_decommission",
+    ):
         assert_clean(repr(_tool_docs(db, coll)), where=f"in {coll}")
     # The journal: old keys only inside before-images, under key fields.
     journal = _tool_docs(db, "layra_migrate_journal")
     assert journal
     holding = 0
     for e in journal:
-        assert_clean(repr({k: v for k, v in e.items() if k != "before"}), where="in a journal "
-                     "entry outside its before-image")
+        assert_clean(
+            repr({k: v for k, v in e.items() if k != "before"}),
+            where="in a journal entry outside its before-image",
+        )
         for item in e["before"]:
             if any(s in repr(item.get("v")) for s in SECRETS):
                 holding += 1
@@ -219,7 +275,8 @@ def test_no_secret_in_any_output_or_record_of_any_command(
 
 
 def test_status_shows_each_applied_files_checksum(
-        seeded_db: Any, cli: Any, litellm_config: Path, tmp_path: Path) -> None:
+    seeded_db: Any, cli: Any, litellm_config: Path, tmp_path: Path
+) -> None:
     import shutil
 
     from layra_migrate.engine.discovery import default_dir
@@ -228,12 +285,28 @@ def test_status_shows_each_applied_files_checksum(
     folder.mkdir()
     shutil.copy(default_dir() / "0001_litellm_to_direct.py", folder)
     (folder / "0002_noop.py").write_text(
-        "id = '0002_noop'\ndescription = 'nothing'\nasync def up(ctx):\n    pass\n")
+        "id = '0002_noop'\ndescription = 'nothing'\nasync def up(ctx):\n    pass\n"
+    )
     plan = tmp_path / "plan.yaml"
-    assert cli("audit", "--litellm-config", str(litellm_config), "--plan-out", str(plan),
-               env=KEY_ENV).code == 0
-    assert cli("rewrite", "--plan", str(plan), "--yes", "--skip-unresolved",
-               "--migrations-dir", str(folder), env=KEY_ENV).code == 0
+    assert (
+        cli(
+            "audit", "--litellm-config", str(litellm_config), "--plan-out", str(plan), env=KEY_ENV
+        ).code
+        == 0
+    )
+    assert (
+        cli(
+            "rewrite",
+            "--plan",
+            str(plan),
+            "--yes",
+            "--skip-unresolved",
+            "--migrations-dir",
+            str(folder),
+            env=KEY_ENV,
+        ).code
+        == 0
+    )
     sums = {p.stem: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.py")}
     data = cli("status", "--json", "--migrations-dir", str(folder)).json()
     for row in data["migrations"]:
@@ -265,15 +338,18 @@ HOSTILE_YAML = [
 
 @pytest.mark.parametrize("body", HOSTILE_YAML)
 def test_yaml_constructing_python_objects_is_refused_with_exit_2(
-        db: Any, cli: Any, tmp_path: Path, body: str) -> None:
+    db: Any, cli: Any, tmp_path: Path, body: str
+) -> None:
     sentinel = tmp_path / "PWNED"
     hostile = tmp_path / "hostile.yaml"
     hostile.write_text(body.format(sentinel=sentinel))
-    runs = [cli("rewrite", "--plan", str(hostile), "--yes", "--json", env=KEY_ENV),
-            cli("rewrite", "--plan", str(hostile), "--dry-run", env=KEY_ENV),
-            cli("verify", "--plan", str(hostile), "--json"),
-            cli("check", "--plan", str(hostile)),
-            cli("audit", "--litellm-config", str(hostile), "--json")]
+    runs = [
+        cli("rewrite", "--plan", str(hostile), "--yes", "--json", env=KEY_ENV),
+        cli("rewrite", "--plan", str(hostile), "--dry-run", env=KEY_ENV),
+        cli("verify", "--plan", str(hostile), "--json"),
+        cli("check", "--plan", str(hostile)),
+        cli("audit", "--litellm-config", str(hostile), "--json"),
+    ]
     for r in runs:
         assert r.code == 2, (r.code, r.stderr)
         assert "hostile.yaml" in r.stderr and "Traceback" not in r.stderr
@@ -287,15 +363,29 @@ def test_every_yaml_load_in_the_package_is_safe() -> None:
     for path in PACKAGE.rglob("*.py"):
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                    and node.value.id == "yaml" and node.attr in (
-                        "load", "load_all", "unsafe_load", "unsafe_load_all", "full_load",
-                        "full_load_all", "Loader", "UnsafeLoader", "FullLoader"):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "yaml"
+                and node.attr
+                in (
+                    "load",
+                    "load_all",
+                    "unsafe_load",
+                    "unsafe_load_all",
+                    "full_load",
+                    "full_load_all",
+                    "Loader",
+                    "UnsafeLoader",
+                    "FullLoader",
+                )
+            ):
                 unsafe.append(f"{path.relative_to(REPO)}:{node.lineno} yaml.{node.attr}")
     assert not unsafe, unsafe
 
 
 # -- hostile names never reach a shell -----------------------------------------------------
+
 
 def test_no_shell_anywhere_in_the_package() -> None:
     """No shell=True, os.system/popen/exec*; subprocess only in the test sandbox helpers;
@@ -309,28 +399,44 @@ def test_no_shell_anywhere_in_the_package() -> None:
                 problems.append(f"{rel}:{node.value.lineno} shell=")
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
                 if node.value.id == "os" and node.attr in (
-                        "system", "popen", "execv", "execvp", "execve", "execl", "execlp",
-                        "spawnv", "spawnl", "posix_spawn"):
+                    "system",
+                    "popen",
+                    "execv",
+                    "execvp",
+                    "execve",
+                    "execl",
+                    "execlp",
+                    "spawnv",
+                    "spawnl",
+                    "posix_spawn",
+                ):
                     problems.append(f"{rel}:{node.lineno} os.{node.attr}")
-                if node.value.id == "subprocess" and not rel.startswith(
-                        "layra_migrate/sandbox/"):
+                if node.value.id == "subprocess" and not rel.startswith("layra_migrate/sandbox/"):
                     problems.append(f"{rel}:{node.lineno} subprocess.{node.attr}")
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names]
                 mod = getattr(node, "module", None) or ""
-                if ("subprocess" in names or mod == "subprocess" or "pty" in names) \
-                        and not rel.startswith("layra_migrate/sandbox/"):
+                if (
+                    "subprocess" in names or mod == "subprocess" or "pty" in names
+                ) and not rel.startswith("layra_migrate/sandbox/"):
                     problems.append(f"{rel}:{node.lineno} imports subprocess/pty")
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr in ("exec_create", "exec_run"):
-                cmd = node.args[1] if node.func.attr == "exec_create" and len(node.args) > 1 \
-                    else node.args[0] if node.func.attr == "exec_run" and node.args else None
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("exec_create", "exec_run")
+            ):
+                cmd = (
+                    node.args[1]
+                    if node.func.attr == "exec_create" and len(node.args) > 1
+                    else node.args[0]
+                    if node.func.attr == "exec_run" and node.args
+                    else None
+                )
                 for kw in node.keywords:
                     if kw.arg == "cmd":
                         cmd = kw.value
                 if cmd is None or isinstance(cmd, (ast.Constant, ast.JoinedStr, ast.BinOp)):
-                    problems.append(f"{rel}:{node.lineno} {node.func.attr} with a string "
-                                    "command")
+                    problems.append(f"{rel}:{node.lineno} {node.func.attr} with a string command")
     assert not problems, problems
 
 
@@ -344,25 +450,40 @@ def test_exec_commands_are_argument_lists_with_hostile_names() -> None:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "exec_create":
             # the command expression must not be an f-string or a concatenation
-            cmd = node.args[1] if len(node.args) > 1 else next(
-                (k.value for k in node.keywords if k.arg == "cmd"), None)
-            assert cmd is not None and not isinstance(cmd, (ast.JoinedStr, ast.BinOp,
-                                                             ast.Constant))
+            cmd = (
+                node.args[1]
+                if len(node.args) > 1
+                else next((k.value for k in node.keywords if k.arg == "cmd"), None)
+            )
+            assert cmd is not None and not isinstance(cmd, (ast.JoinedStr, ast.BinOp, ast.Constant))
     assert '"sh", "-c"' not in src and "'sh', '-c'" not in src
 
 
 def test_hostile_project_names_are_data_not_code(tmp_path: Path) -> None:
     sentinel = tmp_path / "PWNED"
-    for project in (f"x; touch {sentinel}", f"a' && touch '{sentinel}", "$(touch "
-                    f"{sentinel})", f"`touch {sentinel}`", "name with spaces\"quote"):
-        r = run_cli("decommission", "--project", project, "--dry-run", "--json",
-                    env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"}, cwd=tmp_path)
+    for project in (
+        f"x; touch {sentinel}",
+        f"a' && touch '{sentinel}",
+        f"$(touch {sentinel})",
+        f"`touch {sentinel}`",
+        'name with spaces"quote',
+    ):
+        r = run_cli(
+            "decommission",
+            "--project",
+            project,
+            "--dry-run",
+            "--json",
+            env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"},
+            cwd=tmp_path,
+        )
         assert r.code in (2, 3), r.stderr
         assert "Traceback" not in r.stderr
     assert not sentinel.exists()
 
 
 # -- crafted archives for restore ----------------------------------------------------------
+
 
 def _tar(entries: list[tuple[tarfile.TarInfo, bytes | None]]) -> bytes:
     buf = io.BytesIO()
@@ -388,13 +509,20 @@ def _good_archive(root: Path, volume_tar: bytes | None = None) -> Path:
     from layra_migrate.decommission.models import MANIFEST_SCHEMA
 
     w = ArchiveWriter.create(root)
-    w.write_bytes("volumes/p_data.tar", volume_tar or _tar([(_info("data/a"), b"payload")]),
-                  "volume")
+    w.write_bytes(
+        "volumes/p_data.tar", volume_tar or _tar([(_info("data/a"), b"payload")]), "volume"
+    )
     w.write_bytes("compose/workdir/.env", b"OPENAI_API_KEY=sk-proj-CANARYarchived\n", "compose")
-    w.write_manifest({"schema": MANIFEST_SCHEMA, "project": "p", "complete": True,
-                      "containers": [], "volumes": [{"name": "p_data",
-                                                     "member": "volumes/p_data.tar"}],
-                      "members": [m.as_dict() for m in w.members]})
+    w.write_manifest(
+        {
+            "schema": MANIFEST_SCHEMA,
+            "project": "p",
+            "complete": True,
+            "containers": [],
+            "volumes": [{"name": "p_data", "member": "volumes/p_data.tar"}],
+            "members": [m.as_dict() for m in w.members],
+        }
+    )
     return w.root
 
 
@@ -403,14 +531,17 @@ def _resum(root: Path) -> None:
     lines = []
     for p in sorted(root.rglob("*")):
         if p.is_file() and not p.is_symlink() and p.name != "SHA256SUMS":
-            lines.append(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  "
-                         f"{p.relative_to(root).as_posix()}")
+            lines.append(
+                f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(root).as_posix()}"
+            )
     (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
 def _snapshot(folder: Path) -> dict[str, bytes]:
-    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else b"<dir>")
-            for p in folder.rglob("*")}
+    return {
+        p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else b"<dir>")
+        for p in folder.rglob("*")
+    }
 
 
 def _craft_lying_checksum(root: Path, outside: Path) -> None:
@@ -449,27 +580,33 @@ def _craft_tar_dotdot(root: Path, outside: Path) -> None:
 
 
 def _craft_tar_absolute(root: Path, outside: Path) -> None:
-    (root / "volumes/p_data.tar").write_bytes(
-        _tar([(_info(str(outside / "victim.txt")), b"x")]))
+    (root / "volumes/p_data.tar").write_bytes(_tar([(_info(str(outside / "victim.txt")), b"x")]))
     _resum(root)
 
 
 def _craft_tar_symlink_then_write_through(root: Path, outside: Path) -> None:
-    (root / "volumes/p_data.tar").write_bytes(_tar([
-        (_info("data/link", tarfile.SYMTYPE, str(outside)), None),
-        (_info("data/link/victim.txt"), b"overwritten")]))
+    (root / "volumes/p_data.tar").write_bytes(
+        _tar(
+            [
+                (_info("data/link", tarfile.SYMTYPE, str(outside)), None),
+                (_info("data/link/victim.txt"), b"overwritten"),
+            ]
+        )
+    )
     _resum(root)
 
 
 def _craft_tar_relative_symlink_escape(root: Path, outside: Path) -> None:
-    (root / "volumes/p_data.tar").write_bytes(_tar([
-        (_info("data/sub/link", tarfile.SYMTYPE, "../../../outside"), None)]))
+    (root / "volumes/p_data.tar").write_bytes(
+        _tar([(_info("data/sub/link", tarfile.SYMTYPE, "../../../outside"), None)])
+    )
     _resum(root)
 
 
 def _craft_tar_hardlink_outside(root: Path, outside: Path) -> None:
-    (root / "volumes/p_data.tar").write_bytes(_tar([
-        (_info("data/h", tarfile.LNKTYPE, "../../etc/passwd"), None)]))
+    (root / "volumes/p_data.tar").write_bytes(
+        _tar([(_info("data/h", tarfile.LNKTYPE, "../../etc/passwd"), None)])
+    )
     _resum(root)
 
 
@@ -481,8 +618,11 @@ def _craft_manifest_member_dotdot(root: Path, outside: Path) -> None:
 
 
 def _craft_manifest_not_covered(root: Path, outside: Path) -> None:
-    lines = [ln for ln in (root / "SHA256SUMS").read_text().splitlines()
-             if not ln.endswith("manifest.json")]
+    lines = [
+        ln
+        for ln in (root / "SHA256SUMS").read_text().splitlines()
+        if not ln.endswith("manifest.json")
+    ]
     (root / "SHA256SUMS").write_text("\n".join(lines) + "\n")
 
 
@@ -499,17 +639,28 @@ def _craft_tar_device_node(root: Path, outside: Path) -> None:
     _resum(root)
 
 
-CRAFTED = [_craft_tar_device_node, _craft_lying_checksum, _craft_dotdot_in_sums,
-           _craft_absolute_in_sums,
-           _craft_member_symlink_outside, _craft_dir_symlink_outside, _craft_tar_dotdot,
-           _craft_tar_absolute, _craft_tar_symlink_then_write_through,
-           _craft_tar_relative_symlink_escape, _craft_tar_hardlink_outside,
-           _craft_manifest_member_dotdot, _craft_manifest_not_covered, _craft_truncated_tar]
+CRAFTED = [
+    _craft_tar_device_node,
+    _craft_lying_checksum,
+    _craft_dotdot_in_sums,
+    _craft_absolute_in_sums,
+    _craft_member_symlink_outside,
+    _craft_dir_symlink_outside,
+    _craft_tar_dotdot,
+    _craft_tar_absolute,
+    _craft_tar_symlink_then_write_through,
+    _craft_tar_relative_symlink_escape,
+    _craft_tar_hardlink_outside,
+    _craft_manifest_member_dotdot,
+    _craft_manifest_not_covered,
+    _craft_truncated_tar,
+]
 
 
 @pytest.mark.parametrize("craft", CRAFTED, ids=[c.__name__[7:] for c in CRAFTED])
 def test_restore_refuses_a_crafted_archive_and_writes_nothing_outside(
-        tmp_path: Path, craft: Any) -> None:
+    tmp_path: Path, craft: Any
+) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "victim.txt").write_text("original\n")
@@ -535,14 +686,20 @@ def test_the_untampered_archive_passes_verification(tmp_path: Path) -> None:
     """The control for the crafted cases: the same archive, untouched, gets past the
     checksums (and then needs Docker: exit 3)."""
     root = _good_archive(tmp_path / "arch")
-    r = run_cli("restore", str(root), "--yes", env={
-        "DOCKER_HOST": f"unix://{tmp_path}/none.sock"}, cwd=tmp_path)
+    r = run_cli(
+        "restore",
+        str(root),
+        "--yes",
+        env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"},
+        cwd=tmp_path,
+    )
     assert r.code == 3, r.stderr
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_library_logs_are_silent_or_scrubbed(debug: bool, capsys: pytest.CaptureFixture[str]
-                                             ) -> None:
+def test_library_logs_are_silent_or_scrubbed(
+    debug: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
     """PyMongo's background tasks log whole tracebacks (e.g. killing cursors on a server
     that went away). Without --debug they must not break the one-line error; with it they
     are shown scrubbed, traceback included."""
@@ -557,7 +714,8 @@ def test_library_logs_are_silent_or_scrubbed(debug: bool, capsys: pytest.Capture
             raise ConnectionError(f"lost 127.0.0.1:1 with key {secret}")
         except ConnectionError:
             logging.getLogger("pymongo.client").exception(
-                "MongoClient background task encountered an error:")
+                "MongoClient background task encountered an error:"
+            )
         logging.getLogger("docker.utils").warning("auth %s", secret)
         err = capsys.readouterr().err
     finally:

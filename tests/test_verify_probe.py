@@ -36,8 +36,10 @@ KEY = "sk-CANARYdirectDEEPSEEK-0000"
 
 @pytest.fixture(scope="module")
 def stub() -> Iterator[ProviderStub]:
-    with ProviderStub(behaviours={"deepseek-reasoner": "reasoning", "deepseek-chat": "ok",
-                                  "o3-mini": "ok"}, stall_s=15) as s:
+    with ProviderStub(
+        behaviours={"deepseek-reasoner": "reasoning", "deepseek-chat": "ok", "o3-mini": "ok"},
+        stall_s=15,
+    ) as s:
         yield s
 
 
@@ -46,10 +48,12 @@ def _secrets() -> None:
     redact.register_secret(KEY)
 
 
-def target(stub: ProviderStub, model: str, params: ProbeParams | None = None,
-           key: str = KEY) -> VerifyTarget:
-    return VerifyTarget("stub", stub.base_url, model, references=1,
-                        params=params or ProbeParams(), api_key=key)
+def target(
+    stub: ProviderStub, model: str, params: ProbeParams | None = None, key: str = KEY
+) -> VerifyTarget:
+    return VerifyTarget(
+        "stub", stub.base_url, model, references=1, params=params or ProbeParams(), api_key=key
+    )
 
 
 EXPECTED = {
@@ -158,7 +162,11 @@ async def test_the_probe_adds_no_parameter_of_its_own(stub: ProviderStub) -> Non
     assert set(req.body) == {"model", "messages", "stream", "stream_options"}
     for name in ("gpt-oss-120b", "o3-mini", "gpt-5", "deepseek-chat"):
         assert set(request_kwargs(name, ProbeParams())) == {
-            "model", "messages", "stream", "stream_options"}
+            "model",
+            "messages",
+            "stream",
+            "stream_options",
+        }
     assert request_kwargs("o3-mini", ProbeParams(max_tokens=1024))["max_tokens"] == 1024
 
 
@@ -168,14 +176,22 @@ def test_config_params_read_both_spellings_and_ignore_minus_one() -> None:
     assert config_params(snake) == ProbeParams(0.3, 2048, None)
     assert config_params(camel) == ProbeParams(None, None, 0.8)
     # a UI flag that says "default" wins over the number stored beside it (FlowEditor sends -1)
-    flagged = {"temperature": 0.7, "maxLength": 4096, "topP": 0.5, "useTemperatureDefault": True,
-               "useMaxLengthDefault": True, "useTopPDefault": False}
+    flagged = {
+        "temperature": 0.7,
+        "maxLength": 4096,
+        "topP": 0.5,
+        "useTemperatureDefault": True,
+        "useMaxLengthDefault": True,
+        "useTopPDefault": False,
+    }
     assert config_params(flagged) == ProbeParams(None, None, 0.5)
     # Layra's clamps: temperature and top_P into [0, 1], max_length into [1024, 1048576]
-    assert config_params({"temperature": 1.7, "max_length": 16, "top_P": -0.5}) == \
-        ProbeParams(1.0, 1024, 0.0)
-    assert config_params({"temperature": -3, "max_length": 9_999_999, "top_P": 3}) == \
-        ProbeParams(0.0, 1048576, 1.0)
+    assert config_params({"temperature": 1.7, "max_length": 16, "top_P": -0.5}) == ProbeParams(
+        1.0, 1024, 0.0
+    )
+    assert config_params({"temperature": -3, "max_length": 9_999_999, "top_P": 3}) == ProbeParams(
+        0.0, 1048576, 1.0
+    )
     assert config_params({"temperature": True, "max_length": "4096"}) == ProbeParams()
     assert config_params({}) == ProbeParams()
 
@@ -213,9 +229,14 @@ async def test_concurrency_is_bounded(stub: ProviderStub) -> None:
 async def test_skipped_and_precheck_targets_send_nothing(stub: ProviderStub) -> None:
     stub.clear()
     skipped = VerifyTarget("anthropic", stub.base_url, "stub-ok", skip_reason="not chat")
-    nokey = VerifyTarget("stub", stub.base_url, "stub-ok", precheck_status="auth_failed",
-                         precheck_detail="key variable X_API_KEY is not set; nothing was sent",
-                         api_key_env="X_API_KEY")
+    nokey = VerifyTarget(
+        "stub",
+        stub.base_url,
+        "stub-ok",
+        precheck_status="auth_failed",
+        precheck_detail="key variable X_API_KEY is not set; nothing was sent",
+        api_key_env="X_API_KEY",
+    )
     a, b = await probe_all([skipped, nokey], timeout_s=5)
     assert (a.status, b.status) == ("skipped", "auth_failed")
     assert "X_API_KEY" in b.hint
@@ -232,9 +253,26 @@ def _self_signed(tmp: Path) -> ssl.SSLContext | None:
     if openssl is None:
         return None
     key, cert = tmp / "key.pem", tmp / "cert.pem"
-    proc = subprocess.run([openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
-                           str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1"],
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     if proc.returncode != 0:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -284,22 +322,39 @@ async def test_plan_targets_keys_placeholders_and_grouping(tmp_path: Path) -> No
     from layra_migrate.verify import plan_targets
 
     def tgt(model: str, env: str | None, **extra: object) -> dict[str, object]:
-        return {"provider": "openai", "base_url": "http://h:1/v1", "model": model,
-                "api_key_env": env, **extra}
+        return {
+            "provider": "openai",
+            "base_url": "http://h:1/v1",
+            "model": model,
+            "api_key_env": env,
+            **extra,
+        }
 
     path = tmp_path / "plan.yaml"
-    path.write_text(yaml.safe_dump({
-        "format": "layra-migrate/plan/v1", "proxy_urls": ["http://litellm-proxy:4000/v1"],
-        "models": {
-            "a": {"references": 2, "target": tgt("m1", "K_ONE")},
-            "a-alias": {"references": 1, "target": tgt("m1", "K_ONE")},
-            "b": {"references": 1, "target": tgt("m2", "K_MISSING")},
-            "local": {"references": 1, "target": tgt("m3", None, key_required=False)},
-            "claude": {"references": 1, "target": {"provider": "anthropic", "base_url":
-                                                   "https://api.anthropic.com/v1", "model": "c",
-                                                   "api_key_env": "ANTHROPIC_API_KEY"}},
-            "none": {"references": 3, "target": None, "reason": "no route"},
-        }}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "format": "layra-migrate/plan/v1",
+                "proxy_urls": ["http://litellm-proxy:4000/v1"],
+                "models": {
+                    "a": {"references": 2, "target": tgt("m1", "K_ONE")},
+                    "a-alias": {"references": 1, "target": tgt("m1", "K_ONE")},
+                    "b": {"references": 1, "target": tgt("m2", "K_MISSING")},
+                    "local": {"references": 1, "target": tgt("m3", None, key_required=False)},
+                    "claude": {
+                        "references": 1,
+                        "target": {
+                            "provider": "anthropic",
+                            "base_url": "https://api.anthropic.com/v1",
+                            "model": "c",
+                            "api_key_env": "ANTHROPIC_API_KEY",
+                        },
+                    },
+                    "none": {"references": 3, "target": None, "reason": "no route"},
+                },
+            }
+        )
+    )
     env = Environment({"K_ONE": "sk-CANARYenvPLANkey0000000000000"}, None)
     tset = await plan_targets(read_plan(path), env, None)
     by = {t.model: t for t in tset.targets}
@@ -314,17 +369,33 @@ async def test_plan_targets_keys_placeholders_and_grouping(tmp_path: Path) -> No
     assert redact.scrub("x sk-CANARYenvPLANkey0000000000000 y") == "x sk-...0000 y"
 
 
-_value = st.one_of(st.just(-1), st.just(-1.0), st.floats(0, 2, allow_nan=False),
-                   st.integers(1, 8192), st.none(), st.booleans(), st.text(max_size=3))
+_value = st.one_of(
+    st.just(-1),
+    st.just(-1.0),
+    st.floats(0, 2, allow_nan=False),
+    st.integers(1, 8192),
+    st.none(),
+    st.booleans(),
+    st.text(max_size=3),
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(temperature=_value, length=_value, top=_value, camel=st.booleans(),
-       model=st.sampled_from(["deepseek-chat", "deepseek-reasoner", "gpt-4.1-mini", "o3-mini"]))
-def test_parameters_are_sent_only_when_set(temperature: object, length: object, top: object,
-                                           camel: bool, model: str) -> None:
-    cfg = ({"temperature": temperature, "maxLength": length, "topP": top} if camel
-           else {"temperature": temperature, "max_length": length, "top_P": top})
+@given(
+    temperature=_value,
+    length=_value,
+    top=_value,
+    camel=st.booleans(),
+    model=st.sampled_from(["deepseek-chat", "deepseek-reasoner", "gpt-4.1-mini", "o3-mini"]),
+)
+def test_parameters_are_sent_only_when_set(
+    temperature: object, length: object, top: object, camel: bool, model: str
+) -> None:
+    cfg = (
+        {"temperature": temperature, "maxLength": length, "topP": top}
+        if camel
+        else {"temperature": temperature, "max_length": length, "top_P": top}
+    )
     kwargs = request_kwargs(model, config_params(cfg))
 
     def is_set(v: object) -> bool:

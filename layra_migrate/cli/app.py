@@ -11,8 +11,19 @@ from layra_migrate import __version__
 
 # The root help lists commands in the order an operator runs them; a command not
 # named here (a new one) comes after these, in registration order.
-PHASE_ORDER = ("audit", "verify", "rewrite", "rollback", "status", "history", "check", "new",
-               "unlock", "decommission", "restore")
+PHASE_ORDER = (
+    "audit",
+    "verify",
+    "rewrite",
+    "rollback",
+    "status",
+    "history",
+    "check",
+    "new",
+    "unlock",
+    "decommission",
+    "restore",
+)
 
 
 class PhaseOrderGroup(TyperGroup):

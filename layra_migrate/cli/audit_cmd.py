@@ -58,8 +58,10 @@ def audit(
     plan_out: Annotated[
         Path | None,
         typer.Option(
-            "--plan-out", metavar="PATH",
-            help="Write the reviewable plan (YAML) here.", show_default=False
+            "--plan-out",
+            metavar="PATH",
+            help="Write the reviewable plan (YAML) here.",
+            show_default=False,
         ),
     ] = None,
     litellm_db_container: Annotated[
@@ -138,4 +140,3 @@ def audit(
         return result.exit_code
 
     run("audit", output, body)
-

@@ -94,8 +94,12 @@ RedisUrlOpt = Annotated[
 ]
 PlanOpt = Annotated[
     Path | None,
-    typer.Option("--plan", metavar="PATH", help="Plan file written by `audit --plan-out`.",
-                 show_default=False),
+    typer.Option(
+        "--plan",
+        metavar="PATH",
+        help="Plan file written by `audit --plan-out`.",
+        show_default=False,
+    ),
 ]
 MigrationsDirOpt = Annotated[
     Path | None,
@@ -122,8 +126,7 @@ class _ScrubFilter(logging.Filter):
         if record.exc_info:  # the traceback is scrubbed too, not only the message
             import traceback
 
-            record.exc_text = redact.scrub("".join(traceback.format_exception(
-                *record.exc_info)))
+            record.exc_text = redact.scrub("".join(traceback.format_exception(*record.exc_info)))
             record.exc_info = None
         return True
 

@@ -29,31 +29,62 @@ if TYPE_CHECKING:
 
 @app.command()
 def decommission(
-    project: Annotated[str, typer.Option(
-        "--project", metavar="NAME",
-        help="Compose project name of the LiteLLM stack.")] = "litellm",
-    archive_dir: Annotated[Path | None, typer.Option(
-        "--archive-dir", metavar="DIR",
-        help="Folder for this run's archive (must not exist or be empty) "
-        "[default: ./litellm-archive-<UTC timestamp>]", show_default=False)] = None,
-    dry_run: Annotated[bool, typer.Option(
-        "--dry-run", help="Discover, check and print the plan; touch nothing.")] = False,
-    yes: YesOpt = False,
-    remove: Annotated[bool, typer.Option(
-        "--remove", help="After the archive is verified, remove the stack's containers and "
-        "its own networks.")] = False,
-    remove_volumes: Annotated[bool, typer.Option(
-        "--remove-volumes", help="With --remove: also remove the project's volumes.")] = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Proceed although Layra still references the proxy (needs --reason).")
+    project: Annotated[
+        str,
+        typer.Option(
+            "--project", metavar="NAME", help="Compose project name of the LiteLLM stack."
+        ),
+    ] = "litellm",
+    archive_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive-dir",
+            metavar="DIR",
+            help="Folder for this run's archive (must not exist or be empty) "
+            "[default: ./litellm-archive-<UTC timestamp>]",
+            show_default=False,
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Discover, check and print the plan; touch nothing.")
     ] = False,
-    reason: Annotated[str | None, typer.Option(
-        "--reason", metavar="TEXT",
-        help="Why --force is used; recorded in the archive and the ledger.",
-        show_default=False)] = None,
-    proxy_url: Annotated[list[str] | None, typer.Option(
-        "--proxy-url", metavar="URL", help="Another URL that means the proxy (repeatable).",
-        show_default=False)] = None,
+    yes: YesOpt = False,
+    remove: Annotated[
+        bool,
+        typer.Option(
+            "--remove",
+            help="After the archive is verified, remove the stack's containers and "
+            "its own networks.",
+        ),
+    ] = False,
+    remove_volumes: Annotated[
+        bool,
+        typer.Option("--remove-volumes", help="With --remove: also remove the project's volumes."),
+    ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Proceed although Layra still references the proxy (needs --reason)."
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason",
+            metavar="TEXT",
+            help="Why --force is used; recorded in the archive and the ledger.",
+            show_default=False,
+        ),
+    ] = None,
+    proxy_url: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--proxy-url",
+            metavar="URL",
+            help="Another URL that means the proxy (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     mongo_uri: MongoUriOpt = None,
     db: DbOpt = None,
     env_file: EnvFileOpt = None,
@@ -95,9 +126,18 @@ def decommission(
         settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file, timeout_s=timeout)
         show_settings(output, settings)
         result = await commands.decommission(
-            settings, project=project, archive_dir=archive_dir, dry_run=dry_run, remove=remove,
-            remove_volumes=remove_volumes, force=force, reason=reason,
-            proxy_urls=proxy_url or [], confirm=asker(output, yes=yes), hooks=CliHooks(output))
+            settings,
+            project=project,
+            archive_dir=archive_dir,
+            dry_run=dry_run,
+            remove=remove,
+            remove_volumes=remove_volumes,
+            force=force,
+            reason=reason,
+            proxy_urls=proxy_url or [],
+            confirm=asker(output, yes=yes),
+            hooks=CliHooks(output),
+        )
         if result.dry_run:
             _emit_plan(output, result)
             return 0
@@ -110,8 +150,7 @@ def decommission(
         if result.error:
             from rich.text import Text
 
-            output.err.print(Text.assemble(("error: ", "bold red"), result.error),
-                             soft_wrap=True)
+            output.err.print(Text.assemble(("error: ", "bold red"), result.error), soft_wrap=True)
         return result.exit_code
 
     run("decommission", output, body)
@@ -131,8 +170,12 @@ def _emit_plan(output: Output, result: RunResult) -> None:
 
 @app.command()
 def restore(
-    archive: Annotated[Path, typer.Argument(
-        metavar="ARCHIVE", help="Archive folder written by decommission.", show_default=False)],
+    archive: Annotated[
+        Path,
+        typer.Argument(
+            metavar="ARCHIVE", help="Archive folder written by decommission.", show_default=False
+        ),
+    ],
     yes: YesOpt = False,
     mongo_uri: MongoUriOpt = None,
     db: DbOpt = None,
@@ -169,10 +212,10 @@ def restore(
         from layra_migrate.cli.hooks import CliHooks, asker
         from layra_migrate.settings import load_settings
 
-        settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file,
-                                 timeout_s=timeout)
-        result = await commands.restore(settings, archive, confirm=asker(output, yes=yes),
-                                        hooks=CliHooks(output))
+        settings = load_settings(mongo_uri=mongo_uri, db=db, env_file=env_file, timeout_s=timeout)
+        result = await commands.restore(
+            settings, archive, confirm=asker(output, yes=yes), hooks=CliHooks(output)
+        )
         if output.json_mode:
             output.emit_json(result.as_json())
         else:

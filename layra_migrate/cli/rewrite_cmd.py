@@ -31,8 +31,12 @@ if TYPE_CHECKING:
     from layra_migrate.render import Output
     from layra_migrate.settings import Settings
 
-BatchOpt = Annotated[int, typer.Option("--batch-size", min=1, max=10_000, metavar="N",
-                                       help="Documents per journaled write batch.")]
+BatchOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch-size", min=1, max=10_000, metavar="N", help="Documents per journaled write batch."
+    ),
+]
 
 
 def _settings(output: Output, **kw: Any) -> Settings:
@@ -48,32 +52,58 @@ def _render_cache_failure(cache_result: CacheResult | None, output: Output) -> N
     """Keys that could not be deleted after the write: named on stderr (exit 3)."""
     if cache_result is None or not cache_result.failed:
         return
-    output.err.print(f"[red]error:[/] the MongoDB write is done, but {len(cache_result.failed)} "
-                     f"cached key(s) could not be deleted from Redis ({cache_result.error}): "
-                     + " ".join(cache_result.failed), soft_wrap=True)
+    output.err.print(
+        f"[red]error:[/] the MongoDB write is done, but {len(cache_result.failed)} "
+        f"cached key(s) could not be deleted from Redis ({cache_result.error}): "
+        + " ".join(cache_result.failed),
+        soft_wrap=True,
+    )
 
 
 @app.command()
 def rewrite(
     plan: PlanOpt = None,
     dry_run: DryRunOpt = False,
-    skip_unresolved: Annotated[bool, typer.Option(
-        "--skip-unresolved", help="Leave blocking names (no target, key not set, a rename "
-        "that duplicates a user's model name) on the proxy, listed, instead of refusing.")]
-    = False,
+    skip_unresolved: Annotated[
+        bool,
+        typer.Option(
+            "--skip-unresolved",
+            help="Leave blocking names (no target, key not set, a rename "
+            "that duplicates a user's model name) on the proxy, listed, instead of refusing.",
+        ),
+    ] = False,
     redis_url: RedisUrlOpt = None,
     yes: YesOpt = False,
-    accept_changed: Annotated[str | None, typer.Option(
-        "--accept-changed", metavar="ID", help="Accept that applied migration ID's file changed "
-        "(needs --reason; recorded in the ledger).", show_default=False)] = None,
-    reason: Annotated[str | None, typer.Option(
-        "--reason", metavar="TEXT",
-        help="Why the changed file is accepted.", show_default=False)] = None,
-    summary: Annotated[bool, typer.Option(
-        "--summary", help="With --dry-run: print only the summary and the blockers.")] = False,
-    out: Annotated[Path | None, typer.Option(
-        "--out", metavar="FILE", help="With --dry-run: write the whole plan (summary, "
-        "blockers, diff; keys masked) as JSON to FILE.", show_default=False)] = None,
+    accept_changed: Annotated[
+        str | None,
+        typer.Option(
+            "--accept-changed",
+            metavar="ID",
+            help="Accept that applied migration ID's file changed "
+            "(needs --reason; recorded in the ledger).",
+            show_default=False,
+        ),
+    ] = None,
+    reason: Annotated[
+        str | None,
+        typer.Option(
+            "--reason", metavar="TEXT", help="Why the changed file is accepted.", show_default=False
+        ),
+    ] = None,
+    summary: Annotated[
+        bool,
+        typer.Option("--summary", help="With --dry-run: print only the summary and the blockers."),
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            metavar="FILE",
+            help="With --dry-run: write the whole plan (summary, "
+            "blockers, diff; keys masked) as JSON to FILE.",
+            show_default=False,
+        ),
+    ] = None,
     migrations_dir: MigrationsDirOpt = None,
     batch_size: BatchOpt = 500,
     mongo_uri: MongoUriOpt = None,
@@ -113,13 +143,28 @@ def rewrite(
         from layra_migrate.views.dryrun import render_dry_run
         from layra_migrate.views.rewrite import render_apply, render_cache
 
-        settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
-                             timeout_s=timeout, redis_url=redis_url,
-                             migrations_dir=migrations_dir)
+        settings = _settings(
+            output,
+            mongo_uri=mongo_uri,
+            db=db,
+            env_file=env_file,
+            timeout_s=timeout,
+            redis_url=redis_url,
+            migrations_dir=migrations_dir,
+        )
         result = await commands.rewrite(
-            settings, plan=plan, dry_run=dry_run, skip_unresolved=skip_unresolved,
-            accept_changed=accept_changed, reason=reason, batch_size=batch_size,
-            summary=summary, out=out, confirm=asker(output, yes=yes), hooks=CliHooks(output))
+            settings,
+            plan=plan,
+            dry_run=dry_run,
+            skip_unresolved=skip_unresolved,
+            accept_changed=accept_changed,
+            reason=reason,
+            batch_size=batch_size,
+            summary=summary,
+            out=out,
+            confirm=asker(output, yes=yes),
+            hooks=CliHooks(output),
+        )
         code = result.exit_code
         _render_cache_failure(result.applied.cache, output)
         if output.json_mode:
@@ -131,17 +176,22 @@ def rewrite(
             render_apply(applied, output)  # which migrations would apply
             if out is not None:
                 output.out.print(f"plan written to {out}")
-            output.next_step("review the plan, then run the same command without --dry-run"
-                             if code == 0 else "resolve the blockers (or pass "
-                             "--skip-unresolved where they may stay on the proxy)")
+            output.next_step(
+                "review the plan, then run the same command without --dry-run"
+                if code == 0
+                else "resolve the blockers (or pass "
+                "--skip-unresolved where they may stay on the proxy)"
+            )
             return code
         render_apply(applied, output)
         render_cache(applied.cache, len(applied.cache_keys), output, dry_run)
         if code:
             output.next_step("delete the listed Redis keys by hand (or wait 15 minutes)")
         else:
-            output.next_step("`layra-migrate verify` to test the direct targets; "
-                             "`layra-migrate rollback` undoes this exactly")
+            output.next_step(
+                "`layra-migrate verify` to test the direct targets; "
+                "`layra-migrate rollback` undoes this exactly"
+            )
         return code
 
     run("rewrite", output, body)
@@ -149,13 +199,22 @@ def rewrite(
 
 @app.command()
 def rollback(
-    to: Annotated[str | None, typer.Option(
-        "--to", metavar="MIGRATION_ID", help="Roll back this migration and every later one "
-        "(default: only the newest applied).", show_default=False)] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="MIGRATION_ID",
+            help="Roll back this migration and every later one (default: only the newest applied).",
+            show_default=False,
+        ),
+    ] = None,
     dry_run: DryRunOpt = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Also restore documents changed since the migration (conflicts).")]
-    = False,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also restore documents changed since the migration (conflicts)."
+        ),
+    ] = False,
     redis_url: RedisUrlOpt = None,
     yes: YesOpt = False,
     migrations_dir: MigrationsDirOpt = None,
@@ -191,12 +250,24 @@ def rollback(
         from layra_migrate.cli.hooks import CliHooks, asker
         from layra_migrate.views.rewrite import render_cache, render_rollback
 
-        settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
-                             timeout_s=timeout, redis_url=redis_url,
-                             migrations_dir=migrations_dir)
+        settings = _settings(
+            output,
+            mongo_uri=mongo_uri,
+            db=db,
+            env_file=env_file,
+            timeout_s=timeout,
+            redis_url=redis_url,
+            migrations_dir=migrations_dir,
+        )
         result = await commands.rollback(
-            settings, to=to, dry_run=dry_run, force=force, batch_size=batch_size,
-            confirm=asker(output, yes=yes), hooks=CliHooks(output))
+            settings,
+            to=to,
+            dry_run=dry_run,
+            force=force,
+            batch_size=batch_size,
+            confirm=asker(output, yes=yes),
+            hooks=CliHooks(output),
+        )
         _render_cache_failure(result.run.cache, output)
         if result.redis_problem is not None:
             output.warn(f"the real rollback would stop: {result.redis_problem.message}")
@@ -206,8 +277,10 @@ def rollback(
         render_rollback(result.run, output)
         render_cache(result.run.cache, result.cache_keys, output, dry_run)
         if result.run.conflict_count:
-            output.next_step("inspect the conflicting documents; `rollback --force` restores "
-                             "them too (their later edits to migrated fields are lost)")
+            output.next_step(
+                "inspect the conflicting documents; `rollback --force` restores "
+                "them too (their later edits to migrated fields are lost)"
+            )
         elif result.run.migrations and not dry_run:
             output.next_step("`layra-migrate status` shows the ledger")
         return result.exit_code
@@ -245,8 +318,14 @@ def status(
         from layra_migrate import commands
         from layra_migrate.views.rewrite import render_status
 
-        settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
-                             timeout_s=timeout, migrations_dir=migrations_dir)
+        settings = _settings(
+            output,
+            mongo_uri=mongo_uri,
+            db=db,
+            env_file=env_file,
+            timeout_s=timeout,
+            migrations_dir=migrations_dir,
+        )
         result = await commands.status(settings)
         if output.json_mode:
             output.emit_json(result.as_json())
@@ -262,10 +341,16 @@ def status(
 @app.command()
 def check(
     plan: PlanOpt = None,
-    scratch_db: Annotated[str | None, typer.Option(
-        "--scratch-db", metavar="NAME",
-        help="Scratch database name (must be empty; dropped afterwards) "
-        "[default: <db>_lmcheck_<random>]", show_default=False)] = None,
+    scratch_db: Annotated[
+        str | None,
+        typer.Option(
+            "--scratch-db",
+            metavar="NAME",
+            help="Scratch database name (must be empty; dropped afterwards) "
+            "[default: <db>_lmcheck_<random>]",
+            show_default=False,
+        ),
+    ] = None,
     migrations_dir: MigrationsDirOpt = None,
     batch_size: BatchOpt = 500,
     mongo_uri: MongoUriOpt = None,
@@ -299,10 +384,21 @@ def check(
         from layra_migrate.cli.hooks import CliHooks
         from layra_migrate.views.rewrite import render_check
 
-        settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
-                             timeout_s=timeout, migrations_dir=migrations_dir)
-        result = await commands.check(settings, plan=plan, scratch_db=scratch_db,
-                                      batch_size=batch_size, hooks=CliHooks(output))
+        settings = _settings(
+            output,
+            mongo_uri=mongo_uri,
+            db=db,
+            env_file=env_file,
+            timeout_s=timeout,
+            migrations_dir=migrations_dir,
+        )
+        result = await commands.check(
+            settings,
+            plan=plan,
+            scratch_db=scratch_db,
+            batch_size=batch_size,
+            hooks=CliHooks(output),
+        )
         if output.json_mode:
             output.emit_json(result.as_json())
             return result.exit_code
@@ -316,11 +412,20 @@ def check(
 
 @app.command()
 def new(
-    name: Annotated[str, typer.Argument(
-        metavar="NAME", help="What the migration does, e.g. point_gemini_at_vertex")],
-    migrations_dir: Annotated[Path | None, typer.Option(
-        "--migrations-dir", metavar="DIR", help="Your project's migrations folder [env: "
-        "LAYRA_MIGRATE_MIGRATIONS_DIR; default: ./migrations]", show_default=False)] = None,
+    name: Annotated[
+        str,
+        typer.Argument(metavar="NAME", help="What the migration does, e.g. point_gemini_at_vertex"),
+    ],
+    migrations_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--migrations-dir",
+            metavar="DIR",
+            help="Your project's migrations folder [env: "
+            "LAYRA_MIGRATE_MIGRATIONS_DIR; default: ./migrations]",
+            show_default=False,
+        ),
+    ] = None,
     env_file: EnvFileOpt = None,
     json_out: JsonOpt = False,
     debug: DebugOpt = False,
@@ -351,11 +456,15 @@ def new(
             output.emit_json(result.as_json())
         else:
             for copied in result.copied:
-                output.out.print(f"copied the bundled {copied.name} into {result.folder} (the "
-                                 "folder is the whole migration set)")
+                output.out.print(
+                    f"copied the bundled {copied.name} into {result.folder} (the "
+                    "folder is the whole migration set)"
+                )
             output.out.print(f"created {result.path}")
-            output.next_step(f"write up(ctx) in {result.path.name}, then `layra-migrate check "
-                             f"--migrations-dir {result.folder}`")
+            output.next_step(
+                f"write up(ctx) in {result.path.name}, then `layra-migrate check "
+                f"--migrations-dir {result.folder}`"
+            )
         return result.exit_code
 
     run("new", output, body)
@@ -363,8 +472,10 @@ def new(
 
 @app.command()
 def unlock(
-    if_stale: Annotated[bool, typer.Option(
-        "--if-stale", help="Release the lock only if its lease expired (required).")] = False,
+    if_stale: Annotated[
+        bool,
+        typer.Option("--if-stale", help="Release the lock only if its lease expired (required)."),
+    ] = False,
     mongo_uri: MongoUriOpt = None,
     db: DbOpt = None,
     env_file: EnvFileOpt = None,
@@ -391,8 +502,9 @@ def unlock(
 
         if not if_stale:
             raise UsageError("unlock only releases an expired lock: pass --if-stale")
-        settings = _settings(output, mongo_uri=mongo_uri, db=db, env_file=env_file,
-                             timeout_s=timeout)
+        settings = _settings(
+            output, mongo_uri=mongo_uri, db=db, env_file=env_file, timeout_s=timeout
+        )
         result = await commands.unlock(settings, if_stale=if_stale)
         released = result.run.released
         if output.json_mode:

@@ -48,10 +48,17 @@ def sha256_file(path: Path) -> str:
 def safe_member_path(rel: str) -> PurePosixPath:
     """Refuse absolute paths, ``..`` and empty parts in a member path (crafted archives)."""
     p = PurePosixPath(rel)
-    if not rel or p.is_absolute() or rel.startswith("\\") or any(
-            part in ("..", "") for part in rel.split("/")) or "\x00" in rel:
-        raise VerificationFailed(f"archive member path {rel!r} is not a plain relative path",
-                                 hint="the archive may have been crafted; nothing was touched")
+    if (
+        not rel
+        or p.is_absolute()
+        or rel.startswith("\\")
+        or any(part in ("..", "") for part in rel.split("/"))
+        or "\x00" in rel
+    ):
+        raise VerificationFailed(
+            f"archive member path {rel!r} is not a plain relative path",
+            hint="the archive may have been crafted; nothing was touched",
+        )
     return p
 
 
@@ -89,14 +96,18 @@ class ArchiveWriter:
     def create(cls, root: Path) -> ArchiveWriter:
         root = root.expanduser().absolute()
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
-            raise ConfigError("archive directory exists and is not empty", path=str(root),
-                              hint="pass a new --archive-dir")
+            raise ConfigError(
+                "archive directory exists and is not empty",
+                path=str(root),
+                hint="pass a new --archive-dir",
+            )
         old = os.umask(0o077)
         try:
             root.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(f"cannot create the archive directory ({exc.strerror})",
-                              path=str(root)) from None
+            raise ConfigError(
+                f"cannot create the archive directory ({exc.strerror})", path=str(root)
+            ) from None
         finally:
             os.umask(old)
         os.chmod(root, 0o700)
@@ -140,14 +151,16 @@ class ArchiveWriter:
         return self.write_stream(rel, [data], kind)
 
     def write_json(self, rel: str, obj: Any, kind: str) -> Member:
-        return self.write_bytes(rel, (json.dumps(obj, indent=2, sort_keys=True, default=str)
-                                      + "\n").encode(), kind)
+        return self.write_bytes(
+            rel, (json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n").encode(), kind
+        )
 
     def copy_file(self, rel: str, source: Path, kind: str) -> Member:
         def chunks() -> Iterator[bytes]:
             with source.open("rb") as fh:
                 while chunk := fh.read(_CHUNK):
                     yield chunk
+
         return self.write_stream(rel, chunks(), kind)
 
     def _record(self, m: Member) -> None:
@@ -157,8 +170,9 @@ class ArchiveWriter:
         """Write manifest.json (scrubbed) and SHA256SUMS over every member and the manifest."""
         body = dict(manifest)
         body["members"] = [m.as_dict() for m in self.members]
-        data = (json.dumps(redact.scrub_obj(body), indent=2, sort_keys=True, default=str)
-                + "\n").encode()
+        data = (
+            json.dumps(redact.scrub_obj(body), indent=2, sort_keys=True, default=str) + "\n"
+        ).encode()
         lines = [f"{m.sha256}  {m.path}\n" for m in self.members]
         lines.append(f"{hashlib.sha256(data).hexdigest()}  {MANIFEST}\n")
         # Both replaced atomically: a full disk leaves the previous pair intact.
@@ -218,11 +232,15 @@ def _check_tar_member(info: tarfile.TarInfo) -> None:
     name = info.name
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if name.startswith("/") or ".." in parts:
-        raise VerificationFailed(f"tar member {name!r} escapes its directory",
-                                 hint="the archive may have been crafted; nothing was touched")
+        raise VerificationFailed(
+            f"tar member {name!r} escapes its directory",
+            hint="the archive may have been crafted; nothing was touched",
+        )
     if info.ischr() or info.isblk():
-        raise VerificationFailed(f"tar member {name!r} is a device node",
-                                 hint="the archive may have been crafted; nothing was touched")
+        raise VerificationFailed(
+            f"tar member {name!r} is a device node",
+            hint="the archive may have been crafted; nothing was touched",
+        )
     if info.issym() or info.islnk():
         target = info.linkname
         if info.islnk():
@@ -231,8 +249,10 @@ def _check_tar_member(info: tarfile.TarInfo) -> None:
                 raise VerificationFailed(f"tar hard link {name!r} points outside the archive")
             return
         if target.startswith("/"):
-            raise VerificationFailed(f"tar symlink {name!r} -> {target!r} is absolute",
-                                     hint="the archive may have been crafted; nothing was touched")
+            raise VerificationFailed(
+                f"tar symlink {name!r} -> {target!r} is absolute",
+                hint="the archive may have been crafted; nothing was touched",
+            )
         depth = len(parts) - 1
         for p in target.split("/"):
             if p == "..":
@@ -240,12 +260,15 @@ def _check_tar_member(info: tarfile.TarInfo) -> None:
             elif p not in ("", "."):
                 depth += 1
             if depth < 1:  # must stay below the top directory of the tar
-                raise VerificationFailed(f"tar symlink {name!r} -> {target!r} leaves the volume",
-                                         hint="the archive may have been crafted")
+                raise VerificationFailed(
+                    f"tar symlink {name!r} -> {target!r} leaves the volume",
+                    hint="the archive may have been crafted",
+                )
 
 
-def verify_members(root: Path, members: Iterable[Member],
-                   progress: Progress | None = None) -> list[str]:
+def verify_members(
+    root: Path, members: Iterable[Member], progress: Progress | None = None
+) -> list[str]:
     """The verification gate: re-hash every member and read every tar fully."""
     problems: list[str] = []
     listed = list(members)
@@ -274,8 +297,11 @@ def verify_members(root: Path, members: Iterable[Member],
 def parse_sums(root: Path) -> list[tuple[str, str]]:
     path = root / SUMS
     if not path.is_file() or path.is_symlink():
-        raise ConfigError("no SHA256SUMS: not a layra-migrate archive", path=str(root),
-                          hint="pass the folder decommission wrote (it holds manifest.json)")
+        raise ConfigError(
+            "no SHA256SUMS: not a layra-migrate archive",
+            path=str(root),
+            hint="pass the folder decommission wrote (it holds manifest.json)",
+        )
     rows = []
     for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
@@ -332,9 +358,11 @@ def verify_archive(root: Path, progress: Progress | None = None) -> dict[str, An
                 problems.append(f"{full.relative_to(root)}: symlink inside the archive")
     meter.finish(VERIFY_TASK)
     if problems:
-        raise VerificationFailed(f"archive verification failed: {'; '.join(problems[:5])}"
-                                 + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
-                                 hint="nothing was touched")
+        raise VerificationFailed(
+            f"archive verification failed: {'; '.join(problems[:5])}"
+            + (f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""),
+            hint="nothing was touched",
+        )
     try:
         manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

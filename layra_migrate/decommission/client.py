@@ -60,8 +60,9 @@ def docker_errors(what: str) -> Iterator[None]:
     except LayraMigrateError:
         raise
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        raise UnreachableError(f"Docker engine stopped answering during {what} "
-                               f"({exc.__class__.__name__})") from None
+        raise UnreachableError(
+            f"Docker engine stopped answering during {what} ({exc.__class__.__name__})"
+        ) from None
     except docker.errors.APIError as exc:
         msg = exc.explanation if isinstance(exc.explanation, str) else str(exc)
         raise DockerOperationError(f"{what}: {redact.scrub(str(msg))}") from None

@@ -54,8 +54,13 @@ class Mount:
     rw: bool = True
 
     def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, "name": self.name, "source": self.source,
-                "destination": self.destination, "rw": self.rw}
+        return {
+            "type": self.type,
+            "name": self.name,
+            "source": self.source,
+            "destination": self.destination,
+            "rw": self.rw,
+        }
 
 
 @dataclass
@@ -94,13 +99,24 @@ class StackContainer:
 
     def pre_state(self) -> dict[str, Any]:
         """The recorded pre-state (no values of environment variables)."""
-        return {"id": self.id, "name": self.name, "role": self.role, "service": self.service,
-                "image": self.image, "image_id": self.image_id, "status": self.status,
-                "running": self.running, "restart_policy": dict(self.restart_policy),
-                "health": self.health, "labels": dict(self.labels),
-                "mounts": [m.as_dict() for m in self.mounts], "networks": list(self.networks),
-                "env_names": list(self.env_names), "depends_on": list(self.depends_on),
-                "role_evidence": list(self.role_evidence)}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "service": self.service,
+            "image": self.image,
+            "image_id": self.image_id,
+            "status": self.status,
+            "running": self.running,
+            "restart_policy": dict(self.restart_policy),
+            "health": self.health,
+            "labels": dict(self.labels),
+            "mounts": [m.as_dict() for m in self.mounts],
+            "networks": list(self.networks),
+            "env_names": list(self.env_names),
+            "depends_on": list(self.depends_on),
+            "role_evidence": list(self.role_evidence),
+        }
 
 
 @dataclass
@@ -118,10 +134,15 @@ class StackVolume:
         return PROJECT_LABEL in self.labels
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "driver": self.driver, "labels": dict(self.labels),
-                "options": dict(self.options),
-                "mounted_by": [{"container": c, "destination": d} for c, d in self.mounted_by],
-                "size": self.size, "foreign_users": list(self.foreign_users)}
+        return {
+            "name": self.name,
+            "driver": self.driver,
+            "labels": dict(self.labels),
+            "options": dict(self.options),
+            "mounted_by": [{"container": c, "destination": d} for c, d in self.mounted_by],
+            "size": self.size,
+            "foreign_users": list(self.foreign_users),
+        }
 
 
 @dataclass
@@ -136,10 +157,16 @@ class StackNetwork:
     project_labelled: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "driver": self.driver,
-                "internal": self.internal, "attachable": self.attachable,
-                "labels": dict(self.labels), "options": dict(self.options),
-                "project_labelled": self.project_labelled}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "driver": self.driver,
+            "internal": self.internal,
+            "attachable": self.attachable,
+            "labels": dict(self.labels),
+            "options": dict(self.options),
+            "project_labelled": self.project_labelled,
+        }
 
 
 @dataclass
@@ -167,8 +194,13 @@ def _container(attrs: dict[str, Any]) -> StackContainer:
     service = labels.get(SERVICE_LABEL)
     state = attrs.get("State") or {}
     mounts = [
-        Mount(type=str(m.get("Type", "")), name=m.get("Name"), source=str(m.get("Source", "")),
-              destination=str(m.get("Destination", "")), rw=bool(m.get("RW", True)))
+        Mount(
+            type=str(m.get("Type", "")),
+            name=m.get("Name"),
+            source=str(m.get("Source", "")),
+            destination=str(m.get("Destination", "")),
+            rw=bool(m.get("RW", True)),
+        )
         for m in attrs.get("Mounts") or []
     ]
     nets = list(((attrs.get("NetworkSettings") or {}).get("Networks") or {}).keys())
@@ -182,21 +214,33 @@ def _container(attrs: dict[str, Any]) -> StackContainer:
     depends = [d.split(":", 1)[0] for d in (labels.get(DEPENDS_LABEL) or "").split(",") if d]
     decision = detect_from_inspect(attrs, service)
     return StackContainer(
-        id=str(attrs.get("Id", "")), name=name, role=decision.role,
+        id=str(attrs.get("Id", "")),
+        name=name,
+        role=decision.role,
         role_evidence=decision.evidence,
-        service=service, image=image, image_id=str(attrs.get("Image", "")),
+        service=service,
+        image=image,
+        image_id=str(attrs.get("Image", "")),
         status=str(state.get("Status", "unknown")),
         restart_policy=dict((attrs.get("HostConfig") or {}).get("RestartPolicy") or {"Name": "no"}),
-        health=((state.get("Health") or {}).get("Status")), labels=labels, mounts=mounts,
-        networks=nets, env_names=env_names, depends_on=depends, attrs=attrs,
+        health=((state.get("Health") or {}).get("Status")),
+        labels=labels,
+        mounts=mounts,
+        networks=nets,
+        env_names=env_names,
+        depends_on=depends,
+        attrs=attrs,
     )
 
 
-def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
-             *, with_sizes: bool = False) -> Stack:
+def discover(
+    client: docker.DockerClient, project: str = DEFAULT_PROJECT, *, with_sizes: bool = False
+) -> Stack:
     """Find the stack; exit 4 (RefusedError) with what was searched when nothing is found."""
-    searched = (f"containers labelled {PROJECT_LABEL}={project}, then "
-                f"unlabelled containers named {', '.join(KNOWN_NAMES)}")
+    searched = (
+        f"containers labelled {PROJECT_LABEL}={project}, then "
+        f"unlabelled containers named {', '.join(KNOWN_NAMES)}"
+    )
     api = client.api
     elsewhere: set[str] = set()
     with docker_errors("listing containers"):
@@ -215,8 +259,10 @@ def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
     if not containers:
         hint = "pass --project NAME (the compose project name)"
         if elsewhere:
-            hint = (f"containers with LiteLLM's usual names belong to compose project(s) "
-                    f"{', '.join(sorted(elsewhere))}: pass --project {sorted(elsewhere)[0]}")
+            hint = (
+                f"containers with LiteLLM's usual names belong to compose project(s) "
+                f"{', '.join(sorted(elsewhere))}: pass --project {sorted(elsewhere)[0]}"
+            )
         raise RefusedError(f"no LiteLLM stack found: searched {searched}", hint=hint)
     containers.sort(key=lambda c: (STOP_ORDER[c.role], c.name))
     names = {c.name for c in containers}
@@ -227,8 +273,9 @@ def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
             for m in c.mounts:
                 if m.type == "volume" and m.name:
                     mounted.setdefault(m.name, []).append((c.name, m.destination))
-        labelled_vols = (api.volumes(filters={"label": f"{PROJECT_LABEL}={project}"})
-                         or {}).get("Volumes") or []
+        labelled_vols = (api.volumes(filters={"label": f"{PROJECT_LABEL}={project}"}) or {}).get(
+            "Volumes"
+        ) or []
         vol_names = list(mounted) + [v["Name"] for v in labelled_vols if v["Name"] not in mounted]
         sizes: dict[str, int] = {}
         if with_sizes:
@@ -243,13 +290,21 @@ def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
         volumes: list[StackVolume] = []
         for vn in vol_names:
             info = api.inspect_volume(vn)
-            users = [u.get("Names", ["?"])[0].lstrip("/")
-                     for u in api.containers(all=True, filters={"volume": vn})]
-            volumes.append(StackVolume(
-                name=vn, driver=str(info.get("Driver", "local")),
-                labels=dict(info.get("Labels") or {}), options=dict(info.get("Options") or {}),
-                mounted_by=mounted.get(vn, []), size=sizes.get(vn),
-                foreign_users=[u for u in users if u not in names]))
+            users = [
+                u.get("Names", ["?"])[0].lstrip("/")
+                for u in api.containers(all=True, filters={"volume": vn})
+            ]
+            volumes.append(
+                StackVolume(
+                    name=vn,
+                    driver=str(info.get("Driver", "local")),
+                    labels=dict(info.get("Labels") or {}),
+                    options=dict(info.get("Options") or {}),
+                    mounted_by=mounted.get(vn, []),
+                    size=sizes.get(vn),
+                    foreign_users=[u for u in users if u not in names],
+                )
+            )
 
     with docker_errors("listing networks"):
         net_names: list[str] = []
@@ -264,12 +319,18 @@ def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
         for nn in net_names:
             info = api.inspect_network(nn)
             labels = dict(info.get("Labels") or {})
-            networks.append(StackNetwork(
-                id=str(info.get("Id", "")), name=str(info.get("Name", nn)),
-                driver=str(info.get("Driver", "bridge")), internal=bool(info.get("Internal")),
-                attachable=bool(info.get("Attachable")), labels=labels,
-                options=dict(info.get("Options") or {}),
-                project_labelled=labels.get(PROJECT_LABEL) == project))
+            networks.append(
+                StackNetwork(
+                    id=str(info.get("Id", "")),
+                    name=str(info.get("Name", nn)),
+                    driver=str(info.get("Driver", "bridge")),
+                    internal=bool(info.get("Internal")),
+                    attachable=bool(info.get("Attachable")),
+                    labels=labels,
+                    options=dict(info.get("Options") or {}),
+                    project_labelled=labels.get(PROJECT_LABEL) == project,
+                )
+            )
 
     working_dir = None
     config_files: list[str] = []
@@ -280,8 +341,15 @@ def discover(client: docker.DockerClient, project: str = DEFAULT_PROJECT,
             f = f.strip()
             if f and f not in config_files:
                 config_files.append(f)
-    return Stack(project=project, containers=containers, volumes=volumes, networks=networks,
-                 working_dir=working_dir, config_files=config_files, searched=searched)
+    return Stack(
+        project=project,
+        containers=containers,
+        volumes=volumes,
+        networks=networks,
+        working_dir=working_dir,
+        config_files=config_files,
+        searched=searched,
+    )
 
 
 def directory_size(path: str | None) -> int:
@@ -307,8 +375,13 @@ def find_backends(client: docker.DockerClient) -> list[StackContainer]:
         for r in rows:
             names = [n.lstrip("/") for n in r.get("Names") or []]
             service = (r.get("Labels") or {}).get(SERVICE_LABEL, "")
-            if any("layra-backend" in n for n in names) or service == "layra-backend" or (
-                    service == "backend" and "layra" in
-                    (r.get("Labels") or {}).get(PROJECT_LABEL, "")):
+            if (
+                any("layra-backend" in n for n in names)
+                or service == "layra-backend"
+                or (
+                    service == "backend"
+                    and "layra" in (r.get("Labels") or {}).get(PROJECT_LABEL, "")
+                )
+            ):
                 out.append(_container(client.api.inspect_container(r["Id"])))
     return out

@@ -41,11 +41,17 @@ class ExecOutcome:
 class _Exec:
     """One exec: iterate stdout chunks, then read exit code and stderr tail."""
 
-    def __init__(self, client: docker.DockerClient, container_id: str, cmd: list[str],
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container_id: str,
+        cmd: list[str],
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.api = client.api
-        self.exec_id = self.api.exec_create(container_id, cmd, stdout=True, stderr=True,
-                                            environment=env or None)["Id"]
+        self.exec_id = self.api.exec_create(
+            container_id, cmd, stdout=True, stderr=True, environment=env or None
+        )["Id"]
         self._err = bytearray()
 
     def stdout(self) -> Iterator[bytes]:
@@ -62,8 +68,12 @@ class _Exec:
         return ExecOutcome(code, text[-_STDERR_KEEP:])
 
 
-def run_exec(client: docker.DockerClient, container_id: str, cmd: list[str],
-             env: dict[str, str] | None = None) -> tuple[bytes, ExecOutcome]:
+def run_exec(
+    client: docker.DockerClient,
+    container_id: str,
+    cmd: list[str],
+    env: dict[str, str] | None = None,
+) -> tuple[bytes, ExecOutcome]:
     """A short exec whose output fits in memory (version checks, listings)."""
     e = _Exec(client, container_id, cmd, env)
     out = b"".join(e.stdout())
@@ -79,8 +89,13 @@ class DumpResult:
     reason: str | None = None  # why it was skipped (pg_errors codes), None when done
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "detail": self.detail, "entries": self.entries,
-                "members": [m.path for m in self.members], "reason": self.reason}
+        return {
+            "status": self.status,
+            "detail": self.detail,
+            "entries": self.entries,
+            "members": [m.path for m in self.members],
+            "reason": self.reason,
+        }
 
 
 def _explain(code: int | None, stderr: str, tool: str) -> str:
@@ -89,8 +104,9 @@ def _explain(code: int | None, stderr: str, tool: str) -> str:
     return f"{tool} exited {code}" + (f": {stderr}" if stderr else "")
 
 
-def dump_database(client: docker.DockerClient, db: StackContainer,
-                  writer: ArchiveWriter) -> DumpResult:
+def dump_database(
+    client: docker.DockerClient, db: StackContainer, writer: ArchiveWriter
+) -> DumpResult:
     """pg_dump -Fc + pg_dumpall --globals-only, checked with pg_restore --list.
 
     Returns ``skipped`` with the reason when the container cannot dump; the
@@ -104,26 +120,50 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
     # the container already holds. Passed in the exec's environment, never on a command line.
     auth = login.exec_env(timeout_s=30)
     with docker_errors(f"dumping {db.name}"):
-        e = _Exec(client, db.id, ["pg_dump", "-U", user, "-d", dbname, "-Fc", "--no-password",
-                                  "--lock-wait-timeout=30s"], auth)
+        e = _Exec(
+            client,
+            db.id,
+            [
+                "pg_dump",
+                "-U",
+                user,
+                "-d",
+                dbname,
+                "-Fc",
+                "--no-password",
+                "--lock-wait-timeout=30s",
+            ],
+            auth,
+        )
         member = writer.write_stream(f"{base}.dump", e.stdout(), "dump")
         out = e.outcome()
         if out.exit_code != 0 or member.size == 0:
             _discard(writer, member)
-            failure = explain(out.stderr, user=user, dbname=dbname, container=db.name) \
-                if out.exit_code not in (126, 127) else None
+            failure = (
+                explain(out.stderr, user=user, dbname=dbname, container=db.name)
+                if out.exit_code not in (126, 127)
+                else None
+            )
             detail = _explain(out.exit_code, "" if failure else out.stderr, "pg_dump")
             if failure:
                 detail += f": {failure.text()}"
             detail += "; the volume copy after the clean stop is the fallback"
             if failure and out.stderr:
                 detail += f" [{out.stderr[-200:]}]"
-            return DumpResult("skipped", detail, [],
-                              reason=failure.code if failure else "pg_dump_missing"
-                              if out.exit_code in (126, 127) else "pg_dump_failed")
+            return DumpResult(
+                "skipped",
+                detail,
+                [],
+                reason=failure.code
+                if failure
+                else "pg_dump_missing"
+                if out.exit_code in (126, 127)
+                else "pg_dump_failed",
+            )
         members.append(member)
-        g = _Exec(client, db.id, ["pg_dumpall", "-U", user, "--globals-only", "--no-password"],
-                  auth)
+        g = _Exec(
+            client, db.id, ["pg_dumpall", "-U", user, "--globals-only", "--no-password"], auth
+        )
         gm = writer.write_stream(f"{base}.globals.sql", g.stdout(), "dump")
         gout = g.outcome()
         notes = []
@@ -131,14 +171,17 @@ def dump_database(client: docker.DockerClient, db: StackContainer,
             members.append(gm)
         else:
             _discard(writer, gm)
-            notes.append("roles not dumped: " + _explain(gout.exit_code, gout.stderr,
-                                                          "pg_dumpall"))
+            notes.append("roles not dumped: " + _explain(gout.exit_code, gout.stderr, "pg_dumpall"))
         check, entries, why = _check_with_pg_restore(client, db, writer.root / member.path)
         if check == "bad":
             for m in members:
                 _discard(writer, m)
-            return DumpResult("skipped", f"dump not usable ({why}); the volume copy "
-                              "after the clean stop is the fallback", [], reason="dump_rejected")
+            return DumpResult(
+                "skipped",
+                f"dump not usable ({why}); the volume copy after the clean stop is the fallback",
+                [],
+                reason="dump_rejected",
+            )
         if check == "unchecked":
             notes.append(f"not checked with pg_restore --list: {why}")
     shown = f"{entries} entries" if entries is not None else "unchecked"
@@ -169,8 +212,9 @@ def _tar_stream(path: os.PathLike[str], arcname: str) -> Iterator[bytes]:
     yield b"\0" * pad + b"\0" * (2 * tarfile.BLOCKSIZE)
 
 
-def _check_with_pg_restore(client: docker.DockerClient, db: StackContainer,
-                           dump_path: os.PathLike[str]) -> tuple[str, int | None, str]:
+def _check_with_pg_restore(
+    client: docker.DockerClient, db: StackContainer, dump_path: os.PathLike[str]
+) -> tuple[str, int | None, str]:
     """Copy the dump into the container's /tmp and list it there.
 
     ``("ok", entries, "")``, ``("bad", None, why)`` when pg_restore rejects it, or
@@ -180,8 +224,9 @@ def _check_with_pg_restore(client: docker.DockerClient, db: StackContainer,
     import docker
 
     try:
-        copied = client.api.put_archive(db.id, "/tmp",
-                                        _tar_stream(dump_path, CHECK_PATH.rsplit("/", 1)[1]))
+        copied = client.api.put_archive(
+            db.id, "/tmp", _tar_stream(dump_path, CHECK_PATH.rsplit("/", 1)[1])
+        )
     except docker.errors.APIError as exc:
         return "unchecked", None, f"cannot copy the dump into the container ({exc.status_code})"
     if not copied:
@@ -194,6 +239,5 @@ def _check_with_pg_restore(client: docker.DockerClient, db: StackContainer,
         return "unchecked", None, _explain(out.exit_code, out.stderr, "pg_restore")
     if out.exit_code != 0:
         return "bad", None, _explain(out.exit_code, out.stderr, "pg_restore --list")
-    entries = sum(1 for line in io.BytesIO(listing)
-                  if line.strip() and not line.startswith(b";"))
+    entries = sum(1 for line in io.BytesIO(listing) if line.strip() and not line.startswith(b";"))
     return "ok", entries, ""

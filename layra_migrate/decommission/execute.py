@@ -70,13 +70,23 @@ class Options:
     remove_volumes: bool = False
     force: bool = False
     reason: str | None = None
-    stop_timeouts: dict[str, int] = field(default_factory=lambda: {
-        "proxy": 30, "other": 30, "cache": 30, "database": 120})
+    stop_timeouts: dict[str, int] = field(
+        default_factory=lambda: {"proxy": 30, "other": 30, "cache": 30, "database": 120}
+    )
 
 
 # Host paths that are plumbing, not data: never archived.
-_SYSTEM_PREFIXES = ("/var/run/", "/run/", "/dev/", "/proc/", "/sys/", "/etc/localtime",
-                    "/etc/timezone", "/etc/hosts", "/etc/resolv.conf")
+_SYSTEM_PREFIXES = (
+    "/var/run/",
+    "/run/",
+    "/dev/",
+    "/proc/",
+    "/sys/",
+    "/etc/localtime",
+    "/etc/timezone",
+    "/etc/hosts",
+    "/etc/resolv.conf",
+)
 
 
 def _worth_archiving(source: str, working_dir: str | None) -> bool:
@@ -107,37 +117,72 @@ def plan_steps(stack: Stack, opts: Options, result: RunResult) -> None:
     order = stack.stop_order()
     result.step("record pre-state", [c.name for c in stack.containers], kind=StepKind.RECORD)
     for c in (c for c in order if c.role == "proxy"):
-        result.step(f"stop {c.name} (proxy, timeout {opts.stop_timeouts['proxy']}s)", [c.name],
-                    kind=StepKind.STOP, target=c.name)
+        result.step(
+            f"stop {c.name} (proxy, timeout {opts.stop_timeouts['proxy']}s)",
+            [c.name],
+            kind=StepKind.STOP,
+            target=c.name,
+        )
     for db in stack.by_role("database"):
-        result.step(f"dump {db.name} (pg_dump -Fc, pg_dumpall --globals-only, "
-                    "pg_restore --list)", [db.name], kind=StepKind.DUMP, target=db.name)
+        result.step(
+            f"dump {db.name} (pg_dump -Fc, pg_dumpall --globals-only, pg_restore --list)",
+            [db.name],
+            kind=StepKind.DUMP,
+            target=db.name,
+        )
     for c in (c for c in order if c.role in ("other", "cache")):
-        result.step(f"stop {c.name} ({c.role}, timeout {opts.stop_timeouts[c.role]}s)", [c.name],
-                    kind=StepKind.STOP, target=c.name)
+        result.step(
+            f"stop {c.name} ({c.role}, timeout {opts.stop_timeouts[c.role]}s)",
+            [c.name],
+            kind=StepKind.STOP,
+            target=c.name,
+        )
     for c in (c for c in order if c.role == "database"):
-        result.step(f"stop {c.name} (database, timeout {opts.stop_timeouts['database']}s)",
-                    [c.name], kind=StepKind.STOP, target=c.name)
-    binds = [m.source for c in stack.containers for m in c.mounts
-             if m.type == "bind" and _worth_archiving(m.source, stack.working_dir)]
-    result.step("archive volumes (get_archive from the stopped containers)",
-                [v.name for v in stack.volumes] + [f"bind {b}" for b in binds],
-                kind=StepKind.ARCHIVE_VOLUMES)
-    result.step("archive compose directory and config files (including .env)",
-                [p for p in [stack.working_dir, *stack.config_files] if p],
-                kind=StepKind.ARCHIVE_COMPOSE)
-    result.step("set restart policies to no", [c.name for c in stack.containers],
-                kind=StepKind.POLICIES)
-    result.step("verify archive (re-hash every member, read every tar)", [str(opts.archive_dir)],
-                kind=StepKind.VERIFY)
+        result.step(
+            f"stop {c.name} (database, timeout {opts.stop_timeouts['database']}s)",
+            [c.name],
+            kind=StepKind.STOP,
+            target=c.name,
+        )
+    binds = [
+        m.source
+        for c in stack.containers
+        for m in c.mounts
+        if m.type == "bind" and _worth_archiving(m.source, stack.working_dir)
+    ]
+    result.step(
+        "archive volumes (get_archive from the stopped containers)",
+        [v.name for v in stack.volumes] + [f"bind {b}" for b in binds],
+        kind=StepKind.ARCHIVE_VOLUMES,
+    )
+    result.step(
+        "archive compose directory and config files (including .env)",
+        [p for p in [stack.working_dir, *stack.config_files] if p],
+        kind=StepKind.ARCHIVE_COMPOSE,
+    )
+    result.step(
+        "set restart policies to no", [c.name for c in stack.containers], kind=StepKind.POLICIES
+    )
+    result.step(
+        "verify archive (re-hash every member, read every tar)",
+        [str(opts.archive_dir)],
+        kind=StepKind.VERIFY,
+    )
     if opts.remove:
-        result.step("remove containers", [c.name for c in stack.containers],
-                    kind=StepKind.REMOVE_CONTAINERS)
-        result.step("remove networks (project-labelled, no foreign container attached)",
-                    [n.name for n in stack.networks], kind=StepKind.REMOVE_NETWORKS)
+        result.step(
+            "remove containers", [c.name for c in stack.containers], kind=StepKind.REMOVE_CONTAINERS
+        )
+        result.step(
+            "remove networks (project-labelled, no foreign container attached)",
+            [n.name for n in stack.networks],
+            kind=StepKind.REMOVE_NETWORKS,
+        )
         if opts.remove_volumes:
-            result.step("remove volumes (project-labelled, not used elsewhere)",
-                        [v.name for v in stack.volumes], kind=StepKind.REMOVE_VOLUMES)
+            result.step(
+                "remove volumes (project-labelled, not used elsewhere)",
+                [v.name for v in stack.volumes],
+                kind=StepKind.REMOVE_VOLUMES,
+            )
 
 
 def estimate_size(stack: Stack) -> int | None:
@@ -150,12 +195,21 @@ def estimate_size(stack: Stack) -> int | None:
 
 
 def new_result(stack: Stack, opts: Options) -> RunResult:
-    result = RunResult(DECOMMISSION_SCHEMA, stack.project, opts.dry_run,
-                       archive=str(opts.archive_dir))
+    result = RunResult(
+        DECOMMISSION_SCHEMA, stack.project, opts.dry_run, archive=str(opts.archive_dir)
+    )
     result.containers = [
-        ContainerReport(c.name, c.role, c.status, c.status, _policy_str(c.restart_policy),
-                        _policy_str(c.restart_policy), list(c.role_evidence))
-        for c in stack.containers]
+        ContainerReport(
+            c.name,
+            c.role,
+            c.status,
+            c.status,
+            _policy_str(c.restart_policy),
+            _policy_str(c.restart_policy),
+            list(c.role_evidence),
+        )
+        for c in stack.containers
+    ]
     result.volumes = [v.as_dict() for v in stack.volumes]
     result.networks = [n.as_dict() for n in stack.networks]
     result.estimated_size = estimate_size(stack)
@@ -166,10 +220,16 @@ def new_result(stack: Stack, opts: Options) -> RunResult:
 class _Run:
     """One execution: what changed so far, for the rollback."""
 
-    def __init__(self, client: docker.DockerClient, stack: Stack, opts: Options,
-                 result: RunResult, security: SecurityReport | None,
-                 interlock: InterlockReport | None,
-                 progress: Callable[[str], None] | None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        stack: Stack,
+        opts: Options,
+        result: RunResult,
+        security: SecurityReport | None,
+        interlock: InterlockReport | None,
+        progress: Callable[[str], None] | None,
+    ) -> None:
         self.client = client
         self.api = client.api
         self.stack = stack
@@ -186,8 +246,11 @@ class _Run:
         self.started_at = datetime.now(UTC)
         self.volume_members: dict[str, dict[str, Any]] = {}
         self.dumps: list[dict[str, Any]] = []
-        self.compose: dict[str, Any] = {"working_dir": stack.working_dir,
-                                        "config_files": list(stack.config_files), "files": []}
+        self.compose: dict[str, Any] = {
+            "working_dir": stack.working_dir,
+            "config_files": list(stack.config_files),
+            "files": [],
+        }
         self.removed: dict[str, list[str]] = {"containers": [], "networks": [], "volumes": []}
         self.binds: list[dict[str, Any]] = []
         self.current: Step | None = None
@@ -202,8 +265,10 @@ class _Run:
     def manifest(self, *, complete: bool, verified: bool) -> dict[str, Any]:
         try:
             version = self.api.version()
-            docker_info = {"version": version.get("Version"),
-                           "api_version": version.get("ApiVersion")}
+            docker_info = {
+                "version": version.get("Version"),
+                "api_version": version.get("ApiVersion"),
+            }
         except Exception:  # noqa: BLE001 - informative only
             docker_info = {"version": None, "api_version": None}
         containers = []
@@ -217,16 +282,25 @@ class _Run:
             d.update(self.volume_members.get(v.name, {"member": None}))
             volumes.append(d)
         return {
-            "schema": MANIFEST_SCHEMA, "tool": "layra-migrate", "tool_version": __version__,
+            "schema": MANIFEST_SCHEMA,
+            "tool": "layra-migrate",
+            "tool_version": __version__,
             "started_at": self.started_at.isoformat(),
             "finished_at": datetime.now(UTC).isoformat(),
-            "host": socket.gethostname(), "docker": docker_info,
-            "project": self.stack.project, "complete": complete, "verified": verified,
-            "forced": self.opts.force, "reason": self.opts.reason,
+            "host": socket.gethostname(),
+            "docker": docker_info,
+            "project": self.stack.project,
+            "complete": complete,
+            "verified": verified,
+            "forced": self.opts.force,
+            "reason": self.opts.reason,
             "interlock": self.interlock.as_dict() if self.interlock else None,
-            "containers": containers, "volumes": volumes,
+            "containers": containers,
+            "volumes": volumes,
             "networks": [n.as_dict() for n in self.stack.networks],
-            "compose": self.compose, "dumps": self.dumps, "bind_mounts": self.binds,
+            "compose": self.compose,
+            "dumps": self.dumps,
+            "bind_mounts": self.binds,
             "security": self.security.as_dict() if self.security else None,
             "steps": [s.as_dict() for s in self.result.steps],
             "removed": self.removed,
@@ -254,8 +328,9 @@ class _Run:
         assert self.writer is not None
         if not db.running:
             step.skipped("database was not running; the volume copy is the only copy")
-            self.dumps.append({"container": db.name, "status": "skipped",
-                               "detail": step.detail, "members": []})
+            self.dumps.append(
+                {"container": db.name, "status": "skipped", "detail": step.detail, "members": []}
+            )
             return
         outcome = dump_database(self.client, db, self.writer)
         self.dumps.append({"container": db.name, **outcome.as_dict()})
@@ -265,7 +340,8 @@ class _Run:
             step.skipped(outcome.detail)
             self.result.warnings.append(
                 f"no logical dump of {db.name}: the archive keeps the physical copy of its "
-                "volume only (it restores with the same PostgreSQL major version)")
+                "volume only (it restores with the same PostgreSQL major version)"
+            )
 
     def archive_volumes(self) -> None:
         step = self.begin(StepKind.ARCHIVE_VOLUMES)
@@ -282,8 +358,10 @@ class _Run:
                     cid = self._helper(v.name, dest)
                 member = self._copy_out(cid, dest, f"volumes/{v.name}.tar")
             self.volume_members[v.name] = {
-                "member": member.path, "archived_from": dest,
-                "tar_root": os.path.basename(dest.rstrip("/")) or "/"}
+                "member": member.path,
+                "archived_from": dest,
+                "tar_root": os.path.basename(dest.rstrip("/")) or "/",
+            }
             done.append(f"{v.name} ({arch.human_size(member.size)})")
         self._drop_helpers()
         for c in self.stack.containers:
@@ -293,23 +371,26 @@ class _Run:
                 safe = m.destination.strip("/").replace("/", "_") or "root"
                 with docker_errors(f"archiving bind mount {m.destination} of {c.name}"):
                     member = self._copy_out(c.id, m.destination, f"binds/{c.name}/{safe}.tar")
-                self.binds.append({"container": c.name, "source": m.source,
-                                   "destination": m.destination, "member": member.path})
+                self.binds.append(
+                    {
+                        "container": c.name,
+                        "source": m.source,
+                        "destination": m.destination,
+                        "member": member.path,
+                    }
+                )
                 done.append(f"bind {m.source} ({arch.human_size(member.size)})")
-        step.done(", ".join(done)) if done else step.skipped(
-            "the stack mounts no named volume")
+        step.done(", ".join(done)) if done else step.skipped("the stack mounts no named volume")
 
     def _copy_out(self, cid: str, path: str, rel: str) -> arch.Member:
         """``get_archive`` with a response we can close: the daemon holds the container's
         lock while it streams, so an abandoned stream would block the rollback's start."""
         assert self.writer is not None
         api = self.api
-        res = api._get(api._url("/containers/{0}/archive", cid), params={"path": path},
-                       stream=True)
+        res = api._get(api._url("/containers/{0}/archive", cid), params={"path": path}, stream=True)
         try:
             api._raise_for_status(res)
-            return self.writer.write_stream(rel, res.iter_content(chunk_size=1 << 20),
-                                            "volume")
+            return self.writer.write_stream(rel, res.iter_content(chunk_size=1 << 20), "volume")
         finally:
             res.close()
 
@@ -317,9 +398,13 @@ class _Run:
         """A created, never started container mounting a volume no stack container mounts."""
         image = self.stack.containers[0].image_id
         helper = self.api.create_container(
-            image, command=["true"], labels={HELPER_LABEL: "1"},
-            host_config=self.api.create_host_config(binds={volume: {"bind": dest, "mode": "ro"}},
-                                                    network_mode="none"))
+            image,
+            command=["true"],
+            labels={HELPER_LABEL: "1"},
+            host_config=self.api.create_host_config(
+                binds={volume: {"bind": dest, "mode": "ro"}}, network_mode="none"
+            ),
+        )
         self.helpers.append(helper["Id"])
         return str(helper["Id"])
 
@@ -343,8 +428,7 @@ class _Run:
             for dirpath, dirnames, filenames in os.walk(root):
                 # The archive may live inside the compose directory (run from there):
                 # never copy it into itself.
-                dirnames[:] = sorted(d for d in dirnames
-                                     if (Path(dirpath) / d).resolve() != own)
+                dirnames[:] = sorted(d for d in dirnames if (Path(dirpath) / d).resolve() != own)
                 for fn in sorted(filenames):
                     src = Path(dirpath) / fn
                     rel = src.relative_to(root).as_posix()
@@ -421,8 +505,10 @@ class _Run:
         kept = []
         for n in self.stack.networks:
             if not n.project_labelled:
-                kept.append(f"{n.name} (not labelled for project {self.stack.project}: "
-                            "external or shared, kept)")
+                kept.append(
+                    f"{n.name} (not labelled for project {self.stack.project}: "
+                    "external or shared, kept)"
+                )
                 continue
             with docker_errors(f"inspecting network {n.name}"):
                 found = self.client.networks.list(ids=[n.id], greedy=True)
@@ -464,8 +550,9 @@ class _Run:
                 self.api.update_container(c.id, restart_policy=dict(c.restart_policy))
                 notes.append(Note(f"{c.name} policy {_policy_str(c.restart_policy)}"))
             except Exception as exc:  # noqa: BLE001 - keep undoing the rest
-                notes.append(Note(f"{c.name} policy NOT restored ({exc.__class__.__name__})",
-                                  ok=False))
+                notes.append(
+                    Note(f"{c.name} policy NOT restored ({exc.__class__.__name__})", ok=False)
+                )
         states = [c.pre_state() for c in self.stopped]
         notes.extend(start_in_order(self.client, states))
         # A stop cut short by Ctrl-C may still complete in the daemon after our start:
@@ -479,8 +566,9 @@ class _Run:
             except Exception:  # noqa: BLE001 - reported by the first pass
                 continue
         if late:
-            notes.extend(Note(f"{n.text} (second attempt)", n.ok)
-                         for n in start_in_order(self.client, late))
+            notes.extend(
+                Note(f"{n.text} (second attempt)", n.ok) for n in start_in_order(self.client, late)
+            )
         self.result.rolled_back = True
         detail = "; ".join(n.text for n in notes)
         if not all(n.ok for n in notes):
@@ -488,23 +576,27 @@ class _Run:
         return step.done(detail or "nothing to undo")
 
 
-def start_in_order(client: docker.DockerClient, states: list[dict[str, Any]],
-                   health_timeout_s: float = 90.0) -> list[Note]:
+def start_in_order(
+    client: docker.DockerClient, states: list[dict[str, Any]], health_timeout_s: float = 90.0
+) -> list[Note]:
     """Start the containers that were running, dependencies first; wait for health."""
     notes: list[Note] = []
     api = client.api
-    for state in sorted(states, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2),
-                                                s["name"])):
+    for state in sorted(
+        states, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2), s["name"])
+    ):
         if not state.get("running"):
             continue
         try:
             api.start(state["id"])
             ok, detail = wait_running(client, state["id"], health_timeout_s)
-            notes.append(Note(f"{state['name']} {detail}") if ok
-                         else Note(f"{state['name']} NOT {detail}", ok=False))
+            notes.append(
+                Note(f"{state['name']} {detail}")
+                if ok
+                else Note(f"{state['name']} NOT {detail}", ok=False)
+            )
         except Exception as exc:  # noqa: BLE001 - keep starting the rest
-            notes.append(Note(f"{state['name']} NOT started ({exc.__class__.__name__})",
-                              ok=False))
+            notes.append(Note(f"{state['name']} NOT started ({exc.__class__.__name__})", ok=False))
     return notes
 
 
@@ -518,8 +610,10 @@ def wait_running(client: docker.DockerClient, cid: str, timeout_s: float) -> tup
         if not state.get("Running") and state.get("Status") in ("exited", "dead"):
             return False, f"running (status {state.get('Status')})"
         if time.monotonic() > deadline:
-            return False, f"healthy within {timeout_s:g}s (status {state.get('Status')}, " \
-                          f"health {health})"
+            return (
+                False,
+                f"healthy within {timeout_s:g}s (status {state.get('Status')}, health {health})",
+            )
         time.sleep(0.3)
 
 
@@ -538,10 +632,17 @@ class _SigintGuard:
             signal.signal(sig, old)
 
 
-def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: RunResult,
-            *, security: SecurityReport | None = None, interlock: InterlockReport | None = None,
-            progress: Callable[[str], None] | None = None,
-            meter: Progress | None = None) -> RunResult:
+def execute(
+    client: docker.DockerClient,
+    stack: Stack,
+    opts: Options,
+    result: RunResult,
+    *,
+    security: SecurityReport | None = None,
+    interlock: InterlockReport | None = None,
+    progress: Callable[[str], None] | None = None,
+    meter: Progress | None = None,
+) -> RunResult:
     """Run the planned steps; on failure before verification, roll back.
 
     ``progress`` hears each step's label as it starts; ``meter`` the archive's bytes
@@ -558,16 +659,24 @@ def execute(client: docker.DockerClient, stack: Stack, opts: Options, result: Ru
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _execute(client, stack, opts, result, security, interlock, progress,
-                        meter or NullProgress())
+        return _execute(
+            client, stack, opts, result, security, interlock, progress, meter or NullProgress()
+        )
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
 
 
-def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: RunResult,
-             security: SecurityReport | None, interlock: InterlockReport | None,
-             progress: Callable[[str], None] | None, meter: Progress) -> RunResult:
+def _execute(
+    client: docker.DockerClient,
+    stack: Stack,
+    opts: Options,
+    result: RunResult,
+    security: SecurityReport | None,
+    interlock: InterlockReport | None,
+    progress: Callable[[str], None] | None,
+    meter: Progress,
+) -> RunResult:
     run = _Run(client, stack, opts, result, security, interlock, progress)
     run.writer = arch.ArchiveWriter.create(opts.archive_dir)
     run.meter = meter
@@ -613,20 +722,24 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
         with _SigintGuard():
             if isinstance(exc, UnreachableError):
                 result.step("rollback", kind=StepKind.ROLLBACK).failed(
-                    "Docker engine unreachable: nothing could be undone")
+                    "Docker engine unreachable: nothing could be undone"
+                )
             else:
                 run.rollback()
             _finish_incomplete(run, message)
         if isinstance(exc, UnreachableError):
             # Nothing could be undone: say so, and give the way back.
-            result.error = (f"{message}; nothing could be rolled back while Docker is "
-                            f"unreachable: when it answers again, `layra-migrate restore "
-                            f"{writer.root}` brings back the recorded pre-state (archive "
-                            f"kept, marked incomplete)")
+            result.error = (
+                f"{message}; nothing could be rolled back while Docker is "
+                f"unreachable: when it answers again, `layra-migrate restore "
+                f"{writer.root}` brings back the recorded pre-state (archive "
+                f"kept, marked incomplete)"
+            )
         else:
             result.error = f"{message}; rolled back, archive kept and marked incomplete"
-        result.exit_code = exc.exit_code if isinstance(exc, UnreachableError) \
-            else EXIT_VERIFY_FAILED
+        result.exit_code = (
+            exc.exit_code if isinstance(exc, UnreachableError) else EXIT_VERIFY_FAILED
+        )
         _after_states(client, stack, result)
         return result
 
@@ -636,10 +749,15 @@ def _execute(client: docker.DockerClient, stack: Stack, opts: Options, result: R
         except (LayraMigrateError, Exception) as exc:  # noqa: BLE001
             message = _describe(exc)
             _fail_current(run, message)
-            result.error = (f"{message}; the archive is verified: `layra-migrate restore "
-                            f"{writer.root}` brings the stack back")
-            result.exit_code = getattr(exc, "exit_code", EXIT_VERIFY_FAILED) \
-                if isinstance(exc, UnreachableError) else EXIT_VERIFY_FAILED
+            result.error = (
+                f"{message}; the archive is verified: `layra-migrate restore "
+                f"{writer.root}` brings the stack back"
+            )
+            result.exit_code = (
+                getattr(exc, "exit_code", EXIT_VERIFY_FAILED)
+                if isinstance(exc, UnreachableError)
+                else EXIT_VERIFY_FAILED
+            )
         writer.write_manifest(run.manifest(complete=True, verified=True))
     _after_states(client, stack, result)
     return result
@@ -650,7 +768,8 @@ def _describe(exc: BaseException) -> str:
         return redact.scrub(str(exc))
     if isinstance(exc, OSError):
         return f"{exc.__class__.__name__}: {exc.strerror or exc}" + (
-            f" ({exc.filename})" if getattr(exc, "filename", None) else "")
+            f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        )
     return redact.scrub(f"{exc.__class__.__name__}: {exc}")
 
 
@@ -658,8 +777,7 @@ def _fail_current(run: _Run, message: str) -> None:
     """The running step failed; the steps not run are skipped. A failure between steps
     (writing the manifest) fails the next step: it could not start."""
     pending = [s for s in run.result.steps if s.status == StepStatus.PENDING]
-    failed = run.current if any(s is run.current for s in pending) \
-        else next(iter(pending), None)
+    failed = run.current if any(s is run.current for s in pending) else next(iter(pending), None)
     for s in pending:
         if s is failed:
             s.failed(message)
@@ -674,8 +792,9 @@ def _finish_incomplete(run: _Run, why: str) -> None:
         run.writer.mark_incomplete(why)
         run.writer.write_manifest(run.manifest(complete=False, verified=False))
     except OSError as exc:
-        run.result.warnings.append(f"could not update the incomplete archive's manifest "
-                                   f"({exc.strerror})")
+        run.result.warnings.append(
+            f"could not update the incomplete archive's manifest ({exc.strerror})"
+        )
 
 
 def _after_states(client: docker.DockerClient, stack: Stack, result: RunResult) -> None:
@@ -689,8 +808,9 @@ def _after_states(client: docker.DockerClient, stack: Stack, result: RunResult) 
             report.restart_policy_after = "-"
             continue
         report.state_after = str((attrs.get("State") or {}).get("Status", "unknown"))
-        report.restart_policy_after = _policy_str((attrs.get("HostConfig") or {})
-                                                  .get("RestartPolicy"))
+        report.restart_policy_after = _policy_str(
+            (attrs.get("HostConfig") or {}).get("RestartPolicy")
+        )
 
 
 def _finish_removal(step: Step, removed: list[str], kept: list[str]) -> None:

@@ -16,8 +16,9 @@ if TYPE_CHECKING:
     from layra_migrate.settings import Environment
 
 
-async def count_references(db: AsyncDatabase[dict[str, Any]], env: Environment,
-                           proxies: ProxySet | None = None) -> InterlockReport:
+async def count_references(
+    db: AsyncDatabase[dict[str, Any]], env: Environment, proxies: ProxySet | None = None
+) -> InterlockReport:
     """The audit's reference count (all four places) plus the verify-record warning."""
     from layra_migrate.audit import run_audit
 
@@ -28,26 +29,32 @@ async def count_references(db: AsyncDatabase[dict[str, Any]], env: Environment,
         # search depth): the rewrite never migrates them, so they keep the proxy needed
         by_location["unrecognised"] = report.unrecognised_via_proxy
     result = InterlockReport(
-        checked=True, via_proxy=report.via_proxy + report.unrecognised_via_proxy,
-        by_location=by_location)
+        checked=True,
+        via_proxy=report.via_proxy + report.unrecognised_via_proxy,
+        by_location=by_location,
+    )
     for u in [u for u in report.unrecognised if u.via_proxy][:20]:
-        result.warnings.append(f"unrecognised model configuration at {u.where()} points at "
-                               "the proxy")
+        result.warnings.append(
+            f"unrecognised model configuration at {u.where()} points at the proxy"
+        )
     last = await latest_verify(db)
     if last is None:
-        result.warnings.append("no verify run of the database targets is recorded: run "
-                               "`layra-migrate verify` first")
+        result.warnings.append(
+            "no verify run of the database targets is recorded: run `layra-migrate verify` first"
+        )
     elif not _passed(last):
         when = last.get("finished_at") or last.get("at")
         result.warnings.append(
             f"the last verify run of the database targets ({when}: ok {last.get('ok')}, "
-            f"failed {last.get('failed')}) did not pass: run `layra-migrate verify`")
+            f"failed {last.get('failed')}) did not pass: run `layra-migrate verify`"
+        )
     result.proxy_comparison = await comparison_summary(db)
     if result.proxy_comparison is not None and not result.proxy_comparison["passed"]:
         c = result.proxy_comparison
         result.warnings.append(
             f"the last verify --against-proxy ({c['at']}) found name(s) where going direct "
-            f"changed the upstream: {', '.join(c['different']) or '-'}")
+            f"changed the upstream: {', '.join(c['different']) or '-'}"
+        )
     return result
 
 
@@ -62,11 +69,17 @@ async def comparison_summary(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any
         return None
     names = [n for n in run.get("names") or [] if isinstance(n, dict)]
     at: Any = run.get("finished_at") or run.get("at")
-    return {"at": at.isoformat() if isinstance(at, datetime) else at,
-            "passed": bool(run.get("passed")), "plan": run.get("plan"),
-            "counts": run.get("counts") or {},
-            "different": [f"{n.get('model_name')} ({n.get('status')})" for n in names
-                          if n.get("status") not in (SAME, SKIPPED)]}
+    return {
+        "at": at.isoformat() if isinstance(at, datetime) else at,
+        "passed": bool(run.get("passed")),
+        "plan": run.get("plan"),
+        "counts": run.get("counts") or {},
+        "different": [
+            f"{n.get('model_name')} ({n.get('status')})"
+            for n in names
+            if n.get("status") not in (SAME, SKIPPED)
+        ],
+    }
 
 
 def _passed(run: dict[str, Any]) -> bool:
@@ -81,7 +94,8 @@ async def latest_verify(db: AsyncDatabase[dict[str, Any]]) -> dict[str, Any] | N
     if not names:
         return None
     found: dict[str, Any] | None = await db[toolstate.VERIFY_RUNS].find_one(
-        {"source": "database"}, sort=[("finished_at", -1), ("_id", -1)])
+        {"source": "database"}, sort=[("finished_at", -1), ("_id", -1)]
+    )
     return found
 
 
@@ -92,6 +106,8 @@ def backend_warnings(backends: list[StackContainer], proxies: ProxySet | None = 
     for c in backends:
         hits = [k for k, v in c.env().items() if "://" in v and proxies.matches(v.strip())]
         if hits:
-            out.append(f"container {c.name} points at the proxy through "
-                       f"{', '.join(sorted(hits))}: update its environment and recreate it")
+            out.append(
+                f"container {c.name} points at the proxy through "
+                f"{', '.join(sorted(hits))}: update its environment and recreate it"
+            )
     return out

@@ -59,8 +59,12 @@ class Step:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "detail": self.detail,
-                "resources": list(self.resources)}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "detail": self.detail,
+            "resources": list(self.resources),
+        }
 
 
 @dataclass(frozen=True)
@@ -82,11 +86,15 @@ class ContainerReport:
     evidence: list[str] = field(default_factory=list)  # why this role (roles.py)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "role": self.role, "state_before": self.state_before,
-                "state_after": self.state_after,
-                "restart_policy_before": self.restart_policy_before,
-                "restart_policy_after": self.restart_policy_after,
-                "evidence": list(self.evidence)}
+        return {
+            "name": self.name,
+            "role": self.role,
+            "state_before": self.state_before,
+            "state_after": self.state_after,
+            "restart_policy_before": self.restart_policy_before,
+            "restart_policy_after": self.restart_policy_after,
+            "evidence": list(self.evidence),
+        }
 
 
 @dataclass
@@ -99,9 +107,14 @@ class SecurityReport:
     key_names: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"proxy_image": self.proxy_image, "litellm_version": self.litellm_version,
-                "litellm_init_pth": self.pth_file, "compromised": self.compromised,
-                "detail": self.detail, "rotate_keys": list(self.key_names)}
+        return {
+            "proxy_image": self.proxy_image,
+            "litellm_version": self.litellm_version,
+            "litellm_init_pth": self.pth_file,
+            "compromised": self.compromised,
+            "detail": self.detail,
+            "rotate_keys": list(self.key_names),
+        }
 
 
 @dataclass
@@ -116,10 +129,15 @@ class InterlockReport:
     proxy_comparison: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"checked": self.checked, "via_proxy": self.via_proxy,
-                "by_location": dict(self.by_location), "forced": self.forced,
-                "reason": self.reason, "warnings": list(self.warnings),
-                "proxy_comparison": self.proxy_comparison}
+        return {
+            "checked": self.checked,
+            "via_proxy": self.via_proxy,
+            "by_location": dict(self.by_location),
+            "forced": self.forced,
+            "reason": self.reason,
+            "warnings": list(self.warnings),
+            "proxy_comparison": self.proxy_comparison,
+        }
 
 
 @dataclass
@@ -144,8 +162,14 @@ class RunResult:
     error: str | None = None
     exit_code: int = 0
 
-    def step(self, name: str, resources: list[str] | None = None, *,
-             kind: StepKind | None = None, target: str | None = None) -> Step:
+    def step(
+        self,
+        name: str,
+        resources: list[str] | None = None,
+        *,
+        kind: StepKind | None = None,
+        target: str | None = None,
+    ) -> Step:
         s = Step(name, resources=list(resources or []), kind=kind, target=target)
         self.steps.append(s)
         return s
@@ -159,12 +183,18 @@ class RunResult:
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "schema": self.schema, "project": self.project, "dry_run": self.dry_run,
-            "steps": [s.as_dict() for s in self.steps], "archive": self.archive,
+            "schema": self.schema,
+            "project": self.project,
+            "dry_run": self.dry_run,
+            "steps": [s.as_dict() for s in self.steps],
+            "archive": self.archive,
             "containers": [c.as_dict() for c in self.containers],
-            "volumes": self.volumes, "networks": self.networks,
-            "archive_verified": self.archive_verified, "rolled_back": self.rolled_back,
-            "warnings": list(self.warnings), "exit_code": self.exit_code,
+            "volumes": self.volumes,
+            "networks": self.networks,
+            "archive_verified": self.archive_verified,
+            "rolled_back": self.rolled_back,
+            "warnings": list(self.warnings),
+            "exit_code": self.exit_code,
         }
         if self.schema == DECOMMISSION_SCHEMA:
             out["estimated_size"] = self.estimated_size

@@ -30,10 +30,30 @@ if TYPE_CHECKING:
     import docker
 
 # Keys of inspect's Config that ``POST /containers/create`` accepts back as they are.
-_CONFIG_KEYS = ("Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
-                "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
-                "Image", "Volumes", "WorkingDir", "Entrypoint", "Labels", "StopSignal",
-                "StopTimeout", "Shell", "ArgsEscaped")
+_CONFIG_KEYS = (
+    "Hostname",
+    "Domainname",
+    "User",
+    "AttachStdin",
+    "AttachStdout",
+    "AttachStderr",
+    "ExposedPorts",
+    "Tty",
+    "OpenStdin",
+    "StdinOnce",
+    "Env",
+    "Cmd",
+    "Healthcheck",
+    "Image",
+    "Volumes",
+    "WorkingDir",
+    "Entrypoint",
+    "Labels",
+    "StopSignal",
+    "StopTimeout",
+    "Shell",
+    "ArgsEscaped",
+)
 
 
 def load_verified(path: Path, progress: Progress | None = None) -> dict[str, Any]:
@@ -91,12 +111,20 @@ def _restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) 
         if found is not None:
             s["id"] = found["Id"]
     result.containers = [
-        ContainerReport(s["name"], s.get("role", "other"),
-                        str((current[s["name"]] or {}).get("State", {}).get("Status", "missing"))
-                        if current[s["name"]] else "missing", "",
-                        _policy_str((current[s["name"]] or {}).get("HostConfig", {})
-                                    .get("RestartPolicy")) if current[s["name"]] else "-", "")
-        for s in states]
+        ContainerReport(
+            s["name"],
+            s.get("role", "other"),
+            str((current[s["name"]] or {}).get("State", {}).get("Status", "missing"))
+            if current[s["name"]]
+            else "missing",
+            "",
+            _policy_str((current[s["name"]] or {}).get("HostConfig", {}).get("RestartPolicy"))
+            if current[s["name"]]
+            else "-",
+            "",
+        )
+        for s in states
+    ]
 
     if missing:
         _check_images(api, missing, compose_dir)
@@ -105,8 +133,9 @@ def _restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) 
     if missing:
         step = result.step("recreate containers", [s["name"] for s in missing])
         made = []
-        for s in sorted(missing, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2),
-                                                 s["name"])):
+        for s in sorted(
+            missing, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2), s["name"])
+        ):
             inspect = json.loads((root / s["inspect_member"]).read_text(encoding="utf-8"))
             with docker_errors(f"recreating {s['name']}"):
                 new_id = _recreate_container(api, inspect)
@@ -129,12 +158,13 @@ def _restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) 
                 notes.append(f"{s['name']} {_policy_str(now)} -> {_policy_str(policy)}")
     step.done(", ".join(notes)) if notes else step.skipped("policies already as recorded")
 
-    step = result.step("start containers that were running (database, cache, proxy)",
-                       [s["name"] for s in states if s.get("running")])
+    step = result.step(
+        "start containers that were running (database, cache, proxy)",
+        [s["name"] for s in states if s.get("running")],
+    )
     started: list[str] = []
     failed: list[str] = []
-    for s in sorted(states, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2),
-                                           s["name"])):
+    for s in sorted(states, key=lambda s: (START_ORDER.get(s.get("role", "other"), 2), s["name"])):
         if not s.get("running"):
             continue
         with docker_errors(f"starting {s['name']}"):
@@ -145,8 +175,9 @@ def _restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) 
             ok, detail = wait_running(client, s["id"], 90.0)
             if was_running and ok:
                 detail = "already running"
-        (started if ok else failed).append(f"{s['name']} {detail}" if ok
-                                           else f"{s['name']} not {detail}")
+        (started if ok else failed).append(
+            f"{s['name']} {detail}" if ok else f"{s['name']} not {detail}"
+        )
     if failed:
         step.failed("; ".join(started + failed))
     elif started:
@@ -167,8 +198,10 @@ def _restore(client: docker.DockerClient, root: Path, manifest: dict[str, Any]) 
         if want_running != (status == "running"):
             mismatches.append(f"{s['name']} is {status}, was {s.get('status')}")
         if now_policy != _policy_str(s.get("restart_policy")):
-            mismatches.append(f"{s['name']} restart policy {now_policy}, was "
-                              f"{_policy_str(s.get('restart_policy'))}")
+            mismatches.append(
+                f"{s['name']} restart policy {now_policy}, was "
+                f"{_policy_str(s.get('restart_policy'))}"
+            )
     if mismatches:
         step.failed("; ".join(mismatches))
         result.error = "the stack is not back to its recorded pre-state: " + "; ".join(mismatches)
@@ -195,15 +228,22 @@ def _check_images(api: Any, missing: list[dict[str, Any]], compose_dir: str | No
             except docker.errors.NotFound:
                 continue
         if not found:
-            where = (f"; recreate the stack with `docker compose up -d` in {compose_dir} "
-                     "(a copy is in the archive under compose/workdir/)" if compose_dir else "")
-            raise RefusedError(f"image {s.get('image')} ({str(s.get('image_id'))[:19]}) of "
-                               f"{s['name']} is not present on this engine{where}",
-                               hint="pull or load the image, then rerun restore")
+            where = (
+                f"; recreate the stack with `docker compose up -d` in {compose_dir} "
+                "(a copy is in the archive under compose/workdir/)"
+                if compose_dir
+                else ""
+            )
+            raise RefusedError(
+                f"image {s.get('image')} ({str(s.get('image_id'))[:19]}) of "
+                f"{s['name']} is not present on this engine{where}",
+                hint="pull or load the image, then rerun restore",
+            )
 
 
-def _recreate_networks(client: docker.DockerClient, manifest: dict[str, Any],
-                       result: RunResult) -> None:
+def _recreate_networks(
+    client: docker.DockerClient, manifest: dict[str, Any], result: RunResult
+) -> None:
     import docker
 
     api = client.api
@@ -216,16 +256,21 @@ def _recreate_networks(client: docker.DockerClient, manifest: dict[str, Any],
         except docker.errors.NotFound:
             pass
         with docker_errors(f"creating network {n['name']}"):
-            api.create_network(n["name"], driver=n.get("driver") or "bridge",
-                               options=n.get("options") or None, internal=bool(n.get("internal")),
-                               labels=n.get("labels") or None,
-                               attachable=bool(n.get("attachable")) or None)
+            api.create_network(
+                n["name"],
+                driver=n.get("driver") or "bridge",
+                options=n.get("options") or None,
+                internal=bool(n.get("internal")),
+                labels=n.get("labels") or None,
+                attachable=bool(n.get("attachable")) or None,
+            )
         made.append(n["name"])
     step.done(", ".join(made)) if made else step.skipped("every network exists")
 
 
-def _recreate_volumes(client: docker.DockerClient, root: Path, manifest: dict[str, Any],
-                      result: RunResult) -> None:
+def _recreate_volumes(
+    client: docker.DockerClient, root: Path, manifest: dict[str, Any], result: RunResult
+) -> None:
     import docker
 
     api = client.api
@@ -240,17 +285,25 @@ def _recreate_volumes(client: docker.DockerClient, root: Path, manifest: dict[st
         except docker.errors.NotFound:
             pass
         with docker_errors(f"restoring volume {v['name']}"):
-            api.create_volume(v["name"], driver=v.get("driver") or "local",
-                              driver_opts=v.get("options") or None, labels=v.get("labels") or None)
+            api.create_volume(
+                v["name"],
+                driver=v.get("driver") or "local",
+                driver_opts=v.get("options") or None,
+                labels=v.get("labels") or None,
+            )
             member = v.get("member")
             if member:
                 image = image or _helper_image(api, manifest)
                 dest = str(v.get("archived_from") or "/volume").rstrip("/") or "/volume"
                 parent = dest.rsplit("/", 1)[0] or "/"
                 helper = api.create_container(
-                    image, command=["true"], labels={HELPER_LABEL: "1"},
+                    image,
+                    command=["true"],
+                    labels={HELPER_LABEL: "1"},
                     host_config=api.create_host_config(
-                        binds={v["name"]: {"bind": dest, "mode": "rw"}}, network_mode="none"))
+                        binds={v["name"]: {"bind": dest, "mode": "rw"}}, network_mode="none"
+                    ),
+                )
                 try:
                     with (root / member).open("rb") as fh:
                         if not api.put_archive(helper["Id"], parent, fh):
@@ -274,8 +327,10 @@ def _helper_image(api: Any, manifest: dict[str, Any]) -> str:
                 return str(ref)
             except docker.errors.NotFound:
                 continue
-    raise RefusedError("no image of the stack is present to write the volumes back",
-                       hint="pull or load one of the images recorded in manifest.json")
+    raise RefusedError(
+        "no image of the stack is present to write the volumes back",
+        hint="pull or load one of the images recorded in manifest.json",
+    )
 
 
 def _image_for(api: Any, tag: str | None, image_id: str | None) -> str | None:
@@ -315,7 +370,7 @@ def _recreate_container(api: Any, inspect: dict[str, Any]) -> str:
     host = dict(inspect.get("HostConfig") or {})
     body["HostConfig"] = host
     mode = str(host.get("NetworkMode") or "default")
-    networks: dict[str, Any] = ((inspect.get("NetworkSettings") or {}).get("Networks") or {})
+    networks: dict[str, Any] = (inspect.get("NetworkSettings") or {}).get("Networks") or {}
     short_id = str(inspect.get("Id", ""))[:12]
 
     def endpoint(ep: dict[str, Any]) -> dict[str, Any]:

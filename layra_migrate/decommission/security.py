@@ -72,9 +72,11 @@ def check_proxy(client: docker.DockerClient, proxy: StackContainer | None) -> Se
         report.detail = f"pip show failed ({exc.__class__.__name__})"
         return report
     if outcome.exit_code != 0:
-        report.detail = (f"pip not available in the proxy image (exit {outcome.exit_code})"
-                         if outcome.exit_code in (126, 127) else
-                         f"pip show litellm exited {outcome.exit_code}")
+        report.detail = (
+            f"pip not available in the proxy image (exit {outcome.exit_code})"
+            if outcome.exit_code in (126, 127)
+            else f"pip show litellm exited {outcome.exit_code}"
+        )
         return report
     text = out.decode("utf-8", "replace")
     m = re.search(r"(?im)^Version:\s*(\S+)", text)
@@ -86,7 +88,9 @@ def check_proxy(client: docker.DockerClient, proxy: StackContainer | None) -> Se
     if report.pth_file:
         reasons.append(f"{PTH_FILE} is installed (runs at every Python start)")
     report.compromised = bool(reasons)
-    report.detail = ("; ".join(reasons) + ": treat every key the proxy held as stolen"
-                     if reasons else f"litellm {report.litellm_version or '?'}: not a known "
-                     "malicious release")
+    report.detail = (
+        "; ".join(reasons) + ": treat every key the proxy held as stolen"
+        if reasons
+        else f"litellm {report.litellm_version or '?'}: not a known malicious release"
+    )
     return report

@@ -42,9 +42,14 @@ class CacheResult:
         return f"{self.deleted} cached key(s) deleted, {self.not_cached} were not cached"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"redis_url": redact.mask_url(self.url) if self.url else None,
-                "keys": self.requested, "deleted": self.deleted,
-                "not_cached": self.not_cached, "failed": self.failed, "error": self.error}
+        return {
+            "redis_url": redact.mask_url(self.url) if self.url else None,
+            "keys": self.requested,
+            "deleted": self.deleted,
+            "not_cached": self.not_cached,
+            "failed": self.failed,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -63,13 +68,18 @@ class CacheDbCheck:
         if not self.wrong_db:
             return None
         dbs = ", ".join(f"DB {n} ({k} key(s))" for n, k in sorted(self.elsewhere.items()))
-        return (f"Redis DB {self.db} holds none of Layra's cached model configs "
-                f"(conv_model_config:*, model_config:*), but {dbs} does: wrong Redis DB")
+        return (
+            f"Redis DB {self.db} holds none of Layra's cached model configs "
+            f"(conv_model_config:*, model_config:*), but {dbs} does: wrong Redis DB"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"db": self.db, "keys_here": self.keys_here,
-                "elsewhere": {str(k): v for k, v in sorted(self.elsewhere.items())},
-                "wrong_db": self.wrong_db}
+        return {
+            "db": self.db,
+            "keys_here": self.keys_here,
+            "elsewhere": {str(k): v for k, v in sorted(self.elsewhere.items())},
+            "wrong_db": self.wrong_db,
+        }
 
 
 class RedisCache:
@@ -86,10 +96,13 @@ class RedisCache:
         shown = redact.mask_url(self.url)
         try:
             self._client = aioredis.Redis.from_url(
-                self.url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s)
+                self.url, socket_timeout=self.timeout_s, socket_connect_timeout=self.timeout_s
+            )
         except ValueError as exc:
-            raise ConfigError(f"invalid Redis URL {shown}: {redact.scrub(str(exc))}",
-                              hint="e.g. redis://:PASSWORD@redis:6379/0") from None
+            raise ConfigError(
+                f"invalid Redis URL {shown}: {redact.scrub(str(exc))}",
+                hint="e.g. redis://:PASSWORD@redis:6379/0",
+            ) from None
         try:
             await self._client.ping()
         except (RedisError, OSError) as exc:
@@ -132,8 +145,8 @@ class RedisCache:
                     continue
                 n = int(str(name)[2:])
                 other_pool = aioredis.ConnectionPool(
-                    connection_class=pool.connection_class,
-                    **{**pool.connection_kwargs, "db": n})
+                    connection_class=pool.connection_class, **{**pool.connection_kwargs, "db": n}
+                )
                 other = aioredis.Redis(connection_pool=other_pool)
                 try:
                     found = await self._count_cache_keys(other)
@@ -146,7 +159,8 @@ class RedisCache:
         except (RedisError, OSError) as exc:
             raise UnreachableError(
                 f"Redis at {redact.mask_url(self.url)} failed while looking for cache keys "
-                f"({exc.__class__.__name__}); nothing was written") from None
+                f"({exc.__class__.__name__}); nothing was written"
+            ) from None
 
     async def delete(self, keys: Iterable[str]) -> CacheResult:
         from redis.exceptions import RedisError
@@ -155,7 +169,7 @@ class RedisCache:
         todo = sorted(set(keys))
         result.requested = len(todo)
         for i in range(0, len(todo), CHUNK):
-            chunk = todo[i:i + CHUNK]
+            chunk = todo[i : i + CHUNK]
             try:
                 result.deleted += int(await self._client.delete(*chunk))
             except (RedisError, OSError) as exc:
@@ -186,9 +200,11 @@ class CacheGate:
         return self.check.problem() if self.check is not None else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"redis_url": redact.mask_url(self.url) if self.url else None,
-                "check": self.check.as_dict() if self.check else None,
-                "unreachable": self.unreachable.message if self.unreachable else None}
+        return {
+            "redis_url": redact.mask_url(self.url) if self.url else None,
+            "check": self.check.as_dict() if self.check else None,
+            "unreachable": self.unreachable.message if self.unreachable else None,
+        }
 
     async def close(self) -> None:
         if self.cache is not None:
@@ -224,14 +240,18 @@ def _uncleared_filter(migration: str, direction: str) -> dict[str, Any]:
     ``down``: restored by a rollback), in this run or in an interrupted earlier one."""
     from layra_migrate.engine.journal import EntryState, id_range
 
-    states = ([EntryState.WRITTEN, EntryState.APPLIED] if direction == UP
-              else [EntryState.RESTORED])
-    return {"_id": id_range(migration), "state": {"$in": states},
-            "cache_keys.0": {"$exists": True}, "cache_cleared": {"$ne": direction}}
+    states = [EntryState.WRITTEN, EntryState.APPLIED] if direction == UP else [EntryState.RESTORED]
+    return {
+        "_id": id_range(migration),
+        "state": {"$in": states},
+        "cache_keys.0": {"$exists": True},
+        "cache_cleared": {"$ne": direction},
+    }
 
 
-async def clear_journaled(db: Any, cache: RedisCache, migrations: Iterable[str],
-                          direction: str, extra: Iterable[str] = ()) -> CacheResult:
+async def clear_journaled(
+    db: Any, cache: RedisCache, migrations: Iterable[str], direction: str, extra: Iterable[str] = ()
+) -> CacheResult:
     """Delete the cache keys of every document the journal says changed in ``direction``
     and whose keys were not cleared yet (an interrupted run's too: a kill -9 or Ctrl-C
     loses the in-memory list, the journal keeps it), then mark those entries cleared."""

@@ -40,17 +40,20 @@ def _raw(db: AsyncDatabase[dict[str, Any]], name: str) -> Any:
 
 async def app_collections(db: AsyncDatabase[dict[str, Any]]) -> list[str]:
     names = await db.list_collection_names()
-    return sorted(n for n in names if not toolstate.is_tool_collection(n)
-                  and not n.startswith("system."))
+    return sorted(
+        n for n in names if not toolstate.is_tool_collection(n) and not n.startswith("system.")
+    )
 
 
 async def _total(db: AsyncDatabase[dict[str, Any]], names: Sequence[str]) -> int:
     return sum([await db[n].estimated_document_count() for n in names])
 
 
-async def fingerprint(db: AsyncDatabase[dict[str, Any]],
-                      collections: Sequence[str] | None = None,
-                      progress: Progress | None = None) -> Fingerprint:
+async def fingerprint(
+    db: AsyncDatabase[dict[str, Any]],
+    collections: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> Fingerprint:
     """Content hash of every document, byte for byte (types, key order, values)."""
     from bson import encode
 
@@ -76,8 +79,9 @@ def first_difference(a: Fingerprint, b: Fingerprint) -> str | None:
         for key in sorted(set(da) | set(db_)):
             if da.get(key) != db_.get(key):
                 doc_id = decode(key)["_id"]
-                what = ("missing" if key not in db_ else "added" if key not in da
-                        else "content differs")
+                what = (
+                    "missing" if key not in db_ else "added" if key not in da else "content differs"
+                )
                 return f"{name} _id={doc_id!r} ({what})"
     return None
 
@@ -92,9 +96,13 @@ def digest(fp: Fingerprint) -> str:
     return h.hexdigest()
 
 
-async def copy_collections(src: AsyncDatabase[dict[str, Any]], dst: AsyncDatabase[dict[str, Any]],
-                           names: Sequence[str], batch: int = 1000,
-                           progress: Progress | None = None) -> int:
+async def copy_collections(
+    src: AsyncDatabase[dict[str, Any]],
+    dst: AsyncDatabase[dict[str, Any]],
+    names: Sequence[str],
+    batch: int = 1000,
+    progress: Progress | None = None,
+) -> int:
     meter: Progress = progress or NullProgress()
     meter.start(COPY_TASK, await _total(src, names) if progress else None)
     n = 0
@@ -125,8 +133,12 @@ class CheckStep:
     documents: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail,
-                "documents": self.documents}
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "detail": self.detail,
+            "documents": self.documents,
+        }
 
 
 @dataclass
@@ -142,10 +154,16 @@ class CheckResult:
         return all(s.ok for s in self.steps) and bool(self.steps)
 
 
-async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
-                    migrations: Sequence[Migration], *, plan: Plan,
-                    keys: KeyValues, options: RunOptions,
-                    scratch_name: str | None = None) -> CheckResult:
+async def run_check(
+    client: Any,
+    source: AsyncDatabase[dict[str, Any]],
+    migrations: Sequence[Migration],
+    *,
+    plan: Plan,
+    keys: KeyValues,
+    options: RunOptions,
+    scratch_name: str | None = None,
+) -> CheckResult:
     """Raises VerificationFailed (exit 5) naming the first differing document."""
     name = scratch_name or f"{source.name[:40]}_lmcheck_{uuid.uuid4().hex[:8]}"
     if name == source.name:
@@ -153,8 +171,10 @@ async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
     if name in await client.list_database_names():
         scratch_existing = await client[name].list_collection_names()
         if scratch_existing:
-            raise UsageError(f"scratch database {name!r} already holds collections; refusing "
-                             f"to overwrite it", hint="pass an unused --scratch-db name")
+            raise UsageError(
+                f"scratch database {name!r} already holds collections; refusing to overwrite it",
+                hint="pass an unused --scratch-db name",
+            )
     scratch = client[name]
     try:
         names = await app_collections(source)
@@ -164,28 +184,42 @@ async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
         original = await fingerprint(scratch, names, options.progress)
         result.original = digest(original)
         if original != await fingerprint(source, names, options.progress):
-            raise VerificationFailed("the scratch copy differs from the source (was the "
-                                     "database written during the copy?)")
+            raise VerificationFailed(
+                "the scratch copy differs from the source (was the "
+                "database written during the copy?)"
+            )
 
         up1 = await apply(store, migrations, plan=plan, keys=keys, options=options)
         fp_up = await fingerprint(scratch, names, options.progress)
-        result.steps.append(CheckStep("up", True, f"{up1.documents} document(s) changed",
-                                      up1.documents))
-        down = await rollback(store, migrations, to=migrations[0].id if migrations else None,
-                              force=False, options=options)
+        result.steps.append(
+            CheckStep("up", True, f"{up1.documents} document(s) changed", up1.documents)
+        )
+        down = await rollback(
+            store,
+            migrations,
+            to=migrations[0].id if migrations else None,
+            force=False,
+            options=options,
+        )
         fp_down = await fingerprint(scratch, names, options.progress)
         diff = first_difference(original, fp_down)
         conflicts = down.conflict_count
-        result.steps.append(CheckStep("down equals original", diff is None and not conflicts,
-                                      diff or (f"{conflicts} conflict(s)" if conflicts else ""),
-                                      sum(s.restored for s in down.stats.values())))
+        result.steps.append(
+            CheckStep(
+                "down equals original",
+                diff is None and not conflicts,
+                diff or (f"{conflicts} conflict(s)" if conflicts else ""),
+                sum(s.restored for s in down.stats.values()),
+            )
+        )
         if diff or conflicts:
             result.first_difference = diff
             return result
         up2 = await apply(store, migrations, plan=plan, keys=keys, options=options)
         diff = first_difference(fp_up, await fingerprint(scratch, names, options.progress))
-        result.steps.append(CheckStep("up again equals first up", diff is None, diff or "",
-                                      up2.documents))
+        result.steps.append(
+            CheckStep("up again equals first up", diff is None, diff or "", up2.documents)
+        )
         if diff:
             result.first_difference = diff
             return result
@@ -193,9 +227,14 @@ async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
         rerun = await _rerun_all(store, migrations, plan=plan, keys=keys, options=options)
         diff = first_difference(before_rerun, await fingerprint(scratch, names, options.progress))
         ok = diff is None and rerun == 0
-        result.steps.append(CheckStep("up once more changes nothing", ok,
-                                      diff or (f"{rerun} document(s) written" if rerun else ""),
-                                      rerun))
+        result.steps.append(
+            CheckStep(
+                "up once more changes nothing",
+                ok,
+                diff or (f"{rerun} document(s) written" if rerun else ""),
+                rerun,
+            )
+        )
         if diff:
             result.first_difference = diff
         return result
@@ -203,8 +242,14 @@ async def run_check(client: Any, source: AsyncDatabase[dict[str, Any]],
         await client.drop_database(name)
 
 
-async def _rerun_all(store: Store, migrations: Sequence[Migration], *, plan: Plan,
-                     keys: KeyValues, options: RunOptions) -> int:
+async def _rerun_all(
+    store: Store,
+    migrations: Sequence[Migration],
+    *,
+    plan: Plan,
+    keys: KeyValues,
+    options: RunOptions,
+) -> int:
     """Run every ``up`` again regardless of the ledger; count the documents it writes."""
     from layra_migrate.engine.context import UpContext
     from layra_migrate.engine.lock import LeaseLock
@@ -212,10 +257,19 @@ async def _rerun_all(store: Store, migrations: Sequence[Migration], *, plan: Pla
     written = 0
     async with LeaseLock(store.db, "check", ttl_s=options.lock_ttl_s) as lock:
         for m in migrations:
-            ctx = UpContext(db=store.db, migration=m, plan=plan, keys=keys,
-                            dry_run=False, progress=options.progress, lock=lock,
-                            run_id="check-rerun", run_no=10**9,
-                            batch_size=options.batch_size, stop=options.stop)
+            ctx = UpContext(
+                db=store.db,
+                migration=m,
+                plan=plan,
+                keys=keys,
+                dry_run=False,
+                progress=options.progress,
+                lock=lock,
+                run_id="check-rerun",
+                run_no=10**9,
+                batch_size=options.batch_size,
+                stop=options.stop,
+            )
             try:
                 await m.up(ctx)
                 await ctx.flush()

@@ -33,8 +33,17 @@ if TYPE_CHECKING:
 
 DEFAULT_BATCH = 500
 
-__all__ = ["DEFAULT_BATCH", "NullProgress", "Progress", "StopFlag", "Change", "WriteStats",
-           "MigrationContext", "UpContext", "shown_value"]
+__all__ = [
+    "DEFAULT_BATCH",
+    "NullProgress",
+    "Progress",
+    "StopFlag",
+    "Change",
+    "WriteStats",
+    "MigrationContext",
+    "UpContext",
+    "shown_value",
+]
 
 
 class StopFlag:
@@ -72,9 +81,15 @@ class Change:
     label: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"migration": self.migration, "collection": self.collection,
-                "doc_id": str(self.doc_id), "field": self.path, "before": self.before,
-                "after": self.after, **self.label}
+        return {
+            "migration": self.migration,
+            "collection": self.collection,
+            "doc_id": str(self.doc_id),
+            "field": self.path,
+            "before": self.before,
+            "after": self.after,
+            **self.label,
+        }
 
 
 @dataclass
@@ -85,8 +100,12 @@ class WriteStats:
     batches: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"documents": self.documents, "fields": self.fields, "skipped": self.skipped,
-                "batches": self.batches}
+        return {
+            "documents": self.documents,
+            "fields": self.fields,
+            "skipped": self.skipped,
+            "batches": self.batches,
+        }
 
 
 class MigrationContext:
@@ -97,11 +116,21 @@ class MigrationContext:
 
     MISSING = MISSING
 
-    def __init__(self, *, db: AsyncDatabase[dict[str, Any]], migration: Migration,
-                 dry_run: bool, progress: Progress | None = None, lock: LeaseLock | None = None,
-                 run_id: str = "", run_no: int = 0, batch_size: int = DEFAULT_BATCH,
-                 stop: StopFlag | None = None, client: Any = None,
-                 transactions: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        db: AsyncDatabase[dict[str, Any]],
+        migration: Migration,
+        dry_run: bool,
+        progress: Progress | None = None,
+        lock: LeaseLock | None = None,
+        run_id: str = "",
+        run_no: int = 0,
+        batch_size: int = DEFAULT_BATCH,
+        stop: StopFlag | None = None,
+        client: Any = None,
+        transactions: bool = False,
+    ) -> None:
         self.db = db
         self._migration = migration
         self.dry_run = dry_run
@@ -133,15 +162,27 @@ class MigrationContext:
         return self.stats.skipped
 
     # -- reading --------------------------------------------------------------------------
-    async def stream(self, collection: str, filter: Mapping[str, Any] | None = None,
-                     projection: Mapping[str, Any] | None = None, *,
-                     task: str | None = None) -> AsyncIterator[dict[str, Any]]:
+    async def stream(
+        self,
+        collection: str,
+        filter: Mapping[str, Any] | None = None,
+        projection: Mapping[str, Any] | None = None,
+        *,
+        task: str | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
         """Documents in ``_id`` order, fetched in batches (bounded memory), with progress."""
         name = task or collection
         total = await self.db[collection].estimated_document_count()
         self._progress.start(name, total)
-        cursor = self.db[collection].find(dict(filter or {}), dict(projection) if projection
-                                          else None, batch_size=self._batch_size).sort("_id", 1)
+        cursor = (
+            self.db[collection]
+            .find(
+                dict(filter or {}),
+                dict(projection) if projection else None,
+                batch_size=self._batch_size,
+            )
+            .sort("_id", 1)
+        )
         async for doc in cursor:
             if self._stop.requested:
                 await self.flush()  # writes the batch in hand, then raises Interrupted
@@ -150,11 +191,17 @@ class MigrationContext:
         self._progress.finish(name)
 
     # -- writing --------------------------------------------------------------------------
-    async def set_fields(self, collection: str, doc_id: Any, changes: Mapping[str, Any],
-                         expect: Mapping[str, Any] | None = None, *,
-                         cache_keys: list[str] | tuple[str, ...] = (),
-                         label: Mapping[str, str] | None = None,
-                         field_labels: Mapping[str, Mapping[str, str]] | None = None) -> bool:
+    async def set_fields(
+        self,
+        collection: str,
+        doc_id: Any,
+        changes: Mapping[str, Any],
+        expect: Mapping[str, Any] | None = None,
+        *,
+        cache_keys: list[str] | tuple[str, ...] = (),
+        label: Mapping[str, str] | None = None,
+        field_labels: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> bool:
         """Change some fields of one document, journaled and reversible.
 
         ``changes`` maps dotted paths to new values (``MISSING`` removes a field);
@@ -186,9 +233,17 @@ class MigrationContext:
             for p in before:
                 labels = dict(label or {})
                 labels.update((field_labels or {}).get(p, {}))
-                self.changes.append(Change(self._migration.id, collection, doc_id, p,
-                                           shown_value(p, before[p]), shown_value(p, after[p]),
-                                           labels))
+                self.changes.append(
+                    Change(
+                        self._migration.id,
+                        collection,
+                        doc_id,
+                        p,
+                        shown_value(p, before[p]),
+                        shown_value(p, after[p]),
+                        labels,
+                    )
+                )
             self.stats.documents += 1
             self.stats.fields += len(before)
             self.cache_keys.update(cache_keys)
@@ -225,9 +280,11 @@ class MigrationContext:
         if self._buffer:
             await self._write(self._take())
         if self._stop.requested:
-            raise Interrupted("interrupted: stopped after the current batch; the run is "
-                              "resumable", hint="re-run `layra-migrate rewrite` to finish, or "
-                              "`layra-migrate rollback` to undo what was written")
+            raise Interrupted(
+                "interrupted: stopped after the current batch; the run is resumable",
+                hint="re-run `layra-migrate rewrite` to finish, or "
+                "`layra-migrate rollback` to undo what was written",
+            )
 
     async def _write(self, writes: list[Write]) -> None:
         if writes:
@@ -237,12 +294,23 @@ class MigrationContext:
                 async with self._client.start_session() as session:
                     async with await session.start_transaction():
                         outcome = await write_batch(
-                            self.db, writes, migration=self._migration.id, run_id=self._run_id,
-                            run_no=self._run_no, seq_start=self._seq, session=session)
+                            self.db,
+                            writes,
+                            migration=self._migration.id,
+                            run_id=self._run_id,
+                            run_no=self._run_no,
+                            seq_start=self._seq,
+                            session=session,
+                        )
             else:
-                outcome = await write_batch(self.db, writes, migration=self._migration.id,
-                                            run_id=self._run_id, run_no=self._run_no,
-                                            seq_start=self._seq)
+                outcome = await write_batch(
+                    self.db,
+                    writes,
+                    migration=self._migration.id,
+                    run_id=self._run_id,
+                    run_no=self._run_no,
+                    seq_start=self._seq,
+                )
             self._seq += len(writes)
             self.stats.batches += 1
             self.stats.documents += len(outcome.written)
@@ -251,8 +319,9 @@ class MigrationContext:
             for w in outcome.written:
                 self.cache_keys.update(w.cache_keys)
             for w in outcome.skipped:
-                self.logger.warning("%s %s changed while migrating; left alone", w.collection,
-                                    w.doc_id)
+                self.logger.warning(
+                    "%s %s changed while migrating; left alone", w.collection, w.doc_id
+                )
 
 
 class UpContext(MigrationContext):

@@ -67,13 +67,15 @@ def _load(path: Path, number: int) -> Migration:
     try:
         source = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read migration file: {exc.strerror or exc}",
-                          path=shown) from None
+        raise ConfigError(
+            f"cannot read migration file: {exc.strerror or exc}", path=shown
+        ) from None
     try:
         compile(source, shown, "exec")
     except SyntaxError as exc:
-        raise ConfigError(f"syntax error in migration file: {exc.msg}", path=shown,
-                          line=exc.lineno) from None
+        raise ConfigError(
+            f"syntax error in migration file: {exc.msg}", path=shown, line=exc.lineno
+        ) from None
     mod_name = f"layra_migrate_migration_{path.stem}_{hashlib.sha1(shown.encode()).hexdigest()[:8]}"
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
@@ -84,12 +86,14 @@ def _load(path: Path, number: int) -> Migration:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - any import-time failure is the file's fault
         sys.modules.pop(mod_name, None)
-        raise ConfigError(f"migration file failed to import: {exc.__class__.__name__}: {exc}",
-                          path=shown) from None
+        raise ConfigError(
+            f"migration file failed to import: {exc.__class__.__name__}: {exc}", path=shown
+        ) from None
     mid = getattr(module, "id", None)
     if mid != path.stem:
-        raise ConfigError(f"migration declares id = {mid!r}; it must be the file name "
-                          f"{path.stem!r}", path=shown)
+        raise ConfigError(
+            f"migration declares id = {mid!r}; it must be the file name {path.stem!r}", path=shown
+        )
     description = getattr(module, "description", None)
     if not isinstance(description, str) or not description.strip():
         raise ConfigError("migration lacks a `description` string", path=shown)
@@ -99,34 +103,45 @@ def _load(path: Path, number: int) -> Migration:
     down = getattr(module, "down", None)
     if down is not None and not inspect.iscoroutinefunction(down):
         raise ConfigError("`down` must be `async def down(ctx)`", path=shown)
-    return Migration(path.stem, number, description.strip(), path,
-                     hashlib.sha256(source).hexdigest(), up, down)
+    return Migration(
+        path.stem, number, description.strip(), path, hashlib.sha256(source).hexdigest(), up, down
+    )
 
 
 def discover(directory: str | Path | None = None) -> list[Migration]:
     """Every migration in order, validated. ``None`` means the bundled folder."""
     folder = Path(directory) if directory is not None else default_dir()
     if not folder.is_dir():
-        raise ConfigError("migrations folder not found", path=str(folder),
-                          hint=f"pass --migrations-dir or set {ENV_DIR}")
+        raise ConfigError(
+            "migrations folder not found",
+            path=str(folder),
+            hint=f"pass --migrations-dir or set {ENV_DIR}",
+        )
     found: dict[int, Path] = {}
     for path in sorted(folder.iterdir()):
         if path.suffix != ".py" or path.name.startswith("_") or not path.is_file():
             continue
         m = FILE_PATTERN.match(path.name)
         if m is None:
-            raise ConfigError("migration file name must be NNNN_slug.py (four digits, lower-case "
-                              "slug)", path=str(path))
+            raise ConfigError(
+                "migration file name must be NNNN_slug.py (four digits, lower-case slug)",
+                path=str(path),
+            )
         number = int(m.group(1))
         if number in found:
-            raise ConfigError(f"duplicate migration number {m.group(1)} "
-                              f"(also {found[number].name})", path=str(path))
+            raise ConfigError(
+                f"duplicate migration number {m.group(1)} (also {found[number].name})",
+                path=str(path),
+            )
         found[number] = path
     numbers = sorted(found)
     for expected, number in enumerate(numbers, start=1):
         if number != expected:
-            raise ConfigError(f"migration numbers must run 0001, 0002, ... without gaps: "
-                              f"{expected:04d} is missing", path=str(found[number]))
+            raise ConfigError(
+                f"migration numbers must run 0001, 0002, ... without gaps: "
+                f"{expected:04d} is missing",
+                path=str(found[number]),
+            )
     return [_load(found[n], n) for n in numbers]
 
 
@@ -134,10 +149,13 @@ def next_file(directory: Path, name: str) -> Path:
     """The path ``layra-migrate new NAME`` creates."""
     slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
     if not slug:
-        raise ConfigError(f"cannot make a file name from {name!r}",
-                          hint="use letters and digits, e.g. `new point_gemini_at_vertex`")
+        raise ConfigError(
+            f"cannot make a file name from {name!r}",
+            hint="use letters and digits, e.g. `new point_gemini_at_vertex`",
+        )
     numbers = []
     if directory.is_dir():
-        numbers = [int(m.group(1)) for p in directory.iterdir()
-                   if (m := FILE_PATTERN.match(p.name))]
+        numbers = [
+            int(m.group(1)) for p in directory.iterdir() if (m := FILE_PATTERN.match(p.name))
+        ]
     return directory / f"{max(numbers, default=0) + 1:04d}_{slug}.py"

@@ -50,7 +50,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-
 class EntryState(StrEnum):
     """A journal entry's state (the ``state`` field of each entry)."""
 
@@ -96,14 +95,25 @@ def id_range(migration: str) -> dict[str, str]:
     return {"$gt": f"{migration}:", "$lt": f"{migration};"}
 
 
-def entry_doc(w: Write, migration: str, run_no: int, seq: int, run_id: str,
-              state: str) -> dict[str, Any]:
-    return {"_id": entry_id(migration, run_no, seq), "migration": migration, "run": run_id,
-            "run_no": run_no, "seq": seq,
-            "collection": w.collection, "doc_id": w.doc_id, "before": encode_image(w.before),
-            "after": encode_image(w.after), "after_hash": w.after_hash,
-            "cache_keys": w.cache_keys, "label": w.label,
-            "state": state, "at": now()}
+def entry_doc(
+    w: Write, migration: str, run_no: int, seq: int, run_id: str, state: str
+) -> dict[str, Any]:
+    return {
+        "_id": entry_id(migration, run_no, seq),
+        "migration": migration,
+        "run": run_id,
+        "run_no": run_no,
+        "seq": seq,
+        "collection": w.collection,
+        "doc_id": w.doc_id,
+        "before": encode_image(w.before),
+        "after": encode_image(w.after),
+        "after_hash": w.after_hash,
+        "cache_keys": w.cache_keys,
+        "label": w.label,
+        "state": state,
+        "at": now(),
+    }
 
 
 def current_values(doc: dict[str, Any] | None, paths: Sequence[str]) -> dict[str, Any] | None:
@@ -116,9 +126,13 @@ def equal_images(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.keys() == b.keys() and all(same_value(a[p], b[p]) for p in a)
 
 
-async def fetch_docs(db: AsyncDatabase[dict[str, Any]], collection: str, ids: list[Any],
-                     paths: set[str], session: AsyncClientSession | None = None
-                     ) -> dict[Any, dict[str, Any]]:
+async def fetch_docs(
+    db: AsyncDatabase[dict[str, Any]],
+    collection: str,
+    ids: list[Any],
+    paths: set[str],
+    session: AsyncClientSession | None = None,
+) -> dict[Any, dict[str, Any]]:
     """The documents (only the top-level fields the paths need), keyed by a hashable id.
 
     The ids go out in ``$in`` lists of at most :data:`IN_CHUNK`, all chunks at once (one
@@ -129,8 +143,7 @@ async def fetch_docs(db: AsyncDatabase[dict[str, Any]], collection: str, ids: li
     projection = top_fields(paths) or {"_id": 1}
 
     async def one(part: Sequence[Any]) -> list[dict[str, Any]]:
-        cursor = db[collection].find({"_id": {"$in": list(part)}}, projection,
-                                     session=session)
+        cursor = db[collection].find({"_id": {"$in": list(part)}}, projection, session=session)
         return await cursor.to_list(None)
 
     parts = chunks(ids)
@@ -161,7 +174,7 @@ hurt by short lists either (see docs/PERFORMANCE.md)."""
 
 
 def chunks(items: Sequence[Any], size: int = IN_CHUNK) -> list[Sequence[Any]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def id_key(doc_id: Any) -> bytes:
@@ -176,8 +189,11 @@ class Settled:
     dropped: set[Any] = field(default_factory=set)  # entry ``_id``s deleted: never written
 
 
-async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]],
-                 session: AsyncClientSession | None = None) -> Settled:
+async def settle(
+    db: AsyncDatabase[dict[str, Any]],
+    entries: list[dict[str, Any]],
+    session: AsyncClientSession | None = None,
+) -> Settled:
     """Decide ``pending`` entries from the documents (read in concurrent chunks, the
     collections concurrently; one ``bulk_write`` of journal states)."""
     from pymongo import DeleteOne, UpdateOne
@@ -188,9 +204,16 @@ async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]
     by_coll: dict[str, list[dict[str, Any]]] = {}
     for e in entries:
         by_coll.setdefault(e["collection"], []).append(e)
-    reads = [fetch_docs(db, coll, [e["doc_id"] for e in group],
-                        {i["p"] for e in group for i in e["before"]}, session)
-             for coll, group in by_coll.items()]
+    reads = [
+        fetch_docs(
+            db,
+            coll,
+            [e["doc_id"] for e in group],
+            {i["p"] for e in group for i in e["before"]},
+            session,
+        )
+        for coll, group in by_coll.items()
+    ]
     if session is not None:
         found = [await r for r in reads]
     else:
@@ -211,9 +234,15 @@ async def settle(db: AsyncDatabase[dict[str, Any]], entries: list[dict[str, Any]
             else:
                 # Changed by someone else after (or instead of) our write: keep the
                 # before-image; rollback will report the document as a conflict.
-                ops.append(UpdateOne({"_id": e["_id"]}, {"$set": {"state": EntryState.APPLIED,
-                                                                    "unsure": True},
-                                                           "$unset": {"after": ""}}))
+                ops.append(
+                    UpdateOne(
+                        {"_id": e["_id"]},
+                        {
+                            "$set": {"state": EntryState.APPLIED, "unsure": True},
+                            "$unset": {"after": ""},
+                        },
+                    )
+                )
                 out.applied += 1
     if ops:
         await journal.bulk_write(ops, ordered=True, session=session)
@@ -227,16 +256,20 @@ async def recover(db: AsyncDatabase[dict[str, Any]], runs: list[str], batch: int
     if not runs:
         return 0
     while True:
-        entries = await journal.find({"run": {"$in": runs}, "state": EntryState.WRITTEN}) \
-            .limit(batch).to_list()
+        entries = (
+            await journal.find({"run": {"$in": runs}, "state": EntryState.WRITTEN})
+            .limit(batch)
+            .to_list()
+        )
         if not entries:
             return total
         total += len(entries)
         await settle(db, entries)
 
 
-async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
-                          batch: int = 500) -> int:
+async def settle_restored(
+    db: AsyncDatabase[dict[str, Any]], migration: str, batch: int = 500
+) -> int:
     """After a rollback died between restoring documents and marking their entries
     (kill -9, lost server): a live entry (``written``/``applied``) whose document already
     holds the before-image is ``restored``. Call it after :func:`recover`, which settles
@@ -250,10 +283,17 @@ async def settle_restored(db: AsyncDatabase[dict[str, Any]], migration: str,
     last = bounds["$gt"]
     total = 0
     while True:
-        entries = await journal.find(
-            {"_id": {"$gt": last, "$lt": bounds["$lt"]},
-             "state": {"$in": [EntryState.WRITTEN, EntryState.APPLIED]}}
-        ).sort("_id", 1).limit(batch).to_list()
+        entries = (
+            await journal.find(
+                {
+                    "_id": {"$gt": last, "$lt": bounds["$lt"]},
+                    "state": {"$in": [EntryState.WRITTEN, EntryState.APPLIED]},
+                }
+            )
+            .sort("_id", 1)
+            .limit(batch)
+            .to_list()
+        )
         if not entries:
             return total
         last = entries[-1]["_id"]
@@ -288,19 +328,25 @@ def grouped_updates(writes: list[Write]) -> list[Any]:
 
     groups: dict[tuple[Any, ...], list[Write]] = {}
     for w in writes:
-        sig = tuple((p, encode_value(w.before[p]), encode_value(w.after[p]))
-                    for p in sorted(w.before))
+        sig = tuple(
+            (p, encode_value(w.before[p]), encode_value(w.after[p])) for p in sorted(w.before)
+        )
         groups.setdefault(sig, []).append(w)
     ops: list[Any] = []
     for ws in groups.values():
         first = ws[0]
         for part in chunks(ws):
             if len(part) == 1:
-                ops.append(UpdateOne(cas_filter(part[0].doc_id, first.before),
-                                     set_unset(first.after)))
+                ops.append(
+                    UpdateOne(cas_filter(part[0].doc_id, first.before), set_unset(first.after))
+                )
             else:
-                ops.append(UpdateMany(cas_filter({"$in": [w.doc_id for w in part]},
-                                                 first.before), set_unset(first.after)))
+                ops.append(
+                    UpdateMany(
+                        cas_filter({"$in": [w.doc_id for w in part]}, first.before),
+                        set_unset(first.after),
+                    )
+                )
     return ops
 
 
@@ -327,8 +373,11 @@ def state_updates(states: dict[Any, str]) -> list[Any]:
     ops: list[Any] = []
     for state, ids in by_state.items():
         for part in chunks(ids):
-            ops.append(UpdateOne({"_id": part[0]}, mark(state)) if len(part) == 1
-                       else UpdateMany({"_id": {"$in": list(part)}}, mark(state)))
+            ops.append(
+                UpdateOne({"_id": part[0]}, mark(state))
+                if len(part) == 1
+                else UpdateMany({"_id": {"$in": list(part)}}, mark(state))
+            )
     return ops
 
 
@@ -338,23 +387,34 @@ class BatchOutcome:
     skipped: list[Write]  # the document changed between read and write: not written
 
 
-async def write_batch(db: AsyncDatabase[dict[str, Any]], writes: list[Write], *, migration: str,
-                      run_id: str, run_no: int, seq_start: int,
-                      session: AsyncClientSession | None = None) -> BatchOutcome:
+async def write_batch(
+    db: AsyncDatabase[dict[str, Any]],
+    writes: list[Write],
+    *,
+    migration: str,
+    run_id: str,
+    run_no: int,
+    seq_start: int,
+    session: AsyncClientSession | None = None,
+) -> BatchOutcome:
     """Journal first, then the guarded document writes.
 
     Commands, whatever the batch size: one journal ``insert``, then one guarded
     ``bulk_write`` per collection (the collections concurrently). Only when a guarded
     write did not match is anything read: the batch's documents, to settle each entry."""
     journal = db[toolstate.JOURNAL]
-    docs = [entry_doc(w, migration, run_no, seq_start + i, run_id, EntryState.WRITTEN)
-            for i, w in enumerate(writes)]
+    docs = [
+        entry_doc(w, migration, run_no, seq_start + i, run_id, EntryState.WRITTEN)
+        for i, w in enumerate(writes)
+    ]
     await journal.insert_many(docs, ordered=True, session=session)
     by_coll: dict[str, list[Write]] = {}
     for w in writes:
         by_coll.setdefault(w.collection, []).append(w)
-    bulks = [db[coll].bulk_write(grouped_updates(group), ordered=False, session=session)
-             for coll, group in by_coll.items()]
+    bulks = [
+        db[coll].bulk_write(grouped_updates(group), ordered=False, session=session)
+        for coll, group in by_coll.items()
+    ]
     if session is not None:
         results = [await b for b in bulks]
     else:

@@ -20,6 +20,7 @@ from layra_migrate.engine.lock import now, whoami
 if TYPE_CHECKING:
     from pymongo.asynchronous.database import AsyncDatabase
 
+
 class LedgerState(StrEnum):
     """A migration's state, read from its newest ``up``/``down`` run."""
 
@@ -51,10 +52,23 @@ class Direction(StrEnum):
     ACCEPT_CHANGED = "accept_changed"
 
 
-NEEDS_UP = frozenset({LedgerState.PENDING, LedgerState.INTERRUPTED, LedgerState.ROLLED_BACK,
-                      LedgerState.PARTIALLY_ROLLED_BACK, LedgerState.ROLLBACK_INTERRUPTED})
-CAN_ROLL_BACK = frozenset({LedgerState.APPLIED, LedgerState.INTERRUPTED,
-                           LedgerState.PARTIALLY_ROLLED_BACK, LedgerState.ROLLBACK_INTERRUPTED})
+NEEDS_UP = frozenset(
+    {
+        LedgerState.PENDING,
+        LedgerState.INTERRUPTED,
+        LedgerState.ROLLED_BACK,
+        LedgerState.PARTIALLY_ROLLED_BACK,
+        LedgerState.ROLLBACK_INTERRUPTED,
+    }
+)
+CAN_ROLL_BACK = frozenset(
+    {
+        LedgerState.APPLIED,
+        LedgerState.INTERRUPTED,
+        LedgerState.PARTIALLY_ROLLED_BACK,
+        LedgerState.ROLLBACK_INTERRUPTED,
+    }
+)
 
 
 @dataclass
@@ -76,18 +90,39 @@ class RunRecord:
 
     @classmethod
     def from_doc(cls, d: dict[str, Any]) -> RunRecord:
-        return cls(str(d["_id"]), d["migration"], d["direction"], d["status"],
-                   int(d.get("run_no") or 0), d.get("checksum"), d["started_at"],
-                   d.get("by", "?"), d.get("finished_at"), d.get("duration_s"),
-                   dict(d.get("counts") or {}), d.get("error"), d.get("reason"),
-                   d.get("previous_checksum"))
+        return cls(
+            str(d["_id"]),
+            d["migration"],
+            d["direction"],
+            d["status"],
+            int(d.get("run_no") or 0),
+            d.get("checksum"),
+            d["started_at"],
+            d.get("by", "?"),
+            d.get("finished_at"),
+            d.get("duration_s"),
+            dict(d.get("counts") or {}),
+            d.get("error"),
+            d.get("reason"),
+            d.get("previous_checksum"),
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run": self.id, "migration": self.migration, "direction": self.direction,
-                "status": self.status, "run_no": self.run_no, "checksum": self.checksum,
-                "started_at": self.started_at, "finished_at": self.finished_at,
-                "duration_s": self.duration_s, "by": self.by, "counts": self.counts,
-                "error": self.error, "reason": self.reason}
+        return {
+            "run": self.id,
+            "migration": self.migration,
+            "direction": self.direction,
+            "status": self.status,
+            "run_no": self.run_no,
+            "checksum": self.checksum,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_s": self.duration_s,
+            "by": self.by,
+            "counts": self.counts,
+            "error": self.error,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -115,8 +150,9 @@ class Ledger:
     async def states(self) -> dict[str, MigrationState]:
         out: dict[str, MigrationState] = {}
         for r in await self.runs():
-            st = out.setdefault(r.migration, MigrationState(r.migration, LedgerState.PENDING,
-                                                            None, None, None))
+            st = out.setdefault(
+                r.migration, MigrationState(r.migration, LedgerState.PENDING, None, None, None)
+            )
             if r.direction == Direction.ACCEPT_CHANGED:
                 st.accepted_checksum = r.checksum
                 continue
@@ -142,13 +178,28 @@ class Ledger:
         last = await self.coll.find_one({"migration": migration}, sort=[("run_no", -1)])
         return int(last.get("run_no") or 0) + 1 if last else 1
 
-    async def start(self, migration: str, direction: Direction, checksum: str | None, *,
-                    command: str | None = None, force: bool | None = None) -> RunRecord:
+    async def start(
+        self,
+        migration: str,
+        direction: Direction,
+        checksum: str | None,
+        *,
+        command: str | None = None,
+        force: bool | None = None,
+    ) -> RunRecord:
         """Record a run as it starts. ``command`` (rewrite, rollback, check) and ``force``
         (rollback --force) are kept for ``history``; records written before they existed
         lack them."""
-        rec = RunRecord(uuid.uuid4().hex, migration, direction, RunStatus.RUNNING,
-                        await self.next_run_no(migration), checksum, now(), whoami())
+        rec = RunRecord(
+            uuid.uuid4().hex,
+            migration,
+            direction,
+            RunStatus.RUNNING,
+            await self.next_run_no(migration),
+            checksum,
+            now(),
+            whoami(),
+        )
         doc = rec.as_dict()
         doc["_id"] = doc.pop("run")
         doc["pid"] = os.getpid()
@@ -159,33 +210,55 @@ class Ledger:
         await self.coll.insert_one(doc)
         return rec
 
-    async def finish(self, rec: RunRecord, status: RunStatus, counts: dict[str, int],
-                     error: str | None = None) -> None:
+    async def finish(
+        self, rec: RunRecord, status: RunStatus, counts: dict[str, int], error: str | None = None
+    ) -> None:
         rec.status = status
         rec.finished_at = now()
         rec.duration_s = round((rec.finished_at - rec.started_at).total_seconds(), 3)
         rec.counts = counts
         rec.error = redact.scrub(error) if error else None
-        await self.coll.update_one({"_id": rec.id}, {"$set": {
-            "status": status, "finished_at": rec.finished_at, "duration_s": rec.duration_s,
-            "counts": counts, "error": rec.error}})
+        await self.coll.update_one(
+            {"_id": rec.id},
+            {
+                "$set": {
+                    "status": status,
+                    "finished_at": rec.finished_at,
+                    "duration_s": rec.duration_s,
+                    "counts": counts,
+                    "error": rec.error,
+                }
+            },
+        )
 
     async def crashed_runs(self, migration: str) -> list[str]:
         """Runs of this migration (and its hand-written down) that never finished cleanly."""
-        flt = {"migration": {"$in": [migration, f"{migration}#down"]},
-               "status": {"$in": [RunStatus.RUNNING, RunStatus.FAILED]},
-               "settled": {"$ne": True}}
+        flt = {
+            "migration": {"$in": [migration, f"{migration}#down"]},
+            "status": {"$in": [RunStatus.RUNNING, RunStatus.FAILED]},
+            "settled": {"$ne": True},
+        }
         return [str(d["_id"]) async for d in self.coll.find(flt, {"_id": 1})]
 
     async def mark_settled(self, runs: list[str]) -> None:
         if runs:
             await self.coll.update_many({"_id": {"$in": runs}}, {"$set": {"settled": True}})
 
-    async def accept_changed(self, migration: str, previous: str | None, checksum: str,
-                             reason: str) -> RunRecord:
-        rec = RunRecord(uuid.uuid4().hex, migration, Direction.ACCEPT_CHANGED, RunStatus.ACCEPTED,
-                        await self.next_run_no(migration), checksum, now(), whoami(),
-                        reason=redact.scrub(reason), previous_checksum=previous)
+    async def accept_changed(
+        self, migration: str, previous: str | None, checksum: str, reason: str
+    ) -> RunRecord:
+        rec = RunRecord(
+            uuid.uuid4().hex,
+            migration,
+            Direction.ACCEPT_CHANGED,
+            RunStatus.ACCEPTED,
+            await self.next_run_no(migration),
+            checksum,
+            now(),
+            whoami(),
+            reason=redact.scrub(reason),
+            previous_checksum=previous,
+        )
         doc = rec.as_dict()
         doc["_id"] = doc.pop("run")
         doc["previous_checksum"] = previous

@@ -108,17 +108,32 @@ class LockInfo:
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> LockInfo:
         start = doc.get("pid_start")
-        return cls(str(doc.get("owner")), str(doc.get("holder")), int(doc.get("pid") or 0),
-                   str(doc.get("command")), doc["acquired_at"], doc["expires_at"],
-                   doc.get("host"), doc.get("boot_id"), doc.get("pid_ns"),
-                   int(start) if start is not None else None)
+        return cls(
+            str(doc.get("owner")),
+            str(doc.get("holder")),
+            int(doc.get("pid") or 0),
+            str(doc.get("command")),
+            doc["acquired_at"],
+            doc["expires_at"],
+            doc.get("host"),
+            doc.get("boot_id"),
+            doc.get("pid_ns"),
+            int(start) if start is not None else None,
+        )
 
     def holder_gone(self, here: HostIdentity | None = None) -> str | None:
         """Why the holding process is certainly gone (it ran on this host), else None."""
         here = here or HostIdentity.current()
-        if (not self.host or self.host != here.host or self.boot_id is None
-                or self.boot_id != here.boot_id or self.pid_ns is None
-                or self.pid_ns != here.pid_ns or self.pid <= 0 or self.pid_start is None):
+        if (
+            not self.host
+            or self.host != here.host
+            or self.boot_id is None
+            or self.boot_id != here.boot_id
+            or self.pid_ns is None
+            or self.pid_ns != here.pid_ns
+            or self.pid <= 0
+            or self.pid_start is None
+        ):
             return None  # another host, or liveness unknown: the lease rule applies
         if self.pid == os.getpid():
             return None
@@ -126,8 +141,10 @@ class LockInfo:
         if start is None:
             return f"pid {self.pid} is not running on this host"
         if start != self.pid_start:
-            return (f"pid {self.pid} now belongs to another process (started at tick {start}, "
-                    f"the holder at {self.pid_start})")
+            return (
+                f"pid {self.pid} now belongs to another process (started at tick {start}, "
+                f"the holder at {self.pid_start})"
+            )
         return None
 
     def expired(self, at: datetime | None = None) -> bool:
@@ -140,15 +157,24 @@ class LockInfo:
         state = "expired" if self.expired() else "live"
         if self.stale_reason:
             state = f"holder gone: {self.stale_reason}"
-        return (f"{self.holder} pid {self.pid} ({self.command}, held {self.age_s():.0f}s, "
-                f"{state}, expires {self.expires_at:%Y-%m-%d %H:%M:%S} UTC)")
+        return (
+            f"{self.holder} pid {self.pid} ({self.command}, held {self.age_s():.0f}s, "
+            f"{state}, expires {self.expires_at:%Y-%m-%d %H:%M:%S} UTC)"
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"holder": self.holder, "pid": self.pid, "command": self.command,
-                "acquired_at": self.acquired_at, "expires_at": self.expires_at,
-                "age_s": round(self.age_s(), 1), "expired": self.expired(),
-                "host": self.host, "pid_start": self.pid_start,
-                "holder_gone": self.stale_reason}
+        return {
+            "holder": self.holder,
+            "pid": self.pid,
+            "command": self.command,
+            "acquired_at": self.acquired_at,
+            "expires_at": self.expires_at,
+            "age_s": round(self.age_s(), 1),
+            "expired": self.expired(),
+            "host": self.host,
+            "pid_start": self.pid_start,
+            "holder_gone": self.stale_reason,
+        }
 
 
 def ttl_from_env(value: str | None) -> float:
@@ -167,8 +193,9 @@ async def read_lock(db: AsyncDatabase[dict[str, Any]]) -> LockInfo | None:
 class LeaseLock:
     """Use as ``async with LeaseLock(db, "rewrite") as lock: ... await lock.ensure()``."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], command: str, *,
-                 ttl_s: float = DEFAULT_TTL_S) -> None:
+    def __init__(
+        self, db: AsyncDatabase[dict[str, Any]], command: str, *, ttl_s: float = DEFAULT_TTL_S
+    ) -> None:
         self.db = db
         self.coll = db[toolstate.LOCK]
         self.command = command
@@ -182,11 +209,20 @@ class LeaseLock:
     def _doc(self) -> dict[str, Any]:
         t = now()
         here = HostIdentity.current()
-        return {"_id": LOCK_ID, "owner": self.owner, "holder": whoami(), "pid": os.getpid(),
-                "host": here.host, "boot_id": here.boot_id, "pid_ns": here.pid_ns,
-                "pid_start": process_start(os.getpid()),
-                "command": self.command, "acquired_at": t, "heartbeat_at": t,
-                "expires_at": t + self.ttl}
+        return {
+            "_id": LOCK_ID,
+            "owner": self.owner,
+            "holder": whoami(),
+            "pid": os.getpid(),
+            "host": here.host,
+            "boot_id": here.boot_id,
+            "pid_ns": here.pid_ns,
+            "pid_start": process_start(os.getpid()),
+            "command": self.command,
+            "acquired_at": t,
+            "heartbeat_at": t,
+            "expires_at": t + self.ttl,
+        }
 
     async def acquire(self) -> None:
         from pymongo.errors import DuplicateKeyError
@@ -203,7 +239,8 @@ class LeaseLock:
             elif held.expired():
                 replaced = await self.coll.find_one_and_replace(
                     {"_id": LOCK_ID, "owner": held.owner, "expires_at": {"$lte": now()}},
-                    self._doc())
+                    self._doc(),
+                )
                 if replaced is None:
                     raise self._refusal(await read_lock(self.db)) from None
                 self.took_over = held
@@ -211,7 +248,8 @@ class LeaseLock:
                 # Same host, holder dead: stale now. Atomic: only while it is still that
                 # holder's lock (its owner id is unique per run).
                 replaced = await self.coll.find_one_and_replace(
-                    {"_id": LOCK_ID, "owner": held.owner}, self._doc())
+                    {"_id": LOCK_ID, "owner": held.owner}, self._doc()
+                )
                 if replaced is None:
                     raise self._refusal(await read_lock(self.db)) from None
                 self.took_over = replace(held, stale_reason=gone)
@@ -222,9 +260,11 @@ class LeaseLock:
     @staticmethod
     def _refusal(held: LockInfo | None) -> RefusedError:
         shown = held.describe() if held else "another run"
-        return RefusedError(f"another migration run holds the lock: {shown}",
-                            hint="wait for it to finish; a crashed run's lock expires, then "
-                                 "`layra-migrate unlock --if-stale` releases it")
+        return RefusedError(
+            f"another migration run holds the lock: {shown}",
+            hint="wait for it to finish; a crashed run's lock expires, then "
+            "`layra-migrate unlock --if-stale` releases it",
+        )
 
     async def _heartbeat(self) -> None:
         interval = max(self.ttl.total_seconds() / 4, 0.1)
@@ -237,7 +277,8 @@ class LeaseLock:
                 t = now()
                 res = await self.coll.update_one(
                     {"_id": LOCK_ID, "owner": self.owner},
-                    {"$set": {"heartbeat_at": t, "expires_at": t + self.ttl}})
+                    {"$set": {"heartbeat_at": t, "expires_at": t + self.ttl}},
+                )
                 if res.matched_count == 0:
                     self._lost = True
                     return
@@ -248,9 +289,11 @@ class LeaseLock:
         """Raise unless we still hold an unexpired lock. Called before every batch write."""
         doc = await self.coll.find_one({"_id": LOCK_ID, "owner": self.owner})
         if self._lost or doc is None or doc["expires_at"] <= now():
-            raise RefusedError("lost the migration lock (the lease expired or was released); "
-                               "stopped before the next write",
-                               hint="re-run to resume; the journal makes the run resumable")
+            raise RefusedError(
+                "lost the migration lock (the lease expired or was released); "
+                "stopped before the next write",
+                hint="re-run to resume; the journal makes the run resumable",
+            )
 
     async def release(self) -> None:
         if self._task is not None:
@@ -277,8 +320,10 @@ class UnlockResult:
     held: LockInfo | None  # a live lock that was left alone
 
     def as_dict(self) -> dict[str, Any]:
-        return {"released": self.released.as_dict() if self.released else None,
-                "live_lock": self.held.as_dict() if self.held else None}
+        return {
+            "released": self.released.as_dict() if self.released else None,
+            "live_lock": self.held.as_dict() if self.held else None,
+        }
 
 
 async def unlock_if_stale(db: AsyncDatabase[dict[str, Any]]) -> UnlockResult:
@@ -295,7 +340,8 @@ async def unlock_if_stale(db: AsyncDatabase[dict[str, Any]]) -> UnlockResult:
             return UnlockResult(replace(held, stale_reason=gone), None)
         return UnlockResult(None, await read_lock(db))
     res = await db[toolstate.LOCK].delete_one(
-        {"_id": LOCK_ID, "owner": held.owner, "expires_at": {"$lte": now()}})
+        {"_id": LOCK_ID, "owner": held.owner, "expires_at": {"$lte": now()}}
+    )
     if res.deleted_count:
         return UnlockResult(held, None)
     return UnlockResult(None, await read_lock(db))

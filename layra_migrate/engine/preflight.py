@@ -54,9 +54,13 @@ class Blocking:
         return self.kind in SKIPPABLE
 
     def as_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"kind": self.kind, "model_name": self.model_name,
-                             "references": self.references, "reason": self.reason,
-                             "skippable": self.skippable}
+        d: dict[str, Any] = {
+            "kind": self.kind,
+            "model_name": self.model_name,
+            "references": self.references,
+            "reason": self.reason,
+            "skippable": self.skippable,
+        }
         if self.duplicates:
             d["duplicates"] = [x.as_dict() for x in self.duplicates]
         return d
@@ -97,33 +101,47 @@ class Preflight:
             return None
         hard = [b for b in refusing if not b.skippable]
         if hard:
-            return RefusedError(hard[0].reason + "; nothing was written",
-                                hint=_HINTS.get(hard[0].kind))
+            return RefusedError(
+                hard[0].reason + "; nothing was written", hint=_HINTS.get(hard[0].kind)
+            )
         short = {UNRESOLVED: "no target", DUPLICATE_NAME: "duplicate model_name"}
-        shown = ", ".join(f"{b.model_name} ({b.references}, {short.get(b.kind, b.reason)})"
-                          for b in refusing[:12])
+        shown = ", ".join(
+            f"{b.model_name} ({b.references}, {short.get(b.kind, b.reason)})" for b in refusing[:12]
+        )
         return RefusedError(
             f"{sum(b.references for b in refusing)} proxied reference(s) cannot be "
             f"rewritten: {shown}; nothing was written",
             hint="give them a target (or set the key variable, or resolve the duplicate name "
-                 "in the plan), or pass --skip-unresolved to leave them pointing at the proxy")
+            "in the plan), or pass --skip-unresolved to leave them pointing at the proxy",
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"via_proxy": self.report.via_proxy, "to_rewrite": self.references,
-                "models": self.to_write, "blocking": [b.as_dict() for b in self.blocking],
-                "duplicates": [d.as_dict() for d in self.duplicates]}
+        return {
+            "via_proxy": self.report.via_proxy,
+            "to_rewrite": self.references,
+            "models": self.to_write,
+            "blocking": [b.as_dict() for b in self.blocking],
+            "duplicates": [d.as_dict() for d in self.duplicates],
+        }
 
 
 _HINTS = {
     STALE_PLAN: "run `layra-migrate audit --plan-out` again and review the new plan",
     REDIS_WRONG_DB: "pass --redis-url with the DB that holds them (Layra's cache uses DB 0), "
-                    "e.g. redis://:PASSWORD@redis:6379/0",
+    "e.g. redis://:PASSWORD@redis:6379/0",
 }
 
 
-async def preflight(db: AsyncDatabase[dict[str, Any]], plan: Plan, env: Environment, *,
-                    skip_unresolved: bool, keys_required: bool = True,
-                    collect: bool = False, progress: Progress | None = None) -> Preflight:
+async def preflight(
+    db: AsyncDatabase[dict[str, Any]],
+    plan: Plan,
+    env: Environment,
+    *,
+    skip_unresolved: bool,
+    keys_required: bool = True,
+    collect: bool = False,
+    progress: Progress | None = None,
+) -> Preflight:
     """Audit, compare with the plan, read the keys, find duplicate names.
 
     Raises RefusedError on a no-go unless ``collect`` (the dry run: everything is listed
@@ -146,7 +164,7 @@ async def preflight(db: AsyncDatabase[dict[str, Any]], plan: Plan, env: Environm
         target = plan.target(m.model_name)
         if target is None:
             entry = plan.entries.get(m.model_name)
-            reason = (entry.reason if entry and entry.reason else "the plan has no target")
+            reason = entry.reason if entry and entry.reason else "the plan has no target"
             result.add(Blocking(m.model_name, m.via_proxy, reason, UNRESOLVED))
             blocked.add(m.model_name)
             continue
@@ -154,8 +172,11 @@ async def preflight(db: AsyncDatabase[dict[str, Any]], plan: Plan, env: Environm
         value = env.get(var) if var else None
         if var and not value:
             if target.key_required and keys_required:
-                result.add(Blocking(m.model_name, m.via_proxy,
-                                    f"key variable {var} is not set", KEY_MISSING))
+                result.add(
+                    Blocking(
+                        m.model_name, m.via_proxy, f"key variable {var} is not set", KEY_MISSING
+                    )
+                )
                 blocked.add(m.model_name)
                 continue
             if target.key_required:
@@ -192,5 +213,3 @@ async def preflight(db: AsyncDatabase[dict[str, Any]], plan: Plan, env: Environm
         if refusal is not None:
             raise refusal
     return result
-
-

@@ -58,8 +58,13 @@ class Conflict:
     reason: str  # changed | deleted
 
     def as_dict(self) -> dict[str, Any]:
-        return {"migration": self.migration, "collection": self.collection,
-                "doc_id": str(self.doc_id), "fields": self.fields, "reason": self.reason}
+        return {
+            "migration": self.migration,
+            "collection": self.collection,
+            "doc_id": str(self.doc_id),
+            "fields": self.fields,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -74,9 +79,14 @@ class Restore:
     restored: Any
 
     def as_dict(self) -> dict[str, Any]:
-        return {"migration": self.migration, "collection": self.collection,
-                "doc_id": str(self.doc_id), "field": self.path, "current": self.now,
-                "restored": self.restored}
+        return {
+            "migration": self.migration,
+            "collection": self.collection,
+            "doc_id": str(self.doc_id),
+            "field": self.path,
+            "current": self.now,
+            "restored": self.restored,
+        }
 
 
 @dataclass
@@ -91,16 +101,29 @@ class RollbackStats:
     cache_keys: set[str] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, int]:
-        return {"restored": self.restored, "already_restored": self.already,
-                "conflicts": self.conflicts, "forced": self.forced, "deleted": self.gone}
+        return {
+            "restored": self.restored,
+            "already_restored": self.already,
+            "conflicts": self.conflicts,
+            "forced": self.forced,
+            "deleted": self.gone,
+        }
 
 
 MAX_LISTED_CONFLICTS = 1000
 
 
-async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bool,
-                 dry_run: bool, lock: LeaseLock | None, progress: Progress | None = None,
-                 stop: StopFlag | None = None, batch_size: int = 500) -> RollbackStats:
+async def replay(
+    db: AsyncDatabase[dict[str, Any]],
+    migration: str,
+    *,
+    force: bool,
+    dry_run: bool,
+    lock: LeaseLock | None,
+    progress: Progress | None = None,
+    stop: StopFlag | None = None,
+    batch_size: int = 500,
+) -> RollbackStats:
     journal = db[toolstate.JOURNAL]
     progress = progress or NullProgress()
     stop = stop or StopFlag()
@@ -136,9 +159,10 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
                     progress.advance(task, len(batch))
                     batch, seen = [], set()
                     if stop.requested:
-                        raise Interrupted("interrupted: rollback stopped after the current "
-                                          "batch", hint="re-run `layra-migrate rollback` to "
-                                                        "finish")
+                        raise Interrupted(
+                            "interrupted: rollback stopped after the current batch",
+                            hint="re-run `layra-migrate rollback` to finish",
+                        )
                 batch.append(e)
                 seen.add(key)
         if batch:
@@ -157,8 +181,16 @@ async def replay(db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bo
 class _Replayer:
     """Restores one batch of journal entries (each document at most once per batch)."""
 
-    def __init__(self, db: AsyncDatabase[dict[str, Any]], migration: str, *, force: bool,
-                 dry_run: bool, lock: LeaseLock | None, stats: RollbackStats) -> None:
+    def __init__(
+        self,
+        db: AsyncDatabase[dict[str, Any]],
+        migration: str,
+        *,
+        force: bool,
+        dry_run: bool,
+        lock: LeaseLock | None,
+        stats: RollbackStats,
+    ) -> None:
         self.db = db
         self.migration = migration
         self.force = force
@@ -176,9 +208,23 @@ class _Replayer:
             by_coll = _by_collection(optimistic)
             if self.lock is not None:
                 await self.lock.ensure()
-            results = await gather_all([self._restore(coll, [
-                Write(coll, e["doc_id"], decode_image(e["after"]), decode_image(e["before"]))
-                for e in group]) for coll, group in by_coll.items()])
+            results = await gather_all(
+                [
+                    self._restore(
+                        coll,
+                        [
+                            Write(
+                                coll,
+                                e["doc_id"],
+                                decode_image(e["after"]),
+                                decode_image(e["before"]),
+                            )
+                            for e in group
+                        ],
+                    )
+                    for coll, group in by_coll.items()
+                ]
+            )
             for (coll, group), n in zip(by_coll.items(), results, strict=True):
                 if n == len(group):
                     for e in group:
@@ -203,25 +249,36 @@ class _Replayer:
         self.stats.cache_keys.update(e.get("cache_keys") or [])
         jops[e["_id"]] = EntryState.RESTORED
 
-    def _conflict(self, e: dict[str, Any], before: dict[str, Any], reason: str,
-                  jops: dict[Any, str]) -> None:
+    def _conflict(
+        self, e: dict[str, Any], before: dict[str, Any], reason: str, jops: dict[Any, str]
+    ) -> None:
         self.stats.conflicts += 1
-        _note(self.stats, Conflict(self.migration, e["collection"], e["doc_id"],
-                                   sorted(before), reason))
+        _note(
+            self.stats,
+            Conflict(self.migration, e["collection"], e["doc_id"], sorted(before), reason),
+        )
         jops[e["_id"]] = EntryState.CONFLICT
 
-    async def _decide(self, entries: list[dict[str, Any]], matched: dict[str, int],
-                      jops: dict[Any, str]) -> None:
+    async def _decide(
+        self, entries: list[dict[str, Any]], matched: dict[str, int], jops: dict[Any, str]
+    ) -> None:
         """Read the documents (concurrent chunks, the collections concurrently) and decide
         each entry from them. ``matched``: per collection, how many of these entries an
         optimistic restore just restored (they now hold the before-image, as do the ones
         restored earlier; the count tells the two apart)."""
         stats = self.stats
         by_coll = _by_collection(entries)
-        found = await gather_all([
-            fetch_docs(self.db, coll, [e["doc_id"] for e in group],
-                       {i["p"] for e in group for i in e["before"]})
-            for coll, group in by_coll.items()])
+        found = await gather_all(
+            [
+                fetch_docs(
+                    self.db,
+                    coll,
+                    [e["doc_id"] for e in group],
+                    {i["p"] for e in group for i in e["before"]},
+                )
+                for coll, group in by_coll.items()
+            ]
+        )
         retry: dict[str, tuple[list[Write], list[dict[str, Any]]]] = {}
         for (coll, group), docs in zip(by_coll.items(), found, strict=True):
             holders = 0
@@ -232,8 +289,10 @@ class _Replayer:
                     # Deleted since: nothing to restore into. A conflict until --force
                     # accepts the loss of the document (the app deleted it, not us).
                     if self.force:
-                        _note(stats, Conflict(self.migration, coll, e["doc_id"],
-                                              sorted(before), "deleted"))
+                        _note(
+                            stats,
+                            Conflict(self.migration, coll, e["doc_id"], sorted(before), "deleted"),
+                        )
                         stats.gone += 1
                         jops[e["_id"]] = EntryState.ABANDONED
                     else:
@@ -252,9 +311,16 @@ class _Replayer:
                     stats.forced += 1
                 if self.dry_run:
                     for p in before:
-                        stats.restores.append(Restore(self.migration, coll, e["doc_id"], p,
-                                                      shown_value(p, cur[p]),
-                                                      shown_value(p, before[p])))
+                        stats.restores.append(
+                            Restore(
+                                self.migration,
+                                coll,
+                                e["doc_id"],
+                                p,
+                                shown_value(p, cur[p]),
+                                shown_value(p, before[p]),
+                            )
+                        )
                     stats.restored += 1
                     stats.cache_keys.update(e.get("cache_keys") or [])
                     continue
@@ -281,10 +347,17 @@ class _Replayer:
                 raced.extend(wentries)
         if raced:  # an edit raced the restore: decide each from the document again
             by_coll = _by_collection(raced)
-            again = await gather_all([
-                fetch_docs(self.db, coll, [e["doc_id"] for e in group],
-                           {i["p"] for e in group for i in e["before"]})
-                for coll, group in by_coll.items()])
+            again = await gather_all(
+                [
+                    fetch_docs(
+                        self.db,
+                        coll,
+                        [e["doc_id"] for e in group],
+                        {i["p"] for e in group for i in e["before"]},
+                    )
+                    for coll, group in by_coll.items()
+                ]
+            )
             for group, docs in zip(by_coll.values(), again, strict=True):
                 for e in group:
                     before = decode_image(e["before"])

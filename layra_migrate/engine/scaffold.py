@@ -108,7 +108,8 @@ def refuse_package_folder(directory: Path, bundled: Path | None = None) -> None:
             "(a reinstall replaces it, and its numbering would clash with yours)",
             path=str(directory),
             hint="run `layra-migrate new NAME` from your project directory (it writes "
-                 "./migrations) or pass --migrations-dir DIR of your project")
+            "./migrations) or pass --migrations-dir DIR of your project",
+        )
 
 
 def create(directory: Path, name: str, *, bundled: Path | None = None) -> Scaffolded:
@@ -119,8 +120,14 @@ def create(directory: Path, name: str, *, bundled: Path | None = None) -> Scaffo
     path = next_file(directory, name)
     bundled_files = _numbered(bundled)
     project_files = _numbered(directory)
-    top = max((int(m.group(1)) for p in [*bundled_files, *project_files]
-               if (m := FILE_PATTERN.match(p.name))), default=0)
+    top = max(
+        (
+            int(m.group(1))
+            for p in [*bundled_files, *project_files]
+            if (m := FILE_PATTERN.match(p.name))
+        ),
+        default=0,
+    )
     path = directory / f"{top + 1:04d}_{path.name.split('_', 1)[1]}"
     title = name.strip().replace('"', "'") or path.stem
     done = Scaffolded(path)
@@ -136,6 +143,7 @@ def create(directory: Path, name: str, *, bundled: Path | None = None) -> Scaffo
     except FileExistsError:
         raise ConfigError("migration file already exists", path=str(path)) from None
     except OSError as exc:
-        raise ConfigError(f"cannot write migration file: {exc.strerror or exc}",
-                          path=str(path)) from None
+        raise ConfigError(
+            f"cannot write migration file: {exc.strerror or exc}", path=str(path)
+        ) from None
     return done

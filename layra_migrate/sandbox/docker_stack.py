@@ -47,8 +47,26 @@ SANDBOX_ENV = {
 SANDBOX_DB_PASSWORD = "sandbox-db-password-not-a-secret"
 
 LOOP = ["sh", "-c", "trap 'exit 0' TERM INT; while true; do sleep 1 & wait $!; done"]
-APPLETS = ("sh", "sleep", "cat", "ls", "echo", "true", "false", "rm", "head", "mkdir", "env",
-           "printf", "grep", "test", "[", "tr", "wc", "id")
+APPLETS = (
+    "sh",
+    "sleep",
+    "cat",
+    "ls",
+    "echo",
+    "true",
+    "false",
+    "rm",
+    "head",
+    "mkdir",
+    "env",
+    "printf",
+    "grep",
+    "test",
+    "[",
+    "tr",
+    "wc",
+    "id",
+)
 
 PG_DUMP = """#!/bin/sh
 # fake pg_dump -Fc: a custom-format magic, then the "database" content
@@ -78,19 +96,27 @@ echo "  litellm/__init__.py"
 [ -n "$FAKE_LITELLM_PTH" ] && echo "  litellm_init.pth"
 exit 0
 """
-EXTRAS = {"proxy": {"pip": PIP},
-          "database": {"pg_dump": PG_DUMP, "pg_dumpall": PG_DUMPALL, "pg_restore": PG_RESTORE},
-          "cache": {}, "app": {}}
+EXTRAS = {
+    "proxy": {"pip": PIP},
+    "database": {"pg_dump": PG_DUMP, "pg_dumpall": PG_DUMPALL, "pg_restore": PG_RESTORE},
+    "cache": {},
+    "app": {},
+}
 
 
 def image_refs(namespace: str) -> dict[str, str]:
     """Role -> image reference. The names carry the roles discovery recognises
     (``litellm``, ``postgres``, ``redis``)."""
-    return {"proxy": f"{namespace}/litellm:main-stable", "database": f"{namespace}/postgres:16",
-            "cache": f"{namespace}/redis:7", "app": f"{namespace}/app:1"}
+    return {
+        "proxy": f"{namespace}/litellm:main-stable",
+        "database": f"{namespace}/postgres:16",
+        "cache": f"{namespace}/redis:7",
+        "app": f"{namespace}/app:1",
+    }
 
 
 # -- images --------------------------------------------------------------------------------
+
 
 def find_busybox() -> str | None:
     for p in ("/bin/busybox", "/usr/bin/busybox"):
@@ -122,7 +148,7 @@ def is_static_elf(path: str) -> bool:
     except OSError:
         return False
     for i in range(phnum):
-        if int.from_bytes(table[i * phentsize:i * phentsize + 4], order) == 3:  # PT_INTERP
+        if int.from_bytes(table[i * phentsize : i * phentsize + 4], order) == 3:  # PT_INTERP
             return False
     return True
 
@@ -131,8 +157,17 @@ def rootfs(busybox: str, extras: Mapping[str, str]) -> bytes:
     """A tar of a minimal root filesystem: busybox, its applets, and extra scripts in /bin."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
-        for d in ("bin", "tmp", "etc", "var", "app", "data", "var/lib", "var/lib/postgresql",
-                  "var/lib/postgresql/data"):
+        for d in (
+            "bin",
+            "tmp",
+            "etc",
+            "var",
+            "app",
+            "data",
+            "var/lib",
+            "var/lib/postgresql",
+            "var/lib/postgresql/data",
+        ):
             info = tarfile.TarInfo(d)
             info.type = tarfile.DIRTYPE
             info.mode = 0o1777 if d == "tmp" else 0o755
@@ -159,8 +194,9 @@ def build_images(client: Any, images: Mapping[str, str], busybox: str | None = N
         raise RuntimeError("busybox (busybox-static) is needed to build the stack's images")
     for role, ref in images.items():
         repo, tag = ref.rsplit(":", 1)
-        client.api.import_image_from_data(rootfs(busybox, EXTRAS[role]), repository=repo,
-                                          tag=tag, changes=["ENV PATH=/bin"])
+        client.api.import_image_from_data(
+            rootfs(busybox, EXTRAS[role]), repository=repo, tag=tag, changes=["ENV PATH=/bin"]
+        )
 
 
 def remove_images(client: Any, images: Mapping[str, str]) -> None:
@@ -178,6 +214,7 @@ def remove_images(client: Any, images: Mapping[str, str]) -> None:
 
 
 # -- the stack -----------------------------------------------------------------------------
+
 
 def compose_yml(images: Mapping[str, str]) -> str:
     return f"""services:
@@ -228,14 +265,23 @@ def put_files(client: Any, cid: str, path: str, files: Mapping[str, bytes]) -> N
         raise RuntimeError(f"could not write {sorted(files)} into {cid[:12]}:{path}")
 
 
-def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
-               label: str = SANDBOX_LABEL, project_prefix: str = SANDBOX_PREFIX,
-               run_id: str | None = None, env: Mapping[str, str] = SANDBOX_ENV,
-               db_password: str = SANDBOX_DB_PASSWORD, db_size: int = 20_000,
-               compromised: bool = False, foreign_on_network: bool = False,
-               backend_points_at_proxy: bool = False,
-               db_without_pg_dump: bool = False,
-               real_db_image: str | None = None) -> FakeStack:
+def make_stack(
+    client: Any,
+    tmp: Path,
+    *,
+    images: Mapping[str, str],
+    label: str = SANDBOX_LABEL,
+    project_prefix: str = SANDBOX_PREFIX,
+    run_id: str | None = None,
+    env: Mapping[str, str] = SANDBOX_ENV,
+    db_password: str = SANDBOX_DB_PASSWORD,
+    db_size: int = 20_000,
+    compromised: bool = False,
+    foreign_on_network: bool = False,
+    backend_points_at_proxy: bool = False,
+    db_without_pg_dump: bool = False,
+    real_db_image: str | None = None,
+) -> FakeStack:
     """Create and start the stack as compose project ``<project_prefix><run_id>``.
 
     ``tmp`` receives the compose directory (``tmp/litellm-compose``) and the proxy's
@@ -255,90 +301,147 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
     workdir = tmp / "litellm-compose"
     workdir.mkdir()
     (workdir / "docker-compose.yml").write_text(compose_yml(images))
-    (workdir / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items())
-                                  + f"POSTGRES_PASSWORD={db_password}\n")
+    (workdir / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in env.items()) + f"POSTGRES_PASSWORD={db_password}\n"
+    )
     (workdir / "config.yaml").write_text(
         "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: openai/gpt-4o\n"
         "      api_key: os.environ/OPENAI_API_KEY\n  - model_name: gemini-2.5-flash\n"
         "    litellm_params:\n      model: gemini/gemini-2.5-flash\n"
-        "      api_key: os.environ/GEMINI_API_KEY\n")
+        "      api_key: os.environ/GEMINI_API_KEY\n"
+    )
     tl = {label: run_id}
     api = client.api
 
     def labels(service: str, depends: str = "") -> dict[str, str]:
-        out = {"com.docker.compose.project": project, "com.docker.compose.service": service,
-               "com.docker.compose.project.working_dir": str(workdir),
-               "com.docker.compose.project.config_files": str(workdir / "docker-compose.yml"),
-               "com.docker.compose.config-hash": uuid.uuid4().hex,
-               "com.docker.compose.container-number": "1",
-               "com.docker.compose.oneoff": "False", "com.docker.compose.version": "2.29.7",
-               **tl}
+        out = {
+            "com.docker.compose.project": project,
+            "com.docker.compose.service": service,
+            "com.docker.compose.project.working_dir": str(workdir),
+            "com.docker.compose.project.config_files": str(workdir / "docker-compose.yml"),
+            "com.docker.compose.config-hash": uuid.uuid4().hex,
+            "com.docker.compose.container-number": "1",
+            "com.docker.compose.oneoff": "False",
+            "com.docker.compose.version": "2.29.7",
+            **tl,
+        }
         if depends:
             out["com.docker.compose.depends_on"] = depends
         return out
 
     network = f"{project}_default"
-    api.create_network(network, driver="bridge", labels={
-        "com.docker.compose.project": project, "com.docker.compose.network": "default", **tl})
+    api.create_network(
+        network,
+        driver="bridge",
+        labels={
+            "com.docker.compose.project": project,
+            "com.docker.compose.network": "default",
+            **tl,
+        },
+    )
     vols = {}
     for v in ("pgdata", "redisdata"):
         name = f"{project}_{v}"
-        api.create_volume(name, labels={"com.docker.compose.project": project,
-                                        "com.docker.compose.volume": v, **tl})
+        api.create_volume(
+            name,
+            labels={"com.docker.compose.project": project, "com.docker.compose.volume": v, **tl},
+        )
         vols[v] = name
     unlabelled = f"litellm_cache_{run_id}"
     api.create_volume(unlabelled, labels=dict(tl))
     # A project volume no container mounts (a service removed from the compose file).
     orphan = f"{project}_prometheus_data"
-    api.create_volume(orphan, labels={"com.docker.compose.project": project,
-                                      "com.docker.compose.volume": "prometheus_data", **tl})
-    filler = api.create_container(images["app"], command=["true"], labels=dict(tl),
-                                  host_config=api.create_host_config(
-                                      binds={orphan: {"bind": "/prometheus", "mode": "rw"}},
-                                      network_mode="none"))
+    api.create_volume(
+        orphan,
+        labels={
+            "com.docker.compose.project": project,
+            "com.docker.compose.volume": "prometheus_data",
+            **tl,
+        },
+    )
+    filler = api.create_container(
+        images["app"],
+        command=["true"],
+        labels=dict(tl),
+        host_config=api.create_host_config(
+            binds={orphan: {"bind": "/prometheus", "mode": "rw"}}, network_mode="none"
+        ),
+    )
     put_files(client, filler["Id"], "/prometheus", {"wal.bin": b"prometheus-orphan-data"})
     api.remove_container(filler["Id"])
 
-    def create(name: str, role: str, service: str, policy: str, env: dict[str, str],
-               binds: dict[str, str], depends: str = "", health: bool = False,
-               image: str | None = None) -> str:
+    def create(
+        name: str,
+        role: str,
+        service: str,
+        policy: str,
+        env: dict[str, str],
+        binds: dict[str, str],
+        depends: str = "",
+        health: bool = False,
+        image: str | None = None,
+    ) -> str:
         from docker.types import Mount
 
         # Like compose v2: named volumes as HostConfig.Mounts, host paths as Binds.
         hc = api.create_host_config(
             binds={v: {"bind": d, "mode": "rw"} for v, d in binds.items() if v.startswith("/")},
-            mounts=[Mount(d, v, type="volume") for v, d in binds.items()
-                    if not v.startswith("/")],
-            restart_policy={"Name": policy, "MaximumRetryCount": 0}, network_mode=network)
+            mounts=[Mount(d, v, type="volume") for v, d in binds.items() if not v.startswith("/")],
+            restart_policy={"Name": policy, "MaximumRetryCount": 0},
+            network_mode=network,
+        )
         kwargs: dict[str, Any] = {}
         if health:
-            kwargs["healthcheck"] = {"test": ["CMD", "true"], "interval": 300_000_000,
-                                     "timeout": 2_000_000_000, "retries": 3}
+            kwargs["healthcheck"] = {
+                "test": ["CMD", "true"],
+                "interval": 300_000_000,
+                "timeout": 2_000_000_000,
+                "retries": 3,
+            }
         real = role == "database" and real_db_image is not None
         if real:
             # As LiteLLM's docker-compose.yml has it.
-            kwargs["healthcheck"] = {"test": ["CMD-SHELL", "pg_isready -d litellm -U llmproxy"],
-                                     "interval": 1_000_000_000, "timeout": 5_000_000_000,
-                                     "retries": 10}
+            kwargs["healthcheck"] = {
+                "test": ["CMD-SHELL", "pg_isready -d litellm -U llmproxy"],
+                "interval": 1_000_000_000,
+                "timeout": 5_000_000_000,
+                "retries": 10,
+            }
             kwargs["stop_signal"] = "SIGINT"  # the official image's STOPSIGNAL
         c = api.create_container(
-            image or (real_db_image if real else images[role]), command=None if real else LOOP,
-            name=name, labels=labels(service, depends),
-            environment=env, host_config=hc,
+            image or (real_db_image if real else images[role]),
+            command=None if real else LOOP,
+            name=name,
+            labels=labels(service, depends),
+            environment=env,
+            host_config=hc,
             networking_config=api.create_networking_config(
-                {network: api.create_endpoint_config(aliases=[service])}), **kwargs)
+                {network: api.create_endpoint_config(aliases=[service])}
+            ),
+            **kwargs,
+        )
         return str(c["Id"])
 
     db_data = os.urandom(db_size)
     db = f"{project}-db-1"
-    db_id = create(db, "database", "db", "unless-stopped",
-                   {"POSTGRES_USER": "llmproxy", "POSTGRES_DB": "litellm",
-                    "POSTGRES_PASSWORD": db_password, "PGDATA": "/var/lib/postgresql/data"},
-                   {vols["pgdata"]: "/var/lib/postgresql/data"},
-                   image=images["app"] if db_without_pg_dump else None)
+    db_id = create(
+        db,
+        "database",
+        "db",
+        "unless-stopped",
+        {
+            "POSTGRES_USER": "llmproxy",
+            "POSTGRES_DB": "litellm",
+            "POSTGRES_PASSWORD": db_password,
+            "PGDATA": "/var/lib/postgresql/data",
+        },
+        {vols["pgdata"]: "/var/lib/postgresql/data"},
+        image=images["app"] if db_without_pg_dump else None,
+    )
     if real_db_image is None:
-        put_files(client, db_id, "/var/lib/postgresql/data",
-                  {"PG_VERSION": b"16\n", "base.dat": db_data})
+        put_files(
+            client, db_id, "/var/lib/postgresql/data", {"PG_VERSION": b"16\n", "base.dat": db_data}
+        )
     cache = f"{project}-redis-1"
     cache_id = create(cache, "cache", "redis", "always", {}, {vols["redisdata"]: "/data"})
     put_files(client, cache_id, "/data", {"dump.rdb": b"REDIS0011 fake"})
@@ -352,9 +455,16 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
     external = tmp / "srv-litellm"
     external.mkdir()
     (external / "config.yaml").write_text("general_settings: {}\n")
-    create(proxy, "proxy", "litellm", "always", penv,
-           {unlabelled: "/app/cache", str(external): "/app/external"},
-           depends="db:service_started:false,redis:service_started:false", health=True)
+    create(
+        proxy,
+        "proxy",
+        "litellm",
+        "always",
+        penv,
+        {unlabelled: "/app/cache", str(external): "/app/external"},
+        depends="db:service_started:false,redis:service_started:false",
+        health=True,
+    )
     for cid in (db_id, cache_id):
         api.start(cid)
     api.start(proxy)
@@ -363,25 +473,46 @@ def make_stack(client: Any, tmp: Path, *, images: Mapping[str, str],
     uvol = f"unrelated-{run_id}-data"
     api.create_volume(uvol, labels=dict(tl))
     uc = api.create_container(
-        images["app"], command=LOOP, name=unrelated, labels=dict(tl),
+        images["app"],
+        command=LOOP,
+        name=unrelated,
+        labels=dict(tl),
         host_config=api.create_host_config(
             binds={uvol: {"bind": "/data", "mode": "rw"}},
-            restart_policy={"Name": "always", "MaximumRetryCount": 0}, network_mode="none"))
+            restart_policy={"Name": "always", "MaximumRetryCount": 0},
+            network_mode="none",
+        ),
+    )
     api.start(uc["Id"])
     if foreign_on_network:
         api.disconnect_container_from_network(uc["Id"], "none")
         api.connect_container_to_network(uc["Id"], network)
     if backend_points_at_proxy:
         b = api.create_container(
-            images["app"], command=LOOP, name=f"layra-backend-{run_id}", labels=dict(tl),
+            images["app"],
+            command=LOOP,
+            name=f"layra-backend-{run_id}",
+            labels=dict(tl),
             environment={"LLM_BASE_URL": f"http://{proxy}:4000/v1"},
-            host_config=api.create_host_config(network_mode="none"))
+            host_config=api.create_host_config(network_mode="none"),
+        )
         api.start(b["Id"])
-    return FakeStack(project=project, workdir=workdir, proxy=proxy, db=db, cache=cache,
-                     unrelated=unrelated, unrelated_volume=uvol, network=network,
-                     volumes=[vols["pgdata"], vols["redisdata"], unlabelled, orphan],
-                     unlabelled_volume=unlabelled, db_data=db_data, run_id=run_id,
-                     label=label, images=dict(images))
+    return FakeStack(
+        project=project,
+        workdir=workdir,
+        proxy=proxy,
+        db=db,
+        cache=cache,
+        unrelated=unrelated,
+        unrelated_volume=uvol,
+        network=network,
+        volumes=[vols["pgdata"], vols["redisdata"], unlabelled, orphan],
+        unlabelled_volume=unlabelled,
+        db_data=db_data,
+        run_id=run_id,
+        label=label,
+        images=dict(images),
+    )
 
 
 def destroy(client: Any, project: str, run_id: str, label: str = SANDBOX_LABEL) -> None:
@@ -412,29 +543,34 @@ def destroy_stack(client: Any, stack: FakeStack) -> None:
     destroy(client, stack.project, stack.run_id, stack.label)
 
 
-def teardown(client: Any, project: str, run_id: str, images: Mapping[str, str],
-             label: str = SANDBOX_LABEL) -> list[str]:
+def teardown(
+    client: Any, project: str, run_id: str, images: Mapping[str, str], label: str = SANDBOX_LABEL
+) -> list[str]:
     """Destroy the stack and remove its images; return what is still there (empty: clean)."""
     destroy(client, project, run_id, label)
     remove_images(client, images)
     return leftovers(client, project, run_id, images, label)
 
 
-def leftovers(client: Any, project: str, run_id: str, images: Mapping[str, str],
-              label: str = SANDBOX_LABEL) -> list[str]:
+def leftovers(
+    client: Any, project: str, run_id: str, images: Mapping[str, str], label: str = SANDBOX_LABEL
+) -> list[str]:
     """Containers, networks, volumes and images of this stack that still exist."""
     api = client.api
     left: list[str] = []
     flts = ({"label": f"{label}={run_id}"}, {"label": f"com.docker.compose.project={project}"})
     for f in flts:
-        left += [f"container {c['Names'][0].lstrip('/')}"
-                 for c in api.containers(all=True, filters=f)]
+        left += [
+            f"container {c['Names'][0].lstrip('/')}" for c in api.containers(all=True, filters=f)
+        ]
         left += [f"network {n['Name']}" for n in api.networks(filters=f)]
-        left += [f"volume {v['Name']}"
-                 for v in (api.volumes(filters=f) or {}).get("Volumes") or []]
+        left += [f"volume {v['Name']}" for v in (api.volumes(filters=f) or {}).get("Volumes") or []]
     left += [f"network {n['Name']}" for n in api.networks() if n["Name"].startswith(project)]
-    left += [f"volume {v['Name']}" for v in (api.volumes() or {}).get("Volumes") or []
-             if v["Name"].startswith(project) or run_id in v["Name"]]
+    left += [
+        f"volume {v['Name']}"
+        for v in (api.volumes() or {}).get("Volumes") or []
+        if v["Name"].startswith(project) or run_id in v["Name"]
+    ]
     refs = set(images.values())
     for img in api.images(all=True):
         left += [f"image {t}" for t in img.get("RepoTags") or [] if t in refs]
@@ -449,5 +585,7 @@ def state(client: Any, name: str) -> tuple[str, str]:
         attrs = client.api.inspect_container(name)
     except docker.errors.NotFound:
         return "missing", "-"
-    return (attrs["State"]["Status"],
-            (attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no")
+    return (
+        attrs["State"]["Status"],
+        (attrs["HostConfig"].get("RestartPolicy") or {}).get("Name") or "no",
+    )

@@ -50,14 +50,46 @@ from dataclasses import dataclass, field
 from typing import Any
 
 BEHAVIOURS = (
-    "ok", "reasoning", "empty", "json", "400", "400-model", "400-temperature", "401",
-    "401-echo", "402", "403",
-    "404", "404-html", "429", "500", "503", "429-once", "503-once", "stall", "stall-stream",
-    "close", "truncated", "html", "blank", "malformed", "foreign", "stream-error",
+    "ok",
+    "reasoning",
+    "empty",
+    "json",
+    "400",
+    "400-model",
+    "400-temperature",
+    "401",
+    "401-echo",
+    "402",
+    "403",
+    "404",
+    "404-html",
+    "429",
+    "500",
+    "503",
+    "429-once",
+    "503-once",
+    "stall",
+    "stall-stream",
+    "close",
+    "truncated",
+    "html",
+    "blank",
+    "malformed",
+    "foreign",
+    "stream-error",
 )
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 402: "Payment Required",
-            403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -131,8 +163,9 @@ class ProviderStub:
 
     async def _serve(self, ready: threading.Event) -> None:
         self._stopping = asyncio.Event()
-        self._server = await asyncio.start_server(self._handle, self.host, self.port,
-                                                  ssl=self.ssl_context)
+        self._server = await asyncio.start_server(
+            self._handle, self.host, self.port, ssl=self.ssl_context
+        )
         self.port = int(self._server.sockets[0].getsockname()[1])
         ready.set()
         await self._stopping.wait()
@@ -190,8 +223,12 @@ class ProviderStub:
         self._writers.add(writer)
         try:
             await self._handle_one(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ssl.SSLError):
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ssl.SSLError,
+        ):
             pass
         finally:
             self._writers.discard(writer)
@@ -218,16 +255,25 @@ class ProviderStub:
         model = body.get("model") if isinstance(body, dict) else None
         behaviour, latency = self.behaviour_for(model if isinstance(model, str) else None, key)
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, headers, body, behaviour,
-                                                 time.time()))
+            self.requests.append(
+                RecordedRequest(method, path, headers, body, behaviour, time.time())
+            )
             count = self._seen.get(str(model), 0) + 1
             self._seen[str(model)] = count
         if latency > 0:
             await asyncio.sleep(latency)
         route = path.split("?", 1)[0].rstrip("/")
         if route.endswith("/models") and method == "GET":
-            await self._json(writer, 200, {"object": "list", "data": [
-                {"id": m, "object": "model", "owned_by": "stub"} for m in self.behaviours]})
+            await self._json(
+                writer,
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "owned_by": "stub"} for m in self.behaviours
+                    ],
+                },
+            )
             return
         if not route.endswith("/chat/completions"):
             await self._send(writer, 404, b"404 page not found", "text/plain")
@@ -239,48 +285,84 @@ class ProviderStub:
             behaviour = behaviour[:-5] if count == 1 else "ok"
         await self._respond(writer, behaviour, body, key or "")
 
-    async def _respond(self, w: asyncio.StreamWriter, behaviour: str, body: dict[str, Any],
-                       key: str) -> None:
+    async def _respond(
+        self, w: asyncio.StreamWriter, behaviour: str, body: dict[str, Any], key: str
+    ) -> None:
         model = str(body.get("model"))
         stream = bool(body.get("stream"))
         usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if behaviour == "400":
-            await self._error(w, 400, "invalid_request_error", "Unsupported parameter: "
-                              "'max_tokens' is not supported with this model.", param="max_tokens")
+            await self._error(
+                w,
+                400,
+                "invalid_request_error",
+                "Unsupported parameter: 'max_tokens' is not supported with this model.",
+                param="max_tokens",
+            )
         elif behaviour == "400-temperature" and "temperature" in body:
-            await self._error(w, 400, "invalid_request_error", "Unsupported parameter: "
-                              "'temperature' is not supported with this model.",
-                              param="temperature")
+            await self._error(
+                w,
+                400,
+                "invalid_request_error",
+                "Unsupported parameter: 'temperature' is not supported with this model.",
+                param="temperature",
+            )
         elif behaviour == "400-model":
             await self._error(w, 400, "invalid_request_error", "Model Not Exist")
         elif behaviour == "401":
             shown = f"{key[:3]}*****{key[-4:]}" if len(key) > 8 else "*****"
-            await self._error(w, 401, "invalid_request_error",
-                              f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+            await self._error(
+                w,
+                401,
+                "invalid_request_error",
+                f"Incorrect API key provided: {shown}.",
+                code="invalid_api_key",
+            )
         elif behaviour == "401-echo":
-            await self._error(w, 401, "authentication_error",
-                              f"Authentication Fails, your api key: {key} is invalid")
+            await self._error(
+                w,
+                401,
+                "authentication_error",
+                f"Authentication Fails, your api key: {key} is invalid",
+            )
         elif behaviour == "402":
             await self._error(w, 402, "unknown_error", "Insufficient Balance")
         elif behaviour == "403":
-            await self._error(w, 403, "permission_denied",
-                              "Project does not have access to this model")
+            await self._error(
+                w, 403, "permission_denied", "Project does not have access to this model"
+            )
         elif behaviour == "404":
-            await self._error(w, 404, "invalid_request_error", f"The model `{model}` does not "
-                              "exist or you do not have access to it.", code="model_not_found")
+            await self._error(
+                w,
+                404,
+                "invalid_request_error",
+                f"The model `{model}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
         elif behaviour == "404-html":
-            await self._send(w, 404, b"<html><body><h1>404 Not Found</h1></body></html>",
-                             "text/html")
+            await self._send(
+                w, 404, b"<html><body><h1>404 Not Found</h1></body></html>", "text/html"
+            )
         elif behaviour == "429":
-            await self._error(w, 429, "rate_limit_error", "Rate limit reached for requests",
-                              extra_headers={"retry-after": "0"})
+            await self._error(
+                w,
+                429,
+                "rate_limit_error",
+                "Rate limit reached for requests",
+                extra_headers={"retry-after": "0"},
+            )
         elif behaviour in ("500", "503"):
             await self._error(w, int(behaviour), "server_error", "The server had an error")
         elif behaviour == "stall":
             await self._stall()
         elif behaviour == "html":
-            await self._send(w, 200, b"<!doctype html><html><head><title>Welcome</title></head>"
-                             b"<body>It works!</body></html>", "text/html; charset=utf-8")
+            await self._send(
+                w,
+                200,
+                b"<!doctype html><html><head><title>Welcome</title></head>"
+                b"<body>It works!</body></html>",
+                "text/html; charset=utf-8",
+            )
         elif behaviour == "blank":
             await self._send(w, 200, b"", "text/event-stream")
         elif behaviour == "json" or not stream:
@@ -295,20 +377,36 @@ class ProviderStub:
 
     def _completion(self, model: str, behaviour: str) -> dict[str, Any]:
         text = "" if behaviour == "empty" else "OK"
-        return {"id": f"chatcmpl-{uuid.uuid4().hex[:12]}", "object": "chat.completion",
-                "created": int(time.time()), "model": model,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+        }
 
-    def _chunk(self, model: str, delta: dict[str, Any], finish: str | None = None,
-               *, cid: str) -> bytes:
-        obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-               "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    def _chunk(
+        self, model: str, delta: dict[str, Any], finish: str | None = None, *, cid: str
+    ) -> bytes:
+        obj = {
+            "id": cid,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
         return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
-    async def _stream(self, w: asyncio.StreamWriter, behaviour: str, model: str,
-                      usage: bool) -> None:
+    async def _stream(
+        self, w: asyncio.StreamWriter, behaviour: str, model: str, usage: bool
+    ) -> None:
         await self._head(w, 200, "text/event-stream", chunked=True)
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
 
@@ -321,16 +419,21 @@ class ProviderStub:
             await w.drain()
 
         if behaviour == "malformed":
-            await send(b"data: {\"id\": \"x\", \"choices\": [\n\n")
+            await send(b'data: {"id": "x", "choices": [\n\n')
             await send(b"data: [DONE]\n\n")
             return await end()
         if behaviour == "foreign":
-            await send(b"data: {\"type\": \"message_start\", \"message\": {}}\n\n")
+            await send(b'data: {"type": "message_start", "message": {}}\n\n')
             await send(b"data: [DONE]\n\n")
             return await end()
         if behaviour == "stream-error":
-            await send(b"data: " + json.dumps({"error": {
-                "message": "upstream overloaded", "type": "server_error"}}).encode() + b"\n\n")
+            await send(
+                b"data: "
+                + json.dumps(
+                    {"error": {"message": "upstream overloaded", "type": "server_error"}}
+                ).encode()
+                + b"\n\n"
+            )
             return await end()
         await send(self._chunk(model, {"role": "assistant", "content": ""}, cid=cid))
         if behaviour == "stall-stream":
@@ -351,18 +454,34 @@ class ProviderStub:
             return await end()
         await send(self._chunk(model, {}, "stop", cid=cid))
         if usage:
-            obj = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                   "model": model, "choices": [],
-                   "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10}}
+            obj = {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [],
+                "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+            }
             await send(b"data: " + json.dumps(obj).encode() + b"\n\n")
         await send(b"data: [DONE]\n\n")
         await end()
 
-    async def _head(self, w: asyncio.StreamWriter, status: int, ctype: str, *,
-                    length: int | None = None, chunked: bool = False,
-                    extra_headers: Mapping[str, str] | None = None) -> None:
-        lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-                 f"content-type: {ctype}", "connection: close", "server: layra-provider-stub"]
+    async def _head(
+        self,
+        w: asyncio.StreamWriter,
+        status: int,
+        ctype: str,
+        *,
+        length: int | None = None,
+        chunked: bool = False,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        lines = [
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+            f"content-type: {ctype}",
+            "connection: close",
+            "server: layra-provider-stub",
+        ]
         if chunked:
             lines.append("transfer-encoding: chunked")
         elif length is not None:
@@ -372,21 +491,44 @@ class ProviderStub:
         w.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         await w.drain()
 
-    async def _send(self, w: asyncio.StreamWriter, status: int, data: bytes, ctype: str,
-                    extra_headers: Mapping[str, str] | None = None) -> None:
+    async def _send(
+        self,
+        w: asyncio.StreamWriter,
+        status: int,
+        data: bytes,
+        ctype: str,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
         await self._head(w, status, ctype, length=len(data), extra_headers=extra_headers)
         w.write(data)
         await w.drain()
 
-    async def _json(self, w: asyncio.StreamWriter, status: int, obj: Any,
-                    extra_headers: Mapping[str, str] | None = None) -> None:
+    async def _json(
+        self,
+        w: asyncio.StreamWriter,
+        status: int,
+        obj: Any,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
         await self._send(w, status, json.dumps(obj).encode(), "application/json", extra_headers)
 
-    async def _error(self, w: asyncio.StreamWriter, status: int, kind: str, message: str, *,
-                     code: str | None = None, param: str | None = None,
-                     extra_headers: Mapping[str, str] | None = None) -> None:
-        await self._json(w, status, {"error": {"message": message, "type": kind, "param": param,
-                                               "code": code}}, extra_headers)
+    async def _error(
+        self,
+        w: asyncio.StreamWriter,
+        status: int,
+        kind: str,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        await self._json(
+            w,
+            status,
+            {"error": {"message": message, "type": kind, "param": param, "code": code}},
+            extra_headers,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -396,12 +538,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--default", default="ok", choices=BEHAVIOURS)
-    parser.add_argument("--map", action="append", default=[], metavar="MODEL=BEHAVIOUR",
-                        help="behaviour for a model name (repeatable)")
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="MODEL=BEHAVIOUR",
+        help="behaviour for a model name (repeatable)",
+    )
     args = parser.parse_args(argv)
     mapping = dict(m.split("=", 1) for m in args.map)
-    stub = ProviderStub(behaviours=mapping, default=args.default, latency_s=args.latency_ms / 1000,
-                        port=args.port).start()
+    stub = ProviderStub(
+        behaviours=mapping, default=args.default, latency_s=args.latency_ms / 1000, port=args.port
+    ).start()
     print(f"provider stub listening on {stub.base_url}", flush=True)
     try:
         while True:

@@ -88,14 +88,20 @@ class Job:
         self.console.print(f"[bold cyan]$ {shlex.join(cmd)}[/]")
         sys.stdout.flush()
         t = time.monotonic()
-        proc = subprocess.run([sys.executable, "-m", "layra_migrate", *args], cwd=self.workdir,
-                              env=self.env, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "layra_migrate", *args],
+            cwd=self.workdir,
+            env=self.env,
+            check=False,
+        )
         seconds = time.monotonic() - t
         result = StepResult(title, cmd, expect, proc.returncode, seconds)
         self.results.append(result)
         style = "green" if result.ok else "bold red"
-        self.console.print(f"[{style}]exit {proc.returncode}[/] "
-                           f"(expected {' or '.join(map(str, expect))}, {seconds:.1f}s)")
+        self.console.print(
+            f"[{style}]exit {proc.returncode}[/] "
+            f"(expected {' or '.join(map(str, expect))}, {seconds:.1f}s)"
+        )
         return proc.returncode
 
 
@@ -111,18 +117,25 @@ def edit_plan_like_an_operator(plan_path: Path, stub_v1: str, console: Console) 
             entry["target"] = entry["choices"][0]
             edits.append(f"{name}: chose {entry['target']['provider']} {entry['target']['model']}")
         elif name == "gpt-4o" and entry.get("target") is None:
-            entry["target"] = {"provider": "openai", "base_url": stub_v1, "model": "gpt-4o",
-                               "api_key_env": "OPENAI_API_KEY"}
+            entry["target"] = {
+                "provider": "openai",
+                "base_url": stub_v1,
+                "model": "gpt-4o",
+                "api_key_env": "OPENAI_API_KEY",
+            }
             edits.append("gpt-4o: routed to openai (the proxy never defined it)")
-    header = "".join(line + "\n" for line in plan_path.read_text().splitlines()
-                     if line.startswith("#"))
+    header = "".join(
+        line + "\n" for line in plan_path.read_text().splitlines() if line.startswith("#")
+    )
     plan_path.write_text(header + yaml.safe_dump(plan, sort_keys=False))
     for e in edits:
         console.print(f"  plan edit: {e}")
     left = [n for n, e in models.items() if e.get("target") is None]
     if left:
-        console.print(f"  left unresolved on purpose (no OpenAI-compatible chat endpoint): "
-                      f"{', '.join(left)}; rewrite runs with --skip-unresolved")
+        console.print(
+            f"  left unresolved on purpose (no OpenAI-compatible chat endpoint): "
+            f"{', '.join(left)}; rewrite runs with --skip-unresolved"
+        )
 
 
 def content_digest(mongo_uri: str, db_name: str) -> str:
@@ -153,8 +166,11 @@ def seed_layra_cache(redis_url: str, data: Any) -> int:
     r = redis_lib.Redis.from_url(redis_url)
     n = 0
     for conv in data.conversations[::2]:
-        r.set(f"conv_model_config:{conv['conversation_id']}",
-              json.dumps({"model_url": conv["model_config"].get("model_url")}), ex=900)
+        r.set(
+            f"conv_model_config:{conv['conversation_id']}",
+            json.dumps({"model_url": conv["model_config"].get("model_url")}),
+            ex=900,
+        )
         n += 1
     for doc in data.model_config[::3]:
         r.set(f"model_config:{doc['username']}", "{}", ex=900)
@@ -193,25 +209,32 @@ def private_engine(console: Console, cleanup: ExitStack) -> tuple[str | None, st
     from layra_migrate.sandbox import private_engine as pe
 
     if os.environ.get("DOCKER_HOST"):
-        return None, (f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer (a private "
-                      "engine is started only when DOCKER_HOST is not set)")
+        return None, (
+            f"DOCKER_HOST={os.environ['DOCKER_HOST']} does not answer (a private "
+            "engine is started only when DOCKER_HOST is not set)"
+        )
     reason = pe.why_not()
     if reason:
         return None, f"no Docker engine runs here, and {reason}"
-    console.print("Docker: no engine runs here; starting a private dockerd (own socket and "
-                  "folders under /tmp, no bridge, no iptables), as the tests do...")
+    console.print(
+        "Docker: no engine runs here; starting a private dockerd (own socket and "
+        "folders under /tmp, no bridge, no iptables), as the tests do..."
+    )
     sys.stdout.flush()
     started = pe.start()
     if isinstance(started, str):
         return None, f"no Docker engine runs here, and a private dockerd did not start: {started}"
     cleanup.callback(pe.shutdown, started)
-    console.print(f"Docker: private engine at {started.host} ({', '.join(started.notes)}); "
-                  "it is stopped at the end")
+    console.print(
+        f"Docker: private engine at {started.host} ({', '.join(started.notes)}); "
+        "it is stopped at the end"
+    )
     return started.host, ""
 
 
-def start_docker_stack(console: Console, workdir: Path, cleanup: ExitStack,
-                       host: str | None = None) -> DockerSandbox | None:
+def start_docker_stack(
+    console: Console, workdir: Path, cleanup: ExitStack, host: str | None = None
+) -> DockerSandbox | None:
     """Build the sandbox images and start the fake stack on the reachable engine.
 
     The teardown (containers, volumes, network, images) is registered on ``cleanup``
@@ -222,18 +245,25 @@ def start_docker_stack(console: Console, workdir: Path, cleanup: ExitStack,
 
     busybox = ds.find_busybox()
     if not busybox:
-        console.print("Docker: reachable, but busybox is not installed (busybox-static: the "
-                      "fake LiteLLM stack's images are built from it); decommission and "
-                      "restore are skipped")
+        console.print(
+            "Docker: reachable, but busybox is not installed (busybox-static: the "
+            "fake LiteLLM stack's images are built from it); decommission and "
+            "restore are skipped"
+        )
         return None
     if not ds.is_static_elf(busybox):
-        console.print(f"Docker: reachable, but {busybox} is not statically linked (install "
-                      "busybox-static); decommission and restore are skipped")
+        console.print(
+            f"Docker: reachable, but {busybox} is not statically linked (install "
+            "busybox-static); decommission and restore are skipped"
+        )
         return None
     import docker
 
-    client = (docker.DockerClient(base_url=host, timeout=60, version="auto") if host
-              else docker.from_env(timeout=60))
+    client = (
+        docker.DockerClient(base_url=host, timeout=60, version="auto")
+        if host
+        else docker.from_env(timeout=60)
+    )
     cleanup.callback(client.close)
     try:
         engine_arch = str(client.info().get("Architecture") or "")
@@ -241,9 +271,12 @@ def start_docker_stack(console: Console, workdir: Path, cleanup: ExitStack,
         engine_arch = ""
     aliases = {"amd64": "x86_64", "arm64": "aarch64"}
     if engine_arch and aliases.get(engine_arch, engine_arch) != aliases.get(
-            platform.machine().lower(), platform.machine().lower()):
-        console.print(f"Docker: the engine runs on {engine_arch}, this busybox is for "
-                      f"{platform.machine()}; decommission and restore are skipped")
+        platform.machine().lower(), platform.machine().lower()
+    ):
+        console.print(
+            f"Docker: the engine runs on {engine_arch}, this busybox is for "
+            f"{platform.machine()}; decommission and restore are skipped"
+        )
         return None
     run_id = uuid.uuid4().hex[:8]
     project = f"{ds.SANDBOX_PREFIX}{run_id}"
@@ -262,34 +295,53 @@ def start_docker_stack(console: Console, workdir: Path, cleanup: ExitStack,
         base.mkdir(parents=True)
         ds.make_stack(client, base, images=sb.images, run_id=run_id)
     except Exception as exc:  # noqa: BLE001 - the job goes on with the dry run
-        console.print(f"[yellow]Docker: could not start the fake LiteLLM stack "
-                      f"({exc.__class__.__name__}: {escape(redact.scrub(str(exc))[:300])}); "
-                      "decommission and restore are skipped[/]")
+        console.print(
+            f"[yellow]Docker: could not start the fake LiteLLM stack "
+            f"({exc.__class__.__name__}: {escape(redact.scrub(str(exc))[:300])}); "
+            "decommission and restore are skipped[/]"
+        )
         cleanup.close()
         if sb.leftovers:
             console.print(f"[red]left on the Docker engine: {escape(', '.join(sb.leftovers))}[/]")
         return None
-    console.print(f"Docker: fake LiteLLM stack, compose project {project} (proxy, database, "
-                  f"cache, their volumes and network; compose directory {base}/litellm-compose),"
-                  f" images {project}/* imported from busybox")
+    console.print(
+        f"Docker: fake LiteLLM stack, compose project {project} (proxy, database, "
+        f"cache, their volumes and network; compose directory {base}/litellm-compose),"
+        f" images {project}/* imported from busybox"
+    )
     return sb
 
 
-def run_docker_phase(job: Job, console: Console, sb: DockerSandbox, cleanup: ExitStack,
-                     workdir: Path) -> None:
+def run_docker_phase(
+    job: Job, console: Console, sb: DockerSandbox, cleanup: ExitStack, workdir: Path
+) -> None:
     """Phase 4 for real on the sandbox stack: the interlock, a forced decommission into
     an archive, restore from it; then the stack and its images are removed."""
     archive = "archive" if not (workdir / "archive").exists() else f"archive-{sb.run_id}"
     try:
-        job.run("Phase 4: decommission refuses while references remain",
-                "decommission", "--project", sb.project, "--dry-run", expect=(4,),
-                why="voyage-3 and claude-sonnet-4 were left on the proxy on purpose")
-        job.run("Phase 4: decommission, for real (forced past the interlock)",
-                "decommission", "--project", sb.project, "--archive-dir", archive, "--yes",
-                "--force", "--reason",
-                "sandbox: voyage-3 and claude-sonnet-4 are migrated separately",
-                why="stops the proxy, dumps the database, archives volumes and the compose "
-                    "directory, verifies the archive")
+        job.run(
+            "Phase 4: decommission refuses while references remain",
+            "decommission",
+            "--project",
+            sb.project,
+            "--dry-run",
+            expect=(4,),
+            why="voyage-3 and claude-sonnet-4 were left on the proxy on purpose",
+        )
+        job.run(
+            "Phase 4: decommission, for real (forced past the interlock)",
+            "decommission",
+            "--project",
+            sb.project,
+            "--archive-dir",
+            archive,
+            "--yes",
+            "--force",
+            "--reason",
+            "sandbox: voyage-3 and claude-sonnet-4 are migrated separately",
+            why="stops the proxy, dumps the database, archives volumes and the compose "
+            "directory, verifies the archive",
+        )
         job.run("restore: the stack back from its archive", "restore", archive, "--yes")
     finally:
         console.print(Rule("[bold]Docker clean-up"))
@@ -297,25 +349,41 @@ def run_docker_phase(job: Job, console: Console, sb: DockerSandbox, cleanup: Exi
     if sb.leftovers:
         console.print(f"[red]left on the Docker engine: {escape(', '.join(sb.leftovers))}[/]")
     else:
-        console.print(f"removed the {sb.project} stack (containers, volumes, network) and its "
-                      "images: nothing of the sandbox is left on the Docker engine")
-    job.results.append(StepResult("Docker: nothing of the sandbox stack left",
-                                  ["(docker inspect)"], (0,), 1 if sb.leftovers else 0, 0.0))
+        console.print(
+            f"removed the {sb.project} stack (containers, volumes, network) and its "
+            "images: nothing of the sandbox is left on the Docker engine"
+        )
+    job.results.append(
+        StepResult(
+            "Docker: nothing of the sandbox stack left",
+            ["(docker inspect)"],
+            (0,),
+            1 if sb.leftovers else 0,
+            0.0,
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m layra_migrate.sandbox", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m layra_migrate.sandbox",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--users", type=int, default=12, help="users in the seeded data (default 12)")
-    ap.add_argument("--mongo-uri",
-                    help="use this MongoDB (e.g. a restored dump) instead of seeding")
+    ap.add_argument(
+        "--mongo-uri", help="use this MongoDB (e.g. a restored dump) instead of seeding"
+    )
     ap.add_argument("--db", default="layra", help="database name (default layra)")
     ap.add_argument("--litellm-config", help="your LiteLLM config.yaml instead of the sandbox one")
     ap.add_argument("--workdir", help="keep plan and outputs here (default: a temporary folder)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
-    ap.add_argument("--no-private-engine", action="store_true",
-                    help="without a running Docker engine, do not start a private dockerd "
-                         "(started otherwise when run as root with dockerd installed)")
+    ap.add_argument(
+        "--no-private-engine",
+        action="store_true",
+        help="without a running Docker engine, do not start a private dockerd "
+        "(started otherwise when run as root with dockerd installed)",
+    )
     args = ap.parse_args(argv)
 
     console = Console(highlight=False, soft_wrap=True)  # long lines whole, never cut
@@ -328,12 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     tmp.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         console.print(Rule("[bold]Sandbox"))
-        stub = ProviderStub(valid_keys=frozenset([*SANDBOX_KEYS.values(), ALREADY_DIRECT_KEY]),
-                            behaviours={"deepseek-reasoner": "reasoning"}).start()
+        stub = ProviderStub(
+            valid_keys=frozenset([*SANDBOX_KEYS.values(), ALREADY_DIRECT_KEY]),
+            behaviours={"deepseek-reasoner": "reasoning"},
+        ).start()
         stack.callback(stub.stop)
         stub_root = stub.base_url.removesuffix("/v1")
-        console.print(f"Providers: OpenAI-compatible stub at {stub.base_url} "
-                      "(stands in for DeepSeek, Gemini, Ollama Cloud, OpenAI)")
+        console.print(
+            f"Providers: OpenAI-compatible stub at {stub.base_url} "
+            "(stands in for DeepSeek, Gemini, Ollama Cloud, OpenAI)"
+        )
         if args.mongo_uri:
             mongo_uri = args.mongo_uri
             console.print(f"MongoDB: {args.mongo_uri.split('@')[-1]} (your data, not seeded)")
@@ -346,21 +418,28 @@ def main(argv: list[str] | None = None) -> int:
             client: Any = MongoClient(mongo_uri)
             # Configurations that already bypassed the proxy point at the stub too,
             # so verify of the database can pass on a machine without internet.
-            data = build_dataset(users=args.users, seed=2026,
-                                 direct_urls=[stub.base_url, stub_root + "/v1/"],
-                                 direct_keys=[ALREADY_DIRECT_KEY])
+            data = build_dataset(
+                users=args.users,
+                seed=2026,
+                direct_urls=[stub.base_url, stub_root + "/v1/"],
+                direct_keys=[ALREADY_DIRECT_KEY],
+            )
             seed_database(client[args.db], data)
             client.close()
             exp = data.expected
-            console.print(f"MongoDB: SecantusDB on 127.0.0.1:{mongo.port}, database {args.db!r}, "
-                          f"{args.users} users, {sum(exp.references.values())} model "
-                          f"configurations ({exp.proxied_total()} via the proxy) in 4 places")
+            console.print(
+                f"MongoDB: SecantusDB on 127.0.0.1:{mongo.port}, database {args.db!r}, "
+                f"{args.users} users, {sum(exp.references.values())} model "
+                f"configurations ({exp.proxied_total()} via the proxy) in 4 places"
+            )
         redis = start_redis(tmp / "redis")
         if redis:
             stack.callback(redis.stop)
             cached = 0 if args.mongo_uri else seed_layra_cache(redis.uri, data)
-            console.print(f"Redis: redis-server on 127.0.0.1:{redis.port}, {cached} model configs "
-                          "cached the way Layra caches them")
+            console.print(
+                f"Redis: redis-server on 127.0.0.1:{redis.port}, {cached} model configs "
+                "cached the way Layra caches them"
+            )
         else:
             console.print("Redis: redis-server not installed; cache clearing is skipped")
         docker_cleanup = stack.enter_context(ExitStack())
@@ -377,18 +456,28 @@ def main(argv: list[str] | None = None) -> int:
         if reachable:
             docker_sb = start_docker_stack(console, tmp, docker_cleanup, docker_host)
         else:
-            console.print(f"[yellow]Docker: {escape(why_no_docker)}; decommission and restore "
-                          "are skipped (the step below shows what the tool says without an "
-                          "engine)[/]")
-        config = Path(args.litellm_config) if args.litellm_config else \
-            write_litellm_config(tmp / "litellm", provider_base=stub_root)
+            console.print(
+                f"[yellow]Docker: {escape(why_no_docker)}; decommission and restore "
+                "are skipped (the step below shows what the tool says without an "
+                "engine)[/]"
+            )
+        config = (
+            Path(args.litellm_config)
+            if args.litellm_config
+            else write_litellm_config(tmp / "litellm", provider_base=stub_root)
+        )
         console.print(f"LiteLLM config: {config}")
         console.print(f"Work folder: {tmp}")
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("LAYRA_MIGRATE_")}
         env.update(SANDBOX_KEYS)
-        env.update({"LAYRA_MIGRATE_MONGO_URI": mongo_uri, "LAYRA_MIGRATE_DB": args.db,
-                    "LAYRA_MIGRATE_LITELLM_CONFIG": str(config)})
+        env.update(
+            {
+                "LAYRA_MIGRATE_MONGO_URI": mongo_uri,
+                "LAYRA_MIGRATE_DB": args.db,
+                "LAYRA_MIGRATE_LITELLM_CONFIG": str(config),
+            }
+        )
         if redis:
             env["LAYRA_MIGRATE_REDIS_URL"] = redis.uri
         if docker_host:
@@ -405,16 +494,38 @@ def main(argv: list[str] | None = None) -> int:
         # finding to read (exit 5), not a failure of the rehearsal.
         rehearsal = bool(args.mongo_uri or args.litellm_config)
         verify_ok = (0, 5) if rehearsal else (0,)
-        job.run("Phase 3 first: verify the plan's targets before touching data",
-                "verify", "--plan", plan, "--allow-skipped", expect=verify_ok,
-                why="names left unresolved are skipped; --allow-skipped accepts that")
-        job.run("Phase 2: rewrite, dry run (writes nothing)", "rewrite", "--plan", plan,
-                "--dry-run", "--skip-unresolved")
+        job.run(
+            "Phase 3 first: verify the plan's targets before touching data",
+            "verify",
+            "--plan",
+            plan,
+            "--allow-skipped",
+            expect=verify_ok,
+            why="names left unresolved are skipped; --allow-skipped accepts that",
+        )
+        job.run(
+            "Phase 2: rewrite, dry run (writes nothing)",
+            "rewrite",
+            "--plan",
+            plan,
+            "--dry-run",
+            "--skip-unresolved",
+        )
         job.run("Phase 2: rewrite", "rewrite", "--plan", plan, "--skip-unresolved", "--yes")
-        job.run("Phase 2: a second rewrite is a no-op", "rewrite", "--plan", plan,
-                "--skip-unresolved", "--yes")
-        job.run("Phase 3: verify what the database now holds", "verify", "--allow-skipped",
-                expect=verify_ok)
+        job.run(
+            "Phase 2: a second rewrite is a no-op",
+            "rewrite",
+            "--plan",
+            plan,
+            "--skip-unresolved",
+            "--yes",
+        )
+        job.run(
+            "Phase 3: verify what the database now holds",
+            "verify",
+            "--allow-skipped",
+            expect=verify_ok,
+        )
         job.run("status", "status")
         job.run("check: reversibility proof on a scratch copy", "check", "--plan", plan)
         job.run("audit again: what still points at the proxy", "audit")
@@ -423,30 +534,50 @@ def main(argv: list[str] | None = None) -> int:
         elif reachable:
             # An engine answers, but the fake stack could not be made on it (said above):
             # the dry run looks for a stack that is not there.
-            job.run("Phase 4: decommission, dry run (no sandbox stack on this engine)",
-                    "decommission", "--dry-run", expect=(4,),
-                    why="no LiteLLM stack to find: the tool refuses (exit 4)")
+            job.run(
+                "Phase 4: decommission, dry run (no sandbox stack on this engine)",
+                "decommission",
+                "--dry-run",
+                expect=(4,),
+                why="no LiteLLM stack to find: the tool refuses (exit 4)",
+            )
             console.print(Rule("[bold]Phase 4: decommission"))
-            console.print("[yellow]no sandbox stack could be started on the Docker engine (see "
-                          "Sandbox above): decommission and restore were skipped; no stack was "
-                          "stopped.[/]")
+            console.print(
+                "[yellow]no sandbox stack could be started on the Docker engine (see "
+                "Sandbox above): decommission and restore were skipped; no stack was "
+                "stopped.[/]"
+            )
         else:
-            job.run("Phase 4: decommission without a Docker engine: exit 3 (unreachable)",
-                    "decommission", "--dry-run", expect=(3,),
-                    why=why_no_docker)
+            job.run(
+                "Phase 4: decommission without a Docker engine: exit 3 (unreachable)",
+                "decommission",
+                "--dry-run",
+                expect=(3,),
+                why=why_no_docker,
+            )
             console.print(Rule("[bold]Phase 4: decommission"))
-            console.print(f"[yellow]Docker is not reachable here ({escape(why_no_docker)}): "
-                          "decommission and restore were skipped; no stack was stopped.[/]")
+            console.print(
+                f"[yellow]Docker is not reachable here ({escape(why_no_docker)}): "
+                "decommission and restore were skipped; no stack was stopped.[/]"
+            )
         job.run("rollback: back to the exact original", "rollback", "--yes")
         after = content_digest(mongo_uri, args.db)
         console.print(Rule("[bold]Exactness"))
         same = after == before
-        console.print(f"content hash before the job:  {before[:16]}...\n"
-                      f"content hash after rollback: {after[:16]}...  "
-                      + ("[green]identical: every byte restored[/]" if same
-                         else "[red]DIFFERENT[/]"))
-        job.results.append(StepResult("rollback restored the exact original", ["(content hash)"],
-                                      (0,), 0 if same else 1, 0.0))
+        console.print(
+            f"content hash before the job:  {before[:16]}...\n"
+            f"content hash after rollback: {after[:16]}...  "
+            + ("[green]identical: every byte restored[/]" if same else "[red]DIFFERENT[/]")
+        )
+        job.results.append(
+            StepResult(
+                "rollback restored the exact original",
+                ["(content hash)"],
+                (0,),
+                0 if same else 1,
+                0.0,
+            )
+        )
 
         console.print(Rule("[bold]Summary"))
         table = Table()
@@ -454,8 +585,9 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column("exit", justify="right")
         table.add_column("result")
         for r in job.results:
-            table.add_row(r.title, str(r.code),
-                          "[green]as expected[/]" if r.ok else "[red]UNEXPECTED[/]")
+            table.add_row(
+                r.title, str(r.code), "[green]as expected[/]" if r.ok else "[red]UNEXPECTED[/]"
+            )
         console.print(table)
         failed = [r for r in job.results if not r.ok]
         if not args.keep and not args.workdir:
@@ -463,8 +595,9 @@ def main(argv: list[str] | None = None) -> int:
         if failed:
             console.print(f"[bold red]{len(failed)} step(s) did not end as expected[/]")
             return 1
-        console.print("[bold green]All four phases ran against the sandbox; "
-                      "nothing is left running.[/]")
+        console.print(
+            "[bold green]All four phases ran against the sandbox; nothing is left running.[/]"
+        )
         return 0
 
 

@@ -64,8 +64,9 @@ class Server:
 def _secantus_cmd() -> list[str]:
     exe = shutil.which("secantusd-py") or str(Path(sys.executable).parent / "secantusd-py")
     if not Path(exe).exists():
-        raise RuntimeError("secantusd-py not found: install the sandbox extras "
-                           "(pip install -e '.[sandbox]')")
+        raise RuntimeError(
+            "secantusd-py not found: install the sandbox extras (pip install -e '.[sandbox]')"
+        )
     return [exe]
 
 
@@ -75,13 +76,22 @@ def start_mongo(storage: Path, port: int | None = None, *, standalone: bool = Tr
     port = port or free_port()
     storage.mkdir(parents=True, exist_ok=True)
     log = storage.parent / f"{storage.name}.log"
-    cmd = _secantus_cmd() + ["--host", "127.0.0.1", "--port", str(port),
-                             "--storage-path", str(storage), "--log-level", "WARNING"]
+    cmd = _secantus_cmd() + [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--storage-path",
+        str(storage),
+        "--log-level",
+        "WARNING",
+    ]
     if standalone:
         cmd.append("--standalone")
     with open(log, "ab") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT,
-                                start_new_session=True, env={**os.environ})
+        proc = subprocess.Popen(
+            cmd, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ}
+        )
     try:
         wait_port(port, 30, proc)
     except Exception:
@@ -100,9 +110,24 @@ def start_redis(workdir: Path, port: int | None = None) -> Server | None:
     log = workdir / "redis.log"
     with open(log, "ab") as fh:
         proc = subprocess.Popen(
-            [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(workdir), "--protected-mode", "yes"],
-            stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                exe,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--protected-mode",
+                "yes",
+            ],
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     wait_port(port, 15, proc)
     return Server("redis", port, proc, log)

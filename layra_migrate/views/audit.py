@@ -96,16 +96,25 @@ def render_audit(report: AuditReport, out: Output, plan_path: str | None) -> Non
         out.table(a)
     dups = [d for d in report.duplicates if d.resolution == "blocking"]
     if dups:
-        d = Table(title="Renames that would give a user two models with one name (blocking)",
-                  title_justify="left")
+        d = Table(
+            title="Renames that would give a user two models with one name (blocking)",
+            title_justify="left",
+        )
         for col in ("user", "proxied name", "new name", "model_id", "same name as model_id"):
             d.add_column(col)
         for x in dups:
-            d.add_row(str(x.user), x.model_name, x.new_name, str(x.model_id),
-                      ", ".join(str(i) for i in x.other_ids))
+            d.add_row(
+                str(x.user),
+                x.model_name,
+                x.new_name,
+                str(x.model_id),
+                ", ".join(str(i) for i in x.other_ids),
+            )
         out.table(d)
-        c.print("  resolve in the plan per name: allow_duplicate_name: true, or "
-                "keep: [MODEL_ID] (left on the proxy); --skip-unresolved leaves them too")
+        c.print(
+            "  resolve in the plan per name: allow_duplicate_name: true, or "
+            "keep: [MODEL_ID] (left on the proxy); --skip-unresolved leaves them too"
+        )
     for note in report.config_notes:
         c.print(f"[yellow]note:[/] {note}")
 

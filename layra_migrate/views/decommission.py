@@ -20,8 +20,12 @@ def _steps_table(result: RunResult, title: str) -> Table:
     t.add_column("detail / resources")
     for i, s in enumerate(result.steps, 1):
         detail = s.detail or ", ".join(s.resources)
-        t.add_row(str(i), Text(s.name), Text(s.status, style=_STATUS_STYLE.get(s.status, "")),
-                  Text(detail))
+        t.add_row(
+            str(i),
+            Text(s.name),
+            Text(s.status, style=_STATUS_STYLE.get(s.status, "")),
+            Text(detail),
+        )
     return t
 
 
@@ -40,19 +44,30 @@ def _containers_table(result: RunResult, *, plan: bool = False) -> Table:
         t.add_column("restart policy after")
     for c in result.containers:
         if plan:
-            t.add_row(c.name, c.role, c.state_before, c.restart_policy_before,
-                      "; ".join(c.evidence))
+            t.add_row(
+                c.name, c.role, c.state_before, c.restart_policy_before, "; ".join(c.evidence)
+            )
         else:
-            t.add_row(c.name, c.role, c.state_before, c.state_after, c.restart_policy_before,
-                      c.restart_policy_after)
+            t.add_row(
+                c.name,
+                c.role,
+                c.state_before,
+                c.state_after,
+                c.restart_policy_before,
+                c.restart_policy_after,
+            )
     return t
 
 
 def render_stack(result: RunResult, out: Output) -> None:
     c = out.out
-    c.print(Text.assemble(("Decommission of compose project ", "bold"),
-                          (result.project, "bold cyan"),
-                          (" (dry run: nothing is touched)" if result.dry_run else "", "yellow")))
+    c.print(
+        Text.assemble(
+            ("Decommission of compose project ", "bold"),
+            (result.project, "bold cyan"),
+            (" (dry run: nothing is touched)" if result.dry_run else "", "yellow"),
+        )
+    )
     out.table(_containers_table(result, plan=True))
     if result.volumes:
         v = Table(title="Volumes", title_justify="left")
@@ -61,28 +76,42 @@ def render_stack(result: RunResult, out: Output) -> None:
         v.add_column("size", justify="right")
         v.add_column("project label")
         for vol in result.volumes:
-            v.add_row(vol["name"], ", ".join(f"{m['container']}:{m['destination']}"
-                                              for m in vol["mounted_by"]) or "-",
-                      human_size(vol.get("size")),
-                      "yes" if "com.docker.compose.project" in vol["labels"] else "no")
+            v.add_row(
+                vol["name"],
+                ", ".join(f"{m['container']}:{m['destination']}" for m in vol["mounted_by"]) or "-",
+                human_size(vol.get("size")),
+                "yes" if "com.docker.compose.project" in vol["labels"] else "no",
+            )
         out.table(v)
     if result.networks:
-        c.print(Text("Networks: " + ", ".join(
-            n["name"] + ("" if n["project_labelled"] else " (not the project's: never removed)")
-            for n in result.networks)))
+        c.print(
+            Text(
+                "Networks: "
+                + ", ".join(
+                    n["name"]
+                    + ("" if n["project_labelled"] else " (not the project's: never removed)")
+                    for n in result.networks
+                )
+            )
+        )
     if result.interlock:
         i = result.interlock
         if not i.checked:
             c.print("[yellow]Interlock: MongoDB references not checked (forced)[/]")
         else:
-            c.print(f"Interlock: {i.via_proxy} model configuration(s) still point at the proxy"
-                    + (f" (forced: {i.reason})" if i.forced and i.via_proxy else ""))
+            c.print(
+                f"Interlock: {i.via_proxy} model configuration(s) still point at the proxy"
+                + (f" (forced: {i.reason})" if i.forced and i.via_proxy else "")
+            )
         pc = i.proxy_comparison
         if pc is not None:
             counts = ", ".join(f"{k} {v}" for k, v in pc["counts"].items() if v) or "no names"
-            c.print(Text(f"Proxy vs direct (verify --against-proxy, {pc['at']}): {counts}"
-                         + ("" if pc["passed"] else f"; not the same: "
-                            f"{', '.join(pc['different'])}")))
+            c.print(
+                Text(
+                    f"Proxy vs direct (verify --against-proxy, {pc['at']}): {counts}"
+                    + ("" if pc["passed"] else f"; not the same: {', '.join(pc['different'])}")
+                )
+            )
     c.print(f"Archive: {result.archive}  (estimated size {human_size(result.estimated_size)})")
 
 
@@ -100,10 +129,16 @@ def render_result(result: RunResult, out: Output) -> None:
     out.table(_steps_table(result, "Steps"))
     out.table(_containers_table(result))
     if result.archive:
-        state = Text("verified", style="green") if result.archive_verified else Text(
-            "INCOMPLETE (kept for inspection)", style="red")
-        c.print(Text.assemble("Archive: ", result.archive, " (", state,
-                              "; holds secrets: mode 0700/0600)"))
+        state = (
+            Text("verified", style="green")
+            if result.archive_verified
+            else Text("INCOMPLETE (kept for inspection)", style="red")
+        )
+        c.print(
+            Text.assemble(
+                "Archive: ", result.archive, " (", state, "; holds secrets: mode 0700/0600)"
+            )
+        )
     _render_security(result, out)
     if result.error:
         pass  # the CLI prints it on stderr, once
@@ -117,8 +152,13 @@ def _render_security(result: RunResult, out: Output, *, checklist: bool = True) 
         return
     c = out.out
     style = "bold red" if sec.compromised else ""
-    c.print(Text.assemble(("Security: ", "bold"), (f"proxy image {sec.proxy_image or '?'}; ", ""),
-                          (sec.detail, style)))
+    c.print(
+        Text.assemble(
+            ("Security: ", "bold"),
+            (f"proxy image {sec.proxy_image or '?'}; ", ""),
+            (sec.detail, style),
+        )
+    )
     if sec.key_names and checklist:
         c.print("Rotate these keys (the proxy held them; names only):")
         for name in sec.key_names:
@@ -127,8 +167,13 @@ def _render_security(result: RunResult, out: Output, *, checklist: bool = True) 
 
 def render_restore(result: RunResult, out: Output) -> None:
     c = out.out
-    c.print(Text.assemble(("Restore of compose project ", "bold"), (result.project, "bold cyan"),
-                          f" from {result.archive}"))
+    c.print(
+        Text.assemble(
+            ("Restore of compose project ", "bold"),
+            (result.project, "bold cyan"),
+            f" from {result.archive}",
+        )
+    )
     out.table(_steps_table(result, "Steps"))
     out.table(_containers_table(result))
     for w in result.warnings:

@@ -26,8 +26,10 @@ def _model(r: ProbeResult, keyed: bool = False) -> str:
     t = r.target
     if len(t.shapes) > 1:  # one row per distinct parameter shape the references send
         shape = t.shapes[t.shape_index - 1]
-        text += (f" [shape {t.shape_index}/{len(t.shapes)}, {shape.references} ref(s): "
-                 f"{shape.params.describe()}]")
+        text += (
+            f" [shape {t.shape_index}/{len(t.shapes)}, {shape.references} ref(s): "
+            f"{shape.params.describe()}]"
+        )
     return text
 
 
@@ -46,28 +48,45 @@ def _keyed(report: VerifyReport) -> set[int]:
 def render_verify(report: VerifyReport, out: Output, *, allow_skipped: bool) -> None:
     c = out.out
     source = f"plan {report.plan_path}" if report.source == "plan" else "the database"
-    c.print(Text.assemble(("Verify targets from ", "bold"), (source, "bold cyan"),
-                          (f"  (database {report.database}, timeout {report.timeout_s:g}s, "
-                           f"concurrency {report.concurrency})", "")))
+    c.print(
+        Text.assemble(
+            ("Verify targets from ", "bold"),
+            (source, "bold cyan"),
+            (
+                f"  (database {report.database}, timeout {report.timeout_s:g}s, "
+                f"concurrency {report.concurrency})",
+                "",
+            ),
+        )
+    )
     _render_table(report, out)  # a table when it fits whole, else one block per target
     if report.not_migrated:
-        c.print(f"[yellow]{report.not_migrated} reference(s) still point at the LiteLLM proxy "
-                "(not migrated, not probed).[/]")
+        c.print(
+            f"[yellow]{report.not_migrated} reference(s) still point at the LiteLLM proxy "
+            "(not migrated, not probed).[/]"
+        )
     if report.record_error:
         out.warn(report.record_error)
-    c.print(Text.assemble(
-        ("ok: ", "bold"), (str(report.ok), "green"),
-        ("   failed: ", "bold"), (str(report.failed), "red" if report.failed else "green"),
-        ("   skipped: ", "bold"), (str(report.skipped), "yellow" if report.skipped else ""),
-        (f"   in {_ms(report.wall_ms)}", ""),
-    ))
+    c.print(
+        Text.assemble(
+            ("ok: ", "bold"),
+            (str(report.ok), "green"),
+            ("   failed: ", "bold"),
+            (str(report.failed), "red" if report.failed else "green"),
+            ("   skipped: ", "bold"),
+            (str(report.skipped), "yellow" if report.skipped else ""),
+            (f"   in {_ms(report.wall_ms)}", ""),
+        )
+    )
     if report.failed:
         out.next_step("fix the failing targets (see the hints), then run verify again")
     elif report.skipped and not allow_skipped:
         out.next_step("skipped targets fail the run: fix them, or accept them with --allow-skipped")
     elif report.source == "plan":
-        out.next_step(f"layra-migrate verify --plan {report.plan_path} --against-proxy (while "
-                      f"the proxy runs), then layra-migrate rewrite --plan {report.plan_path}")
+        out.next_step(
+            f"layra-migrate verify --plan {report.plan_path} --against-proxy (while "
+            f"the proxy runs), then layra-migrate rewrite --plan {report.plan_path}"
+        )
     elif report.not_migrated:
         out.next_step("layra-migrate audit (some references still use the proxy)")
     else:
@@ -95,10 +114,16 @@ def _render_table(report: VerifyReport, out: Output) -> None:
         elif r.status == SKIPPED:
             hint = "not probed (see below)"
         # Text(), not str: provider names, URLs and model ids are data, never Rich markup.
-        t.add_row(Text(r.target.provider), Text(r.target.base_url or "-"),
-                  Text(_model(r, id(r) in keyed)), str(r.target.references),
-                  Text(r.status, style=_STYLE.get(r.status, "red")),
-                  _ms(r.latency_ms), _ms(r.first_token_ms), Text(hint))
+        t.add_row(
+            Text(r.target.provider),
+            Text(r.target.base_url or "-"),
+            Text(_model(r, id(r) in keyed)),
+            str(r.target.references),
+            Text(r.status, style=_STYLE.get(r.status, "red")),
+            _ms(r.latency_ms),
+            _ms(r.first_token_ms),
+            Text(hint),
+        )
     if not report.results:
         c.print("[yellow]No target to verify.[/]")
     else:
@@ -109,5 +134,8 @@ def _render_table(report: VerifyReport, out: Output) -> None:
         for r in problems:
             model = _model(r, id(r) in keyed)
             where = f"{model} @ {r.target.base_url}" if r.target.base_url else model
-            c.print(Text.assemble("  ", (r.status, _STYLE.get(r.status, "red")), f"  {where}: ",
-                              r.detail or "-"))
+            c.print(
+                Text.assemble(
+                    "  ", (r.status, _STYLE.get(r.status, "red")), f"  {where}: ", r.detail or "-"
+                )
+            )
