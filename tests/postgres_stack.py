@@ -7,6 +7,10 @@ recipe's content key (``LAYRA_MIGRATE_IMAGE_CACHE``, default
 key). Where mmdebstrap cannot run the tests skip with the reason; with ``CI=true``
 they fail.
 
+On a machine without the cached root filesystem (a fresh CI machine) the build is mostly
+a download: it starts in the background as soon as collection shows a test that needs
+it, and those tests run last, so the rest of the suite runs while it downloads.
+
 The stack's ``db`` service is spelled like LiteLLM's docker-compose.yml: service
 ``db``, ``POSTGRES_USER=llmproxy``, ``POSTGRES_DB=litellm``, a password, a named
 volume at ``/var/lib/postgresql/data``, the ``pg_isready`` health check.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +34,28 @@ from layra_migrate.sandbox import postgres_image as pgi
 from tests.docker_engine import Engine, FakeStack, destroy_stack, make_stack
 
 PARAM_CANARY = "CANARYpassPARAMS0000"
+PG_FIXTURES = {"pg_image", "pg_stack"}
+_prebuild: threading.Thread | None = None
+
+
+def _build_rootfs_quietly() -> None:
+    try:
+        pgi.ensure_rootfs()
+    except pgi.ImageBuildError:
+        pass  # the fixture calls ensure_rootfs again and reports the reason
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests on the real PostgreSQL last and start building its root filesystem
+    now (in a thread: mmdebstrap is a subprocess, mostly waiting on the download)."""
+    global _prebuild
+    needs = [i for i in items if PG_FIXTURES & set(getattr(i, "fixturenames", ()))]
+    if not needs:
+        return
+    items[:] = [i for i in items if i not in needs] + needs
+    if _prebuild is None and pgi.cannot_build_reason() is None:
+        _prebuild = threading.Thread(target=_build_rootfs_quietly, daemon=True)
+        _prebuild.start()
 
 
 @dataclass
@@ -63,6 +90,8 @@ def _unavailable(reason: str) -> None:
 
 
 def build_pg_image(engine: Engine) -> PgImage:
+    if _prebuild is not None:
+        _prebuild.join()  # ensure_rootfs below finds its result (or says why it failed)
     try:
         rootfs = pgi.ensure_rootfs()
     except pgi.ImageBuildError as exc:
