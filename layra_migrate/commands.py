@@ -969,6 +969,27 @@ async def unlock(settings: Settings, *, if_stale: bool) -> UnlockResult:
     return UnlockResult(result)
 
 
+def _check_probe_timeout(timeout_s: float) -> None:
+    if not timeout_s > 0:
+        raise UsageError("--probe-timeout must be a positive number of seconds")
+
+
+def _probe_progress(
+    progress: Any,
+) -> tuple[Callable[[list[VerifyTarget]], None], Callable[[ProbeResult], None]]:
+    """The callbacks that show the probes as one progress step (no-ops when quiet)."""
+
+    def on_targets(targets: list[VerifyTarget]) -> None:
+        if progress is not None:
+            progress.start("probing", len(targets))
+
+    def on_result(_result: ProbeResult) -> None:
+        if progress is not None:
+            progress.advance("probing")
+
+    return on_targets, on_result
+
+
 async def verify(
     settings: Settings,
     *,
@@ -991,20 +1012,11 @@ async def verify(
     from layra_migrate.proxy import ProxySet
     from layra_migrate.verify import run_verify
 
-    if not timeout_s > 0:
-        raise UsageError("--probe-timeout must be a positive number of seconds")
+    _check_probe_timeout(timeout_s)
     the_plan = read_plan(plan) if plan is not None else None
     proxies = the_plan.proxy if the_plan is not None else ProxySet.build(list(proxy_urls))
     with hooks.progress() as progress:
-
-        def on_targets(targets: list[VerifyTarget]) -> None:
-            if progress is not None:
-                progress.start("probing", len(targets))
-
-        def on_result(_result: ProbeResult) -> None:
-            if progress is not None:
-                progress.advance("probing")
-
+        on_targets, on_result = _probe_progress(progress)
         async with connect(settings) as conn:
             report = await run_verify(
                 conn.db,
@@ -1044,19 +1056,10 @@ async def verify_against_proxy(
     from layra_migrate.plan import read_plan
     from layra_migrate.verify.against_proxy import run_against_proxy
 
-    if not timeout_s > 0:
-        raise UsageError("--timeout must be a positive number of seconds")
+    _check_probe_timeout(timeout_s)
     the_plan = read_plan(plan)
     with hooks.progress() as progress:
-
-        def on_targets(targets: list[VerifyTarget]) -> None:
-            if progress is not None:
-                progress.start("probing", len(targets))
-
-        def on_result(_result: ProbeResult) -> None:
-            if progress is not None:
-                progress.advance("probing")
-
+        on_targets, on_result = _probe_progress(progress)
         async with connect(settings) as conn:
             report = await run_against_proxy(
                 conn.db,
