@@ -145,9 +145,10 @@ def test_rollback_refuses_when_the_ledger_changed_while_asking(
 
 
 def test_prompt_target_masks_the_uri_password() -> None:
-    from layra_migrate import commands, load_settings
+    from layra_migrate import load_settings
+    from layra_migrate.commands._steps import _where
 
     settings = load_settings(mongo_uri="mongodb://layra:CANARYpass42@db.example:27017/x", db="x")
-    where = commands._where(settings, "x")
+    where = _where(settings, "x")
     assert where.startswith("database 'x' on mongodb://layra:") and "@db.example:27017" in where
     assert_no_canary(where)
