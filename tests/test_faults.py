@@ -187,25 +187,13 @@ def _kill_at(
     return alive
 
 
-def _wait_for_lease(db: Any) -> None:
-    """What an operator does after a crash: wait until the dead run's lease expired
-    (read from the lock document, so the test does not spin on exit 4)."""
-    from layra_migrate.engine.lock import now
-
-    doc = db[LOCK].find_one()
-    if doc is not None:
-        time.sleep(max(0.0, (doc["expires_at"] - now()).total_seconds()) + 0.05)
-
-
-def _run_until_done(
-    args: list[str], env: dict[str, str], cwd: Path, db: Any | None = None, expect: int = 0
-) -> CliResult:
-    """Re-run a command the way an operator would: a live lock of the dead run (exit 4)
-    means waiting for its lease; nothing else is allowed (never `unlock`)."""
+def _run_until_done(args: list[str], env: dict[str, str], cwd: Path, expect: int = 0) -> CliResult:
+    """Re-run a command the way an operator would, at once: a dead run's lock on this host
+    is taken over immediately (tests/test_layra_recovery.py and
+    tests/test_lock_after_last_write.py prove that deterministically); should a lock
+    still be reported live (exit 4), wait for its lease, never `unlock`."""
     deadline = time.monotonic() + 30
     while True:
-        if db is not None:
-            _wait_for_lease(db)
         r = run_cli(*args, env=env, cwd=cwd)
         if r.code == 4 and "holds the lock" in r.stderr and time.monotonic() < deadline:
             time.sleep(0.3)
@@ -243,7 +231,7 @@ def test_kill_9_rewrite_and_rollback_at_random_points(
         proc = _popen([*rewrite, "--batch-size", str(rng.randint(1, 3))], env, tmp_path)
         kills["rewrite"] += 1
         mid_run["rewrite"] += _kill_at(proc, db, rng, restored=False, total=corpus.changed)
-        r = _run_until_done([*rewrite, "--json"], env, tmp_path, db)
+        r = _run_until_done([*rewrite, "--json"], env, tmp_path)
         assert raw_fingerprint(db) == corpus.reference, f"trial {trial}: resumed rewrite differs"
         assert r.json()["exit_code"] == 0
         assert_single_journal_entry_per_document(db)
@@ -257,13 +245,12 @@ def test_kill_9_rewrite_and_rollback_at_random_points(
                 )
                 kills["rollback"] += 1
                 mid_run["rollback"] += _kill_at(proc, db, rng, restored=True, total=corpus.changed)
-                _wait_for_lease(db)
             if trial in (4, 13):
                 # Changed one's mind after the killed rollback: rewrite again first.
-                _run_until_done([*rewrite], env, tmp_path, db)
+                _run_until_done([*rewrite], env, tmp_path)
                 assert raw_fingerprint(db) == corpus.reference, f"trial {trial}"
                 assert_single_journal_entry_per_document(db)
-        rb = _run_until_done(["rollback", "--yes", "--json"], env, tmp_path, db)
+        rb = _run_until_done(["rollback", "--yes", "--json"], env, tmp_path)
         assert rb.json()["conflict_count"] == 0
         assert raw_fingerprint(db) == corpus.original, f"trial {trial}: rollback not exact"
         assert _states(db) == ["down:rolled_back"]
@@ -442,7 +429,7 @@ def test_mongodb_stopped_mid_rewrite_and_mid_rollback(
         db = client[name]
         # The dead run's lock: left to expire (the server died under it), never a manual
         # unlock. A re-run waits for the lease at most.
-        _run_until_done([*rewrite, "--json"], env, tmp_path, db)
+        _run_until_done([*rewrite, "--json"], env, tmp_path)
         assert raw_fingerprint(db) == corpus.reference
         assert_single_journal_entry_per_document(db)
 
@@ -459,7 +446,7 @@ def test_mongodb_stopped_mid_rewrite_and_mid_rollback(
         db = client[name]
         st = run_cli("status", "--json", env=env, cwd=tmp_path).json()
         assert st["migrations"][0]["state"] == "rollback_interrupted", st
-        _run_until_done(["rollback", "--yes"], env, tmp_path, db)
+        _run_until_done(["rollback", "--yes"], env, tmp_path)
         assert raw_fingerprint(db) == corpus.original
     finally:
         client.close()
@@ -738,12 +725,12 @@ def test_a_rollback_killed_after_restoring_but_before_marking(
     entry = _simulate_rollback_killed_after_restoring(db)
     key = encode({"_id": entry["doc_id"]}).hex()
     if then == "rewrite":
-        r = _run_until_done([*rewrite, "--json"], env, tmp_path, db)
+        r = _run_until_done([*rewrite, "--json"], env, tmp_path)
         assert r.json()["documents"] == 1  # the restored document, migrated again
         assert raw_fingerprint(db) == corpus.reference
         assert_single_journal_entry_per_document(db)
         assert db[JOURNAL].find_one({"_id": entry["_id"]})["state"] == "restored"
-        _run_until_done(["rollback", "--yes"], env, tmp_path, db)
+        _run_until_done(["rollback", "--yes"], env, tmp_path)
         assert raw_fingerprint(db) == corpus.original
         return
     url_path = next(i["p"] for i in entry["before"] if i["p"].endswith(("model_url", "modelURL")))
@@ -751,7 +738,7 @@ def test_a_rollback_killed_after_restoring_but_before_marking(
         {"_id": entry["doc_id"]}, {"$set": {url_path: "http://ollama.internal:11434/v1"}}
     )
     edited = raw_fingerprint(db)[entry["collection"]][key]
-    rb = _run_until_done(["rollback", "--yes", "--json"], env, tmp_path, db, expect=6)
+    rb = _run_until_done(["rollback", "--yes", "--json"], env, tmp_path, expect=6)
     assert [c["doc_id"] for c in rb.json()["conflicts"]] == [str(entry["doc_id"])]
     after = raw_fingerprint(db)
     assert after[entry["collection"]][key] == edited  # the app's edit survived
