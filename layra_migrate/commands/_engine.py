@@ -27,13 +27,13 @@ from layra_migrate.commands._steps import (
     _NO_REDIS_WARNING,
     _ask,
     _check_redis,
-    _lock_ttl,
     _open_cache,
     _pending_ids,
     _plan_path,
     _redis_refusal,
     _rewrite_question,
     _rollback_question,
+    _run_options,
     _warn_if_backend_runs,
 )
 from layra_migrate.errors import (
@@ -131,7 +131,7 @@ async def rewrite(
     from layra_migrate.engine.context import StopFlag
     from layra_migrate.engine.discovery import discover
     from layra_migrate.engine.preflight import preflight
-    from layra_migrate.engine.runner import RunOptions, Store, apply
+    from layra_migrate.engine.runner import Store, apply
     from layra_migrate.mongo import connect
     from layra_migrate.plan import read_plan
 
@@ -175,16 +175,15 @@ async def rewrite(
                     )
             hooks.writing(stop)
             with hooks.progress() as progress:
-                options = RunOptions(
+                options = _run_options(
+                    settings,
+                    "rewrite",
                     dry_run=dry_run,
                     batch_size=batch_size,
-                    lock_ttl_s=_lock_ttl(settings),
                     stop=stop,
                     cache=cache,
-                    command="rewrite",
+                    progress=progress,
                 )
-                if progress is not None:
-                    options.progress = progress
                 result = await apply(
                     Store(conn.db, conn.client, conn.topology.transactions),
                     migrations,
@@ -269,16 +268,15 @@ async def rollback(
                         _ask(confirm, _rollback_question(settings, conn.db.name, preview))
             hooks.writing(stop)
             with hooks.progress() as progress:
-                options = RunOptions(
+                options = _run_options(
+                    settings,
+                    "rollback",
                     dry_run=dry_run,
                     batch_size=batch_size,
-                    lock_ttl_s=_lock_ttl(settings),
                     stop=stop,
                     cache=cache,
-                    command="rollback",
+                    progress=progress,
                 )
-                if progress is not None:
-                    options.progress = progress
                 result = await do_rollback(
                     Store(conn.db, conn.client, conn.topology.transactions),
                     migrations,
@@ -336,7 +334,6 @@ async def check(
     from layra_migrate.engine.context import StopFlag
     from layra_migrate.engine.discovery import discover
     from layra_migrate.engine.preflight import preflight
-    from layra_migrate.engine.runner import RunOptions
     from layra_migrate.mongo import connect
     from layra_migrate.plan import read_plan
 
@@ -365,14 +362,9 @@ async def check(
             )
         hooks.writing(stop)
         with hooks.progress() as progress:
-            options = RunOptions(
-                batch_size=batch_size,
-                lock_ttl_s=_lock_ttl(settings),
-                stop=stop,
-                command="check",
+            options = _run_options(
+                settings, "check", batch_size=batch_size, stop=stop, progress=progress
             )
-            if progress is not None:
-                options.progress = progress
             result = await run_check(
                 conn.client,
                 conn.db,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from layra_migrate.decommission.models import RunResult
 from layra_migrate.errors import (
@@ -227,46 +227,46 @@ class CheckResult:
         }
 
 
+class _ProbeReport(Protocol):
+    def passed(self, allow_skipped: bool) -> bool: ...
+
+    def as_json(self) -> dict[str, Any]: ...
+
+
 @dataclass
-class VerifyResult:
+class _ProbeRunResult:
+    """A verify run's result: passed (exit 0) or not (exit 5), as its report says."""
+
+    SCHEMA: ClassVar[str] = schema_id("verify")
+    report: _ProbeReport
+    allow_skipped: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return self.report.passed(self.allow_skipped)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.passed else EXIT_VERIFY_FAILED
+
+    def as_json(self) -> dict[str, Any]:
+        return self.report.as_json()
+
+
+@dataclass
+class VerifyResult(_ProbeRunResult):
     """``verify``: one probe per target; passed unless a target failed (or was skipped
     without ``allow_skipped``)."""
 
-    SCHEMA: ClassVar[str] = schema_id("verify")
     report: VerifyReport
-    allow_skipped: bool = False
-
-    @property
-    def passed(self) -> bool:
-        return self.report.passed(self.allow_skipped)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.passed else EXIT_VERIFY_FAILED
-
-    def as_json(self) -> dict[str, Any]:
-        return self.report.as_json()
 
 
 @dataclass
-class ProxyComparisonResult:
+class ProxyComparisonResult(_ProbeRunResult):
     """``verify --against-proxy``: per proxied name, the proxy's answer against the direct
     target's; passed only when every name is ``same`` (skipped ones with ``allow_skipped``)."""
 
-    SCHEMA: ClassVar[str] = schema_id("verify")
     report: ProxyComparisonReport
-    allow_skipped: bool = False
-
-    @property
-    def passed(self) -> bool:
-        return self.report.passed(self.allow_skipped)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.passed else EXIT_VERIFY_FAILED
-
-    def as_json(self) -> dict[str, Any]:
-        return self.report.as_json()
 
 
 @dataclass

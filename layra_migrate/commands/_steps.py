@@ -22,8 +22,10 @@ from layra_migrate.settings import Settings
 
 if TYPE_CHECKING:
     from layra_migrate.engine.cache import CacheGate, RedisCache
+    from layra_migrate.engine.context import Progress, StopFlag
     from layra_migrate.engine.preflight import Preflight
     from layra_migrate.engine.runner import RollbackResult as RollbackRun
+    from layra_migrate.engine.runner import RunOptions
 
 
 # ---------------------------------------------------------------------------------------
@@ -34,6 +36,32 @@ def _lock_ttl(settings: Settings) -> float:
     from layra_migrate.engine.lock import TTL_ENV, ttl_from_env
 
     return ttl_from_env(settings.env.get(TTL_ENV))
+
+
+def _run_options(
+    settings: Settings,
+    command: str,
+    *,
+    batch_size: int,
+    stop: StopFlag,
+    progress: Progress | None,
+    dry_run: bool = False,
+    cache: RedisCache | None = None,
+) -> RunOptions:
+    """The engine's options for a run under the lease lock (no progress when quiet)."""
+    from layra_migrate.engine.runner import RunOptions
+
+    options = RunOptions(
+        dry_run=dry_run,
+        batch_size=batch_size,
+        lock_ttl_s=_lock_ttl(settings),
+        stop=stop,
+        cache=cache,
+        command=command,
+    )
+    if progress is not None:
+        options.progress = progress
+    return options
 
 
 def _plan_path(plan: str | Path | None) -> Path:
